@@ -19,4 +19,22 @@ def compose(*ops: LinearOperator) -> LinearOperator:
 
 
 # --- blur family and inpainting (operators/blur.py, kernels.py, inpaint.py, masks.py) ---
+from .blur import Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402
+from .inpaint import Inpaint  # noqa: E402
+from .kernels import gaussian_kernel, motion_kernel, uniform_kernel  # noqa: E402
+from .masks import box_mask, freeform_mask, random_mask  # noqa: E402
+
+__all__ += [
+    "Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "Inpaint",
+    "gaussian_kernel", "uniform_kernel", "motion_kernel",
+    "random_mask", "box_mask", "freeform_mask",
+]
 # --- downsampling, simple operators, deepinv interop (downsample.py, simple.py, interop.py) ---
+from .downsample import Downsample, downsample_taps  # noqa: E402
+from .interop import DeepinvOperator, as_operator, from_deepinv, to_deepinv  # noqa: E402
+from .simple import Colorize, Identity, Matrix  # noqa: E402
+
+__all__ += [
+    "Downsample", "downsample_taps", "Identity", "Colorize", "Matrix",
+    "to_deepinv", "from_deepinv", "as_operator", "DeepinvOperator",
+]

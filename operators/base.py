@@ -16,7 +16,7 @@ here, which concrete operators override with closed forms where the structure al
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -161,8 +161,16 @@ class LinearOperator(nn.Module):
             "forward/adjoint/prox (e.g. method='diffpir' or 'dps')"
         )
 
-    def singular_values(self) -> Tensor:
-        """Singular values in the input layout (zeros on the null space), broadcastable to ``Vt(x)``."""
+    def singular_values(self, shape: Sequence[int] | Tensor | None = None) -> Tensor:
+        """Singular values in the input layout (zeros on the null space), broadcastable to ``Vt(x)``.
+
+        Parameters
+        ----------
+        shape : sequence of int or Tensor, optional
+            The input's shape (or an input tensor, whose device and dtype are then used too).
+            Operators without a fixed input size (e.g. :class:`~pnpdiff.operators.Downsample`)
+            need it; the others ignore it. Solvers should pass ``x`` (or ``x.shape``).
+        """
         raise self._no_svd()
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802 - the paper's symbol

@@ -50,9 +50,11 @@ def gaussian_kernel(
 ) -> Tensor:
     r"""Normalised (an)isotropic Gaussian kernel.
 
-    ``k[i, j] ∝ exp(-u² / (2 sx²) - v² / (2 sy²))`` with ``(u, v)`` the offsets ``(x, y) = (j - w//2,
-    i - h//2)`` rotated by ``angle`` degrees (counter-clockwise in the ``(x, y)`` plane, the
-    convention of :func:`deepinv.physics.blur.gaussian_blur`), sampled at pixel centres.
+    ``k[i, j] ∝ exp(-u² / (2 sx²) - v² / (2 sy²))`` with ``(u, v) = (x cos a - y sin a,
+    x sin a + y cos a)``, ``(x, y) = (j - w//2, i - h//2)`` the pixel offset (column, row) and
+    ``a = angle`` in degrees -- the rotation convention of
+    :func:`deepinv.physics.functional.gaussian_blur`, whose ``sigma`` pair is in (row, column)
+    order instead: deepinv's ``sigma=(s1, s2)`` is ``sigma=(s2, s1)`` here.
 
     Parameters
     ----------
@@ -81,8 +83,8 @@ def gaussian_kernel(
     x = torch.arange(w, dtype=torch.float64) - w // 2
     yy, xx = torch.meshgrid(y, x, indexing="ij")
     a = math.radians(float(angle))
-    u = math.cos(a) * xx + math.sin(a) * yy
-    v = -math.sin(a) * xx + math.cos(a) * yy
+    u = math.cos(a) * xx - math.sin(a) * yy
+    v = math.sin(a) * xx + math.cos(a) * yy
     k = torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
     k = k / k.sum()
     return k.to(dtype=dtype, device=device)
@@ -165,7 +167,8 @@ def motion_kernel(
     is a triangular draw whose spread grows with ``intensity`` and which keeps the previous
     turning direction except with a small random ``Beta(2, 20)`` probability (jitter). The path is
     centred on its centre of mass, rotated by a uniform random angle, placed at the kernel centre,
-    sampled densely and rasterised by bilinear splatting (anti-aliased), then normalised.
+    sampled densely, rasterised by bilinear splatting (anti-aliased), softened by a Gaussian of
+    standard deviation 1% of the diagonal (as the reference draws a soft line), and normalised.
     ``intensity`` in ``[0, 1]``: 0 gives nearly straight short blurs, 1 long irregular shakes.
     This is an independent implementation, not a copy of that package.
 
@@ -253,5 +256,9 @@ def motion_kernel(
         pts = path[:1]
         wts = torch.ones(1, dtype=torch.float64)
     k = _splat(torch.stack([pts.real, pts.imag], dim=1), wts, size)
+    # soften the 1-pixel trace like the reference generator does (Gaussian of 1% of the diagonal)
+    g1 = gaussian_kernel(max(0.01 * diag, 0.5), dtype=torch.float64)
+    r = g1.shape[-1] // 2
+    k = torch.nn.functional.conv2d(k[None, None], g1[None, None], padding=r)[0, 0]
     k = k / k.sum()
     return k.to(dtype=dtype, device=device)

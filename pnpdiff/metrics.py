@@ -21,11 +21,11 @@ def _pair(x: Tensor, ref: Tensor) -> tuple[Tensor, Tensor]:
 def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     """Peak signal-to-noise ratio per image, ``10 log10(data_range^2 / MSE)``, shape ``(B,)``.
 
-    ``x`` is clamped to ``[0, data_range]`` first (what a saved image would hold); ``ref`` is
-    used as is.
+    Both images are used as given (no clamping): clamp a result yourself to score what a saved
+    8-bit image would hold (``solve`` already returns clamped images).
     """
     x, ref = _pair(x, ref)
-    mse = ((x.clamp(0, data_range) - ref) ** 2).flatten(1).mean(1)
+    mse = ((x - ref) ** 2).flatten(1).mean(1)
     return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))
 
 
@@ -33,10 +33,10 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     """Structural similarity per image (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03).
 
     Computed by kornia on the valid part of the image (no padding), averaged over channels and
-    pixels, as in Wang et al. (2004); ``x`` is clamped to ``[0, data_range]``. Shape ``(B,)``.
+    pixels, as in Wang et al. (2004). Shape ``(B,)``.
     """
     import kornia
 
     x, ref = _pair(x, ref)
-    m = kornia.metrics.ssim(x.clamp(0, data_range), ref, window_size=11, max_val=data_range, padding="valid")
+    m = kornia.metrics.ssim(x, ref, window_size=11, max_val=data_range, padding="valid")
     return m.flatten(1).mean(1)

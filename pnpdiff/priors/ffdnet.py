@@ -117,5 +117,6 @@ class FFDNetPrior(Prior):
             from pnpdiff.errors import ShapeError
 
             raise ShapeError(f"the 'natural' prior takes 1 or 3 channels, got {x.shape[1]}")
-        out = self.net(x, s)
+        w = self.net.model[0].weight
+        out = self.net(x.to(w.dtype), s.to(w.dtype)).to(x.dtype)
         return out.mean(1, keepdim=True) if grey else out

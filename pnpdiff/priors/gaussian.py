@@ -60,8 +60,10 @@ class GaussianMixturePrior(Prior):
         ``(C, H, W)`` the prior acts on images ``(B, C, H, W)``.
     covs : Tensor or float
         Component covariances: ``(K, d, d)`` full, ``(K, d)`` diagonal, ``(K,)`` isotropic per
-        component, a single ``(d, d)`` shared matrix, or a Python number (shared isotropic variance).
-        Covariances may be singular (positive semi-definite).
+        component, a single ``(d, d)`` shared matrix, or a number (shared isotropic variance).
+        Covariances may be singular (positive semi-definite). When ``K == d`` a 2-D array is
+        read as one shared ``(d, d)`` matrix; pass per-component diagonals as
+        ``torch.diag_embed(diagonals)`` then.
 
     Notes
     -----
@@ -117,10 +119,10 @@ class GaussianMixturePrior(Prior):
             return c.expand(k, d).clone(), None
         if c.ndim == 1 and c.shape[0] == k:
             return c[:, None].expand(k, d).clone(), None
-        if c.ndim == 2 and c.shape == (k, d) and not (k == d and _looks_symmetric_matrix(c)):
-            return c.clone(), None
-        if c.ndim == 2 and c.shape == (d, d):
+        if c.ndim == 2 and c.shape == (d, d):  # checked first: (d, d) wins when K == d
             c = c.expand(k, d, d)
+        elif c.ndim == 2 and c.shape == (k, d):
+            return c.clone(), None
         if c.ndim == 3 and c.shape == (k, d, d):
             c = 0.5 * (c + c.transpose(-1, -2))
             evals, evecs = torch.linalg.eigh(c)
@@ -244,10 +246,6 @@ class GaussianMixturePrior(Prior):
         return f"K={self.n_components}, shape={self.shape}"
 
 
-def _looks_symmetric_matrix(c: Tensor) -> bool:
-    return bool(torch.allclose(c, c.T))
-
-
 class GaussianPrior(GaussianMixturePrior):
     """Gaussian prior ``N(mean, cov)`` with its exact (linear) MMSE denoiser.
 
@@ -274,9 +272,9 @@ class GaussianPrior(GaussianMixturePrior):
         elif c.ndim == 0:
             pass
         else:
-            raise ShapeError(f"cov must be (d, d), (d,) or a number with d={d}; got {tuple(c.shape)}")
-        if c.ndim == 2 and d == 1:  # (1, 1): a 1-d diagonal, unambiguous
-            c = c.reshape(1, 1)
+            raise ShapeError(
+                f"cov must be (d, d), (d,) or a number with d={d}; got {tuple(c.shape)}"
+            )
         super().__init__(torch.ones(1, dtype=_F64), mu[None], c, name=name)
 
 
@@ -302,7 +300,7 @@ def operator_matrix(A: Any, shape: Sequence[int] | None = None, d: int | None = 
                 raise ShapeError(f"cannot use {type(A).__name__} as a linear operator")
             if shape is None:
                 if d is None:
-                    raise ShapeError("operator_matrix needs the sample shape for a callable operator")
+                    raise ShapeError("operator_matrix needs the sample shape of a callable")
                 shape = (d,)
             dd = math.prod(shape)
             dtype = torch.get_default_dtype()

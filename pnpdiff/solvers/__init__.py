@@ -6,10 +6,19 @@
 from __future__ import annotations
 
 from pnpdiff.solvers.common import clip_schedule, estimate_noise_level, initial_estimate
+from pnpdiff.solvers.ddnm import ddnm, ddnm_plus
+from pnpdiff.solvers.ddrm import ddrm
 from pnpdiff.solvers.diffpir import diffpir
+from pnpdiff.solvers.dpir import dpir
+from pnpdiff.solvers.samplers import ddim, ddpm, euler, heun
 
 SOLVERS = {
     "diffpir": diffpir,
+    "ddrm": ddrm,
+    "ddnm": ddnm,
+    "ddnm+": ddnm_plus,
+    "dpir": dpir,
 }
 
 __all__ = ["SOLVERS", "diffpir", "clip_schedule", "initial_estimate", "estimate_noise_level"]
+__all__ += ["ddrm", "ddnm", "ddnm_plus", "dpir", "ddpm", "ddim", "euler", "heun"]

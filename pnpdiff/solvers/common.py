@@ -61,7 +61,7 @@ def _smooth_fill(y: Tensor, mask: Tensor, scales: Iterable[float] = (1, 2, 4, 8,
         kh = g.view(1, 1, 1, k).repeat(c, 1, 1, 1)
         kv = g.view(1, 1, k, 1).repeat(c, 1, 1, 1)
 
-        def blur(v: Tensor, kh: Tensor = kh, kv: Tensor = kv, k: int = k) -> Tensor:
+        def blur(v: Tensor, kh: Tensor = kh, kv: Tensor = kv, k: int = k, c: int = c) -> Tensor:
             v = F.conv2d(F.pad(v, (k // 2, k // 2, 0, 0), mode="circular"), kh, groups=c)
             return F.conv2d(F.pad(v, (0, 0, k // 2, k // 2), mode="circular"), kv, groups=c)
 
@@ -93,7 +93,8 @@ def initial_estimate(y: Tensor, operator: object, sigma_y: float, sigma_start: f
     if hasattr(operator, "prox") and hasattr(operator, "adjoint"):
         aty = operator.adjoint(y)
         ones = operator.adjoint(operator(torch.ones_like(aty)))
-        c = (aty.flatten(2).sum(-1) / ones.flatten(2).sum(-1).clamp_min(1e-8))[..., None, None]
+        dims = tuple(range(2, aty.ndim)) if aty.ndim > 2 else (1,)  # per channel, or per vector
+        c = aty.sum(dims, keepdim=True) / ones.sum(dims, keepdim=True).clamp_min(1e-8)
         c = c.expand_as(aty).contiguous()
         rho = (sigma_y**2 + 1e-4) / sigma_start**2
         return operator.prox(c, y, rho)

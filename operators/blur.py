@@ -1,0 +1,638 @@
+"""Convolution (blur) operators: any kernel, Gaussian, uniform and random motion blur.
+
+Convention
+----------
+``Blur(k)`` is a true convolution (not a correlation) with the kernel's *centre* at index
+``(h // 2, w // 2)``::
+
+    (A x)[c, i, j] = sum_{a, b} k[c, a, b] * x[c, i - a + h // 2, j - b + w // 2]
+
+For odd kernel sizes this is the usual centred convolution. For even sizes the centre is the
+lower-right of the four middle pixels -- the same convention as deepinv's ``BlurFFT`` and
+``Blur(padding=...)`` (``deepinv.physics.functional.conv2d`` pads ``h // 2 - 1`` above and ``h // 2``
+below for even ``h``); the tests check both forward outputs agree to rounding.
+
+Boundaries
+----------
+``"circular"``: periodic extension, diagonalised by the 2-D real FFT: forward, adjoint, fused
+``gram``, ``pinv``, ``prox`` and a real orthonormal spectral (SVD) view are all closed forms.
+``"reflect"`` (``torch.nn.functional.pad`` mode ``"reflect"``: mirror without repeating the edge
+pixel) and ``"zeros"``: the image is padded to ``(H + h - 1, W + w - 1)`` and the *valid* part of
+the linear convolution is kept, so the output has the input's size. The adjoint is exact (the
+transposed convolution followed by the adjoint of the padding: for reflect padding, each padded
+border value is added back onto the interior pixel it was copied from). ``pinv`` and ``prox`` use
+the conjugate-gradient fallback of :class:`~pnpdiff.operators.LinearOperator`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pnpdiff.errors import OperatorError, ShapeError
+
+from .base import LinearOperator, _per_sample
+from .kernels import gaussian_kernel, motion_kernel, uniform_kernel
+
+__all__ = ["Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "real_fourier_pack_indices"]
+
+_BOUNDARIES = ("circular", "reflect", "zeros")
+_SQRT2 = math.sqrt(2.0)
+#: kernels with at most this many taps use direct (grouped) ``conv2d`` for spatial boundaries,
+#: larger ones an FFT on the padded image (same result up to rounding, much faster)
+_DIRECT_CONV_MAX_TAPS = 25
+
+
+def _fft_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Real dtype the FFTs run in (half precisions are promoted to float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _good_fft_size(n: int) -> int:
+    """Smallest integer ``>= n`` whose prime factors are 2, 3 and 5 (fast pocketfft/cuFFT sizes)."""
+    m = n
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+@lru_cache(maxsize=64)
+def real_fourier_pack_indices(h: int, w: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Index maps between ``rfft2`` coefficients and the packed real orthonormal Fourier basis.
+
+    Let ``R = view_as_real(rfft2(x, norm="ortho"))`` flattened (``h * (w//2 + 1) * 2`` reals).
+    The packed coefficients ``c`` (shape ``(h, w)``, ``h * w`` reals, the input layout) are
+    ``c = R[fwd_idx] * fwd_scale``: for each frequency that is not self-conjugate, ``sqrt(2) Re``
+    and ``sqrt(2) Im`` in two neighbouring slots (its mirror frequency carries no new
+    information); for self-conjugate frequencies (``k1 in {0, h/2}``, ``k2 in {0, w/2}``) just
+    ``Re``. Layout: column 0 holds frequency column ``k2 = 0``, the last column (``w`` even) holds
+    ``k2 = w/2``; in those two, row 0 is ``k1 = 0``, rows ``2m-1, 2m`` are ``Re, Im`` of ``k1 = m``
+    and the last row (``h`` even) is ``k1 = h/2``; columns ``2j-1, 2j`` hold ``Re, Im`` of
+    ``k2 = j`` for ``0 < j < w/2``. This basis is orthonormal (Parseval), and a circular
+    convolution acts on each ``(Re, Im)`` pair as a scaled rotation.
+
+    The inverse is ``R = cat(c, 0)[inv_idx] * inv_scale`` (conjugate partners filled in, imaginary
+    parts of self-conjugate frequencies set to zero), followed by ``irfft2(norm="ortho")``.
+
+    Returns
+    -------
+    fwd_idx, fwd_scale, inv_idx, inv_scale : Tensor
+        CPU tensors (``long`` / ``float64``).
+    """
+    wh = w // 2 + 1
+
+    def ridx(k1: Tensor, k2: Tensor | int, part: int) -> Tensor:
+        return (k1 * wh + k2) * 2 + part
+
+    fwd_idx = torch.empty(h, w, dtype=torch.long)
+    fwd_scale = torch.empty(h, w, dtype=torch.float64)
+    inv_idx = torch.full((h, wh, 2), h * w, dtype=torch.long)  # h*w -> the appended zero
+    inv_scale = torch.zeros(h, wh, 2, dtype=torch.float64)
+    flat = torch.arange(h * w).view(h, w)
+    rows = torch.arange(h)
+
+    # inner frequency columns k2 = j, 0 < j < w/2: packed columns 2j-1 (Re) and 2j (Im)
+    n_inner = (w - 1) // 2
+    if n_inner > 0:
+        j = torch.arange(1, n_inner + 1)
+        k1g, jg = torch.meshgrid(rows, j, indexing="ij")
+        fwd_idx[:, 2 * j - 1] = ridx(k1g, jg, 0)
+        fwd_idx[:, 2 * j] = ridx(k1g, jg, 1)
+        fwd_scale[:, 2 * j - 1] = _SQRT2
+        fwd_scale[:, 2 * j] = _SQRT2
+        inv_idx[:, 1 : n_inner + 1, 0] = flat[:, 2 * j - 1]
+        inv_idx[:, 1 : n_inner + 1, 1] = flat[:, 2 * j]
+        inv_scale[:, 1 : n_inner + 1, :] = 1.0 / _SQRT2
+
+    # self-conjugate frequency columns k2 = 0 (packed column 0) and k2 = w/2 (packed column w-1)
+    special = [(0, 0)] + ([(w // 2, w - 1)] if w % 2 == 0 else [])
+    n_pair = (h - 1) // 2
+    m = torch.arange(1, n_pair + 1)
+    for k2, pc in special:
+        fwd_idx[0, pc] = ridx(torch.tensor(0), k2, 0)
+        fwd_scale[0, pc] = 1.0
+        inv_idx[0, k2, 0] = flat[0, pc]
+        inv_scale[0, k2, 0] = 1.0
+        if n_pair > 0:
+            fwd_idx[2 * m - 1, pc] = ridx(m, k2, 0)
+            fwd_idx[2 * m, pc] = ridx(m, k2, 1)
+            fwd_scale[2 * m - 1, pc] = _SQRT2
+            fwd_scale[2 * m, pc] = _SQRT2
+            # frequency m and its conjugate partner h - m
+            inv_idx[m, k2, 0] = flat[2 * m - 1, pc]
+            inv_idx[m, k2, 1] = flat[2 * m, pc]
+            inv_scale[m, k2, :] = 1.0 / _SQRT2
+            inv_idx[h - m, k2, 0] = flat[2 * m - 1, pc]
+            inv_idx[h - m, k2, 1] = flat[2 * m, pc]
+            inv_scale[h - m, k2, 0] = 1.0 / _SQRT2
+            inv_scale[h - m, k2, 1] = -1.0 / _SQRT2
+        if h % 2 == 0:
+            fwd_idx[h - 1, pc] = ridx(torch.tensor(h // 2), k2, 0)
+            fwd_scale[h - 1, pc] = 1.0
+            inv_idx[h // 2, k2, 0] = flat[h - 1, pc]
+            inv_scale[h // 2, k2, 0] = 1.0
+    return fwd_idx.flatten(), fwd_scale.flatten(), inv_idx.flatten(), inv_scale.flatten()
+
+
+def _reflect_pad_adjoint_1d(t: Tensor, before: int, after: int, n: int, dim: int) -> Tensor:
+    """Exact adjoint of ``F.pad(mode="reflect")`` along one dimension (``dim`` = -1 or -2).
+
+    Reflect padding copies padded position ``j < before`` from interior index ``before - j`` and
+    position ``before + n + m`` from ``n - 2 - m``; the adjoint adds those values back there.
+    """
+    out = t.narrow(dim, before, n)
+    if before > 0:
+        left = t.narrow(dim, 0, before).flip(dim)  # now ordered as interior indices 1..before
+        pad = (1, n - 1 - before) if dim == -1 else (0, 0, 1, n - 1 - before)
+        out = out + F.pad(left, pad)
+    if after > 0:
+        right = t.narrow(dim, before + n, after).flip(dim)  # interior n-1-after .. n-2
+        pad = (n - 1 - after, 1) if dim == -1 else (0, 0, n - 1 - after, 1)
+        out = out + F.pad(right, pad)
+    return out
+
+
+class Blur(LinearOperator):
+    r"""Convolution with a fixed kernel, ``y = k * x``, shared by all channels or per channel.
+
+    Parameters
+    ----------
+    kernel : Tensor
+        ``(h, w)`` (shared by every channel) or ``(C, h, w)`` (one kernel per channel). Centre at
+        ``(h // 2, w // 2)``; see the module docstring for the exact convention. Any real kernel
+        is allowed (it need not be normalised or non-negative). Kept as a buffer of shape
+        ``(1 or C, h, w)``.
+    boundary : {"circular", "reflect", "zeros"}
+        Boundary condition. ``"circular"`` is exact and fast in closed form (FFT); ``"reflect"``
+        and ``"zeros"`` are spatial and use conjugate gradient for ``pinv``/``prox``.
+    pinv_threshold : float
+        ``pinv`` (circular) inverts only frequencies with ``|K| > pinv_threshold * max|K|`` and
+        zeroes the others (truncated SVD pseudo-inverse; it amplifies noise by at most
+        ``1 / pinv_threshold``). ``0`` gives the exact Moore-Penrose inverse (zeros of ``K``
+        excluded). ``A A^+ A x`` differs from ``A x`` only on the truncated frequencies, by at
+        most ``pinv_threshold * max|K| * ||x||``.
+    svd_threshold : float
+        Singular values below ``svd_threshold * max(s)`` are set to zero in the spectral view
+        (``0``: none; then ``U(s * Vt(x)) == A x`` to rounding).
+    img_size : (int, int), optional
+        Default image size for :meth:`singular_values` (otherwise the last size the spectral view
+        was applied to, or pass ``shape``).
+    cg_tol, cg_max_iter
+        Of the conjugate-gradient fallbacks (spatial boundaries).
+
+    Notes
+    -----
+    Exact closed forms for ``boundary="circular"`` (on the real 2-D FFT, ``rfft2``): ``forward``
+    ``irfft(K X)``, ``adjoint`` ``irfft(conj(K) Y)``, ``gram`` ``irfft(|K|^2 X)`` (one FFT pair,
+    not two), ``pinv`` ``irfft(conj(K) / |K|^2 Y)`` on the kept frequencies, ``prox``
+    ``irfft((conj(K) Y + rho Z) / (|K|^2 + rho))`` and the spectral view: ``V``/``Vt`` are the
+    real orthonormal Fourier transform (see :func:`real_fourier_pack_indices`), ``U = V`` composed
+    with the phase of ``K``, ``s = |K|``. The transfer function is cached per ``(H, W, device,
+    dtype)``.
+
+    For ``"reflect"``/``"zeros"``: ``forward`` and ``adjoint`` are exact (direct grouped
+    convolution for kernels up to 25 taps, an FFT on the padded image for larger ones; both give
+    the same numbers up to rounding); ``gram = adjoint(forward)``; ``pinv`` and ``prox`` are the
+    conjugate-gradient fallbacks (tolerance ``cg_tol``); no spectral view.
+    """
+
+    def __init__(
+        self,
+        kernel: Tensor,
+        boundary: str = "circular",
+        pinv_threshold: float = 1e-3,
+        svd_threshold: float = 0.0,
+        img_size: Sequence[int] | None = None,
+        cg_tol: float = 1e-6,
+        cg_max_iter: int = 200,
+    ) -> None:
+        super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
+        if not torch.is_tensor(kernel):
+            try:
+                kernel = torch.as_tensor(kernel)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise OperatorError(f"kernel must be a tensor or array, got {type(kernel).__name__}") from exc
+        if kernel.ndim not in (2, 3):
+            raise OperatorError(
+                f"kernel must be 2-D (h, w) or 3-D (C, h, w) (one kernel per channel), "
+                f"got shape {tuple(kernel.shape)}"
+            )
+        if kernel.numel() == 0:
+            raise OperatorError(f"kernel is empty (shape {tuple(kernel.shape)})")
+        if kernel.is_complex():
+            raise OperatorError(f"kernel must be real, got dtype {kernel.dtype}")
+        if not kernel.is_floating_point():
+            kernel = kernel.to(torch.get_default_dtype())
+        if not bool(torch.isfinite(kernel).all()):
+            raise OperatorError("kernel contains NaN or infinite values")
+        if boundary == "constant":
+            boundary = "zeros"
+        if boundary not in _BOUNDARIES:
+            raise OperatorError(f"boundary must be one of {_BOUNDARIES}, got {boundary!r}")
+        if pinv_threshold < 0 or svd_threshold < 0:
+            raise OperatorError("pinv_threshold and svd_threshold must be non-negative")
+        k3 = kernel if kernel.ndim == 3 else kernel[None]
+        self.register_buffer("kernel", k3.detach().clone())
+        self.boundary = boundary
+        self.pinv_threshold = float(pinv_threshold)
+        self.svd_threshold = float(svd_threshold)
+        self.img_size = None if img_size is None else tuple(int(s) for s in img_size)[-2:]
+        self.closed_form_prox = boundary == "circular"
+        self.has_svd = boundary == "circular"
+        self._cache: dict = {}
+        self._last_size: tuple[int, int] | None = None
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        c, h, w = self.kernel.shape
+        kind = "shared" if c == 1 else f"{c} channels"
+        return f"kernel=({h}, {w}) {kind}, boundary={self.boundary!r}"
+
+    def clear_cache(self) -> None:
+        """Forget cached transfer functions (done automatically by ``.to()`` and state loading)."""
+        self._cache = {}
+
+    def _apply(self, fn, *args, **kwargs):  # type: ignore[override]
+        self.clear_cache()
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[override]
+        self.clear_cache()
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def _check(self, x: Tensor, name: str) -> None:
+        self._check_image(x, name)
+        c = self.kernel.shape[0]
+        if c != 1 and x.shape[1] != c:
+            raise ShapeError(
+                f"{type(self).__name__} has {c} per-channel kernels (kernel shape "
+                f"{tuple(self.kernel.shape)}) but {name} has {x.shape[1]} channels "
+                f"(shape {tuple(x.shape)}); pass a 2-D kernel to share it across channels"
+            )
+
+    # -- circular: transfer function -----------------------------------------------------------
+    def _tf(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> dict:
+        """Transfer function ``K = rfft2(kernel placed with its centre at (0, 0))`` and friends."""
+        key = (h, w, device, dtype)
+        entry = self._cache.get(key)
+        if entry is None:
+            # built in float64 on the CPU (accurate, and works for devices without float64)
+            k = self.kernel.detach().to(device="cpu", dtype=torch.float64)
+            c, kh, kw = k.shape
+            # wrap the kernel onto the (h, w) torus: tap (a, b) goes to ((a - kh//2) % h, (b - kw//2) % w)
+            ri = (torch.arange(kh) - kh // 2) % h
+            ci = (torch.arange(kw) - kw // 2) % w
+            lin = (ri[:, None] * w + ci[None, :]).flatten()
+            kpad = torch.zeros(c, h * w, dtype=k.dtype)
+            kpad.index_add_(1, lin, k.reshape(c, -1))
+            kf64 = torch.fft.rfft2(kpad.view(c, h, w))
+            cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+            entry = {
+                "K": kf64.to(device=device, dtype=cdtype),
+                "abs2": (kf64.real**2 + kf64.imag**2).to(device=device, dtype=dtype),
+                "K64": kf64,
+            }
+            self._cache[key] = entry
+        return entry
+
+    def _tf_item(self, name: str, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        entry = self._tf(h, w, device, dtype)
+        if name not in entry:
+            k64 = entry["K64"]
+            absk = k64.abs()
+            kmax = absk.amax()
+            if name == "pinv":  # conj(K) / |K|^2 on kept frequencies, 0 elsewhere
+                keep = (absk > self.pinv_threshold * kmax) & (absk > 0)
+                inv = torch.where(keep, k64.conj() / torch.where(keep, absk**2, 1.0), 0)
+                entry[name] = inv.to(device=device, dtype=entry["K"].dtype)
+            elif name in ("phase", "s_half"):
+                keep = (absk > self.svd_threshold * kmax) & (absk > 0)
+                phase = torch.where(absk > 0, k64 / torch.where(absk > 0, absk, 1.0), 1.0)
+                entry["phase"] = phase.to(device=device, dtype=entry["K"].dtype)
+                entry["s_half"] = torch.where(keep, absk, 0.0).to(device=device, dtype=dtype)
+            else:  # pragma: no cover - internal
+                raise KeyError(name)
+        return entry[name]
+
+    def _circ(self, x: Tensor, name: str) -> Tensor:
+        """Multiply by a cached frequency response (``K``, ``Kc`` (conj), ``abs2`` or ``pinv``)."""
+        h, w = x.shape[-2:]
+        dt = _fft_dtype(x.dtype)
+        xf = torch.fft.rfft2(x.to(dt))
+        if name == "Kc":
+            m = self._tf(h, w, x.device, dt)["K"].conj()
+        elif name == "pinv":
+            m = self._tf_item("pinv", h, w, x.device, dt)
+        else:
+            m = self._tf(h, w, x.device, dt)[name]
+        return torch.fft.irfft2(xf * m, s=(h, w)).to(x.dtype)
+
+    # -- spatial boundaries --------------------------------------------------------------------
+    def _pads(self) -> tuple[int, int, int, int]:
+        _, kh, kw = self.kernel.shape
+        return kh - 1 - kh // 2, kh // 2, kw - 1 - kw // 2, kw // 2  # top, bottom, left, right
+
+    def _pad(self, x: Tensor) -> Tensor:
+        top, bottom, left, right = self._pads()
+        if self.boundary == "reflect":
+            H, W = x.shape[-2:]
+            if max(top, bottom) >= H or max(left, right) >= W:
+                raise ShapeError(
+                    f"reflect boundary needs the image to be larger than half the kernel: kernel "
+                    f"{tuple(self.kernel.shape[-2:])}, image {tuple(x.shape[-2:])}; use a smaller "
+                    "kernel, a larger image, or boundary='circular'/'zeros'"
+                )
+            return F.pad(x, (left, right, top, bottom), mode="reflect")
+        return F.pad(x, (left, right, top, bottom))
+
+    def _pad_adjoint(self, t: Tensor, h: int, w: int) -> Tensor:
+        top, bottom, left, right = self._pads()
+        if self.boundary == "reflect":
+            t = _reflect_pad_adjoint_1d(t, left, right, w, -1)
+            return _reflect_pad_adjoint_1d(t, top, bottom, h, -2)
+        return t[..., top : top + h, left : left + w]
+
+    def _weight(self, x: Tensor) -> Tensor:
+        # conv2d correlates, so flip for a convolution; one filter per group
+        return self.kernel.to(device=x.device, dtype=x.dtype).flip(-2, -1).unsqueeze(1)
+
+    def _spatial_fft_sizes(self, h: int, w: int) -> tuple[int, int]:
+        _, kh, kw = self.kernel.shape
+        return _good_fft_size(h + kh - 1), _good_fft_size(w + kw - 1)
+
+    def _kernel_fft_causal(self, lh: int, lw: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        key = ("causal", lh, lw, device, dtype)
+        kf = self._cache.get(key)
+        if kf is None:
+            k = self.kernel.detach().to(device="cpu", dtype=torch.float64)
+            kf = torch.fft.rfft2(k, s=(lh, lw))
+            kf = kf.to(device=device, dtype=torch.complex128 if dtype == torch.float64 else torch.complex64)
+            self._cache[key] = kf
+        return kf
+
+    def _spatial_forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        xp = self._pad(x)
+        c, kh, kw = self.kernel.shape
+        if kh * kw <= _DIRECT_CONV_MAX_TAPS:
+            wgt = self._weight(x)
+            if c == 1:
+                return F.conv2d(xp.reshape(B * C, 1, *xp.shape[-2:]), wgt).view(B, C, H, W)
+            return F.conv2d(xp, wgt, groups=C)
+        dt = _fft_dtype(x.dtype)
+        lh, lw = self._spatial_fft_sizes(H, W)
+        kf = self._kernel_fft_causal(lh, lw, x.device, dt)
+        full = torch.fft.irfft2(torch.fft.rfft2(xp.to(dt), s=(lh, lw)) * kf, s=(lh, lw))
+        return full[..., kh - 1 : kh - 1 + H, kw - 1 : kw - 1 + W].to(x.dtype)
+
+    def _spatial_adjoint(self, y: Tensor) -> Tensor:
+        B, C, H, W = y.shape
+        c, kh, kw = self.kernel.shape
+        if kh * kw <= _DIRECT_CONV_MAX_TAPS:
+            wgt = self._weight(y)
+            if c == 1:
+                t = F.conv_transpose2d(y.reshape(B * C, 1, H, W), wgt)
+                t = t.view(B, C, *t.shape[-2:])
+            else:
+                t = F.conv_transpose2d(y, wgt, groups=C)
+        else:
+            dt = _fft_dtype(y.dtype)
+            lh, lw = self._spatial_fft_sizes(H, W)
+            kf = self._kernel_fft_causal(lh, lw, y.device, dt)
+            ye = F.pad(y.to(dt), (kw - 1, lw - W - kw + 1, kh - 1, lh - H - kh + 1))
+            t = torch.fft.irfft2(torch.fft.rfft2(ye) * kf.conj(), s=(lh, lw))
+            t = t[..., : H + kh - 1, : W + kw - 1].to(y.dtype)
+        return self._pad_adjoint(t, H, W)
+
+    # -- the operator --------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the blur ``A x`` (same size as ``x``)."""
+        self._check(x, "x")
+        if self.boundary == "circular":
+            return self._circ(x, "K")
+        return self._spatial_forward(x)
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        """Exact adjoint ``A^T y`` (correlation with the kernel, boundary folded back)."""
+        self._check(y, "y")
+        if self.boundary == "circular":
+            return self._circ(y, "Kc")
+        return self._spatial_adjoint(y)
+
+    def gram(self, x: Tensor) -> Tensor:
+        """``A^T A x``; circular: one ``rfft2``/``irfft2`` pair with ``|K|^2``."""
+        if self.boundary == "circular":
+            self._check(x, "x")
+            return self._circ(x, "abs2")
+        return super().gram(x)
+
+    def pinv(self, y: Tensor) -> Tensor:
+        """``A^+ y``; circular: ``conj(K) / |K|^2`` on frequencies with ``|K| > pinv_threshold max|K|``."""
+        if self.boundary == "circular":
+            self._check(y, "y")
+            return self._circ(y, "pinv")
+        return super().pinv(y)
+
+    def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``argmin_x ||A x - y||^2 + rho ||x - z||^2``; circular: exact, one FFT per input.
+
+        ``x = irfft((conj(K) Y + rho Z) / (|K|^2 + rho))``. ``rho`` is a positive float or a
+        ``(B,)`` tensor.
+        """
+        if self.boundary != "circular":
+            return super().prox(z, y, rho)
+        self._check(z, "z")
+        self._check(y, "y")
+        h, w = z.shape[-2:]
+        dt = _fft_dtype(z.dtype)
+        tf = self._tf(h, w, z.device, dt)
+        r = _per_sample(rho, z.to(dt))
+        num = torch.fft.rfft2(y.to(dt)) * tf["K"].conj() + r * torch.fft.rfft2(z.to(dt))
+        return torch.fft.irfft2(num / (tf["abs2"] + r), s=(h, w)).to(z.dtype)
+
+    # -- spectral view (circular only) ---------------------------------------------------------
+    def _require_svd(self) -> None:
+        if self.boundary != "circular":
+            raise self._no_svd()
+
+    def _indices(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
+        key = ("pack", h, w, device, dtype)
+        idx = self._cache.get(key)
+        if idx is None:
+            fi, fs, ii, is_ = real_fourier_pack_indices(h, w)
+            idx = (fi.to(device), fs.to(device=device, dtype=dtype), ii.to(device), is_.to(device=device, dtype=dtype))
+            self._cache[key] = idx
+        return idx
+
+    def _pack(self, xf: Tensor, h: int, w: int) -> Tensor:
+        """rfft2 (ortho) coefficients ``(..., h, w//2+1)`` -> packed real coefficients ``(..., h, w)``."""
+        r = torch.view_as_real(xf)
+        fi, fs, _, _ = self._indices(h, w, xf.device, r.dtype)
+        flat = r.reshape(*r.shape[:-3], -1)
+        return (flat[..., fi] * fs).reshape(*r.shape[:-3], h, w)
+
+    def _unpack(self, c: Tensor) -> Tensor:
+        """Packed real coefficients ``(..., h, w)`` -> Hermitian-consistent rfft2 coefficients."""
+        h, w = c.shape[-2:]
+        _, _, ii, is_ = self._indices(h, w, c.device, c.dtype)
+        flat = c.reshape(*c.shape[:-2], h * w)
+        flat = torch.cat([flat, flat.new_zeros(*flat.shape[:-1], 1)], dim=-1)
+        r = (flat[..., ii] * is_).reshape(*c.shape[:-2], h, w // 2 + 1, 2)
+        return torch.view_as_complex(r.contiguous())
+
+    def _note_size(self, h: int, w: int) -> None:
+        self._last_size = (h, w)
+
+    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
+        """Real orthonormal Fourier coefficients of ``x`` (packed in the input layout)."""
+        self._require_svd()
+        self._check(x, "x")
+        h, w = x.shape[-2:]
+        self._note_size(h, w)
+        dt = _fft_dtype(x.dtype)
+        return self._pack(torch.fft.rfft2(x.to(dt), norm="ortho"), h, w).to(x.dtype)
+
+    def V(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Inverse (= transpose) of :meth:`Vt`: packed real Fourier coefficients -> image."""
+        self._require_svd()
+        self._check(c, "c")
+        h, w = c.shape[-2:]
+        self._note_size(h, w)
+        dt = _fft_dtype(c.dtype)
+        return torch.fft.irfft2(self._unpack(c.to(dt)), s=(h, w), norm="ortho").to(c.dtype)
+
+    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
+        """Left singular coefficients: :meth:`Vt` after removing the phase of ``K``."""
+        self._require_svd()
+        self._check(y, "y")
+        h, w = y.shape[-2:]
+        self._note_size(h, w)
+        dt = _fft_dtype(y.dtype)
+        phase = self._tf_item("phase", h, w, y.device, dt)
+        return self._pack(torch.fft.rfft2(y.to(dt), norm="ortho") * phase.conj(), h, w).to(y.dtype)
+
+    def U(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Left singular basis: :meth:`V` with the phase of ``K`` applied (``A x = U(s * Vt(x))``)."""
+        self._require_svd()
+        self._check(c, "c")
+        h, w = c.shape[-2:]
+        self._note_size(h, w)
+        dt = _fft_dtype(c.dtype)
+        phase = self._tf_item("phase", h, w, c.device, dt)
+        return torch.fft.irfft2(self._unpack(c.to(dt)) * phase, s=(h, w), norm="ortho").to(c.dtype)
+
+    def singular_values(
+        self,
+        shape: Sequence[int] | Tensor | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """``|K|`` in the packed layout, shape ``(1 or C, H, W)`` (broadcasts against ``Vt(x)``).
+
+        Parameters
+        ----------
+        shape : sequence of int or Tensor, optional
+            Image shape (only the last two entries are used) or a tensor of that shape (whose
+            device and dtype are then used too). Default: ``img_size`` given at construction,
+            else the size of the last input of the spectral view.
+        device, dtype : optional
+            Of the result (default: the kernel's).
+        """
+        self._require_svd()
+        if torch.is_tensor(shape):
+            device = shape.device if device is None else device
+            dtype = shape.dtype if dtype is None else dtype
+            shape = tuple(shape.shape)
+        if shape is None:
+            shape = self.img_size or self._last_size
+        if shape is None:
+            raise OperatorError(
+                "the spectral view of a circular blur depends on the image size: pass "
+                "singular_values(shape=(H, W)) or build the operator with img_size=(H, W)"
+            )
+        h, w = (int(s) for s in tuple(shape)[-2:])
+        device = self.kernel.device if device is None else torch.device(device)
+        dtype = self.kernel.dtype if dtype is None else dtype
+        dt = _fft_dtype(dtype)
+        s_half = self._tf_item("s_half", h, w, device, dt)
+        fi = self._indices(h, w, device, dt)[0]
+        return s_half.reshape(s_half.shape[0], -1)[:, fi // 2].reshape(-1, h, w).to(dtype)
+
+
+class GaussianBlur(Blur):
+    """Gaussian blur (isotropic, or anisotropic with a rotation angle).
+
+    Parameters
+    ----------
+    sigma : float or (float, float)
+        Standard deviation(s) in pixels (see :func:`~pnpdiff.operators.kernels.gaussian_kernel`).
+    kernel_size : int or (int, int), optional
+        Default ``2 * ceil(3 * max(sigma)) + 1``.
+    angle : float
+        Rotation in degrees of an anisotropic kernel.
+    boundary : {"circular", "reflect", "zeros"}
+        See :class:`Blur` (which states what is exact for each boundary).
+    **kwargs
+        Passed on to :class:`Blur` (``pinv_threshold``, ``svd_threshold``, ``img_size``, ...).
+    """
+
+    def __init__(
+        self,
+        sigma: float | Sequence[float],
+        kernel_size: int | Sequence[int] | None = None,
+        angle: float = 0.0,
+        boundary: str = "circular",
+        **kwargs,
+    ) -> None:
+        super().__init__(gaussian_kernel(sigma, kernel_size, angle, dtype=torch.float64), boundary, **kwargs)
+        self.sigma = sigma
+        self.angle = angle
+
+
+class UniformBlur(Blur):
+    """Uniform (box) blur of size ``size`` (``(h, w)`` or an int); see :class:`Blur`."""
+
+    def __init__(self, size: int | Sequence[int], boundary: str = "circular", **kwargs) -> None:
+        super().__init__(uniform_kernel(size, dtype=torch.float64), boundary, **kwargs)
+        self.size = size
+
+
+class MotionBlur(Blur):
+    """Random camera-shake blur from a seeded trajectory (DPS/DiffPIR setting: 61x61, 0.5).
+
+    Parameters
+    ----------
+    size : int
+        Kernel side.
+    intensity : float
+        Trajectory irregularity in ``[0, 1]`` (see :func:`~pnpdiff.operators.kernels.motion_kernel`).
+    seed : int
+        Seed of the trajectory; the same seed gives the same kernel everywhere.
+    boundary : {"circular", "reflect", "zeros"}
+        See :class:`Blur`.
+    **kwargs
+        Passed on to :class:`Blur`.
+    """
+
+    def __init__(
+        self,
+        size: int = 61,
+        intensity: float = 0.5,
+        seed: int = 0,
+        boundary: str = "circular",
+        **kwargs,
+    ) -> None:
+        super().__init__(motion_kernel(size, intensity, seed=seed, dtype=torch.float64), boundary, **kwargs)
+        self.size = size
+        self.intensity = intensity
+        self.seed = seed

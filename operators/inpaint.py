@@ -1,0 +1,133 @@
+"""Inpainting: pixel masking ``y = m * x``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pnpdiff.errors import OperatorError, ShapeError
+
+from .base import LinearOperator, _per_sample
+
+__all__ = ["Inpaint"]
+
+
+class Inpaint(LinearOperator):
+    r"""Masking operator ``y = m * x`` (``m = 1``: observed pixel, ``m = 0``: missing).
+
+    Convention: the measurement keeps the input's shape, with zeros at the missing pixels (the
+    convention of deepinv's ``Inpainting`` and of DPS/DiffPIR), rather than a vector of the observed
+    values only.
+
+    Parameters
+    ----------
+    mask : Tensor
+        ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` (``C`` and ``B`` may be 1 and then broadcast),
+        bool or float. Entries are normally 0/1; soft weights in ``[0, 1]`` are also accepted (the
+        formulas below hold for any weights). Generators: :mod:`pnpdiff.operators.masks`.
+
+    Notes
+    -----
+    Everything is an exact, element-wise closed form: ``forward`` ``m x``, ``adjoint`` ``m y``,
+    ``gram`` ``m^2 x``, ``pinv`` ``y / m`` where ``m != 0`` and 0 elsewhere (``= m y`` for a
+    binary mask), ``prox`` ``(m y + rho z) / (m^2 + rho)``, and the spectral view in the pixel
+    basis: ``V = Vt = U = Ut = identity`` and ``s = m`` (zeros on the missing pixels).
+    """
+
+    closed_form_prox = True
+    has_svd = True
+
+    def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
+        super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
+        if not torch.is_tensor(mask):
+            try:
+                mask = torch.as_tensor(mask)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise OperatorError(f"mask must be a tensor or array, got {type(mask).__name__}") from exc
+        if mask.ndim not in (2, 3, 4):
+            raise ShapeError(
+                f"mask must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(mask.shape)}"
+            )
+        if mask.is_complex():
+            raise OperatorError(f"mask must be real (bool or float), got dtype {mask.dtype}")
+        if not mask.is_floating_point():
+            mask = mask.to(torch.get_default_dtype())
+        if not bool(torch.isfinite(mask).all()):
+            raise OperatorError("mask contains NaN or infinite values")
+        if bool(((mask < 0) | (mask > 1)).any()):
+            raise OperatorError("mask values must lie in [0, 1] (1 = observed, 0 = missing)")
+        while mask.ndim < 4:
+            mask = mask.unsqueeze(0)
+        self.register_buffer("mask", mask.detach().clone())
+        self.binary = bool(((mask == 0) | (mask == 1)).all())
+
+    def extra_repr(self) -> str:
+        frac = float(self.mask.float().mean())
+        return f"mask={tuple(self.mask.shape)}, observed={frac:.3f}"
+
+    def _check(self, x: Tensor, name: str) -> None:
+        self._check_image(x, name)
+        mb, mc, mh, mw = self.mask.shape
+        b, c, h, w = x.shape
+        if (mh, mw) != (h, w) or mc not in (1, c) or mb not in (1, b):
+            raise ShapeError(
+                f"mask of shape {tuple(self.mask.shape)} does not fit {name} of shape "
+                f"{tuple(x.shape)}: the mask needs the same (H, W), and 1 or the same number "
+                "of channels and of batch elements"
+            )
+
+    def _m(self, x: Tensor) -> Tensor:
+        return self.mask.to(device=x.device, dtype=x.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``m * x`` (missing pixels set to zero; same shape as ``x``)."""
+        self._check(x, "x")
+        return self._m(x) * x
+
+    def adjoint(self, y: Tensor) -> Tensor:
+        """``m * y`` (the mask is diagonal, hence self-adjoint)."""
+        self._check(y, "y")
+        return self._m(y) * y
+
+    def gram(self, x: Tensor) -> Tensor:
+        """``m^2 x`` (``= m x`` for a binary mask)."""
+        self._check(x, "x")
+        m = self._m(x)
+        return m * x if self.binary else m * m * x
+
+    def pinv(self, y: Tensor) -> Tensor:
+        """``y / m`` where ``m != 0``, else 0 (``= m y`` for a binary mask)."""
+        self._check(y, "y")
+        m = self._m(y)
+        if self.binary:
+            return m * y
+        return torch.where(m != 0, y / torch.where(m != 0, m, 1.0), 0.0)
+
+    def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """Exact ``argmin_x ||m x - y||^2 + rho ||x - z||^2 = (m y + rho z) / (m^2 + rho)``."""
+        self._check(z, "z")
+        self._check(y, "y")
+        m = self._m(z)
+        r = _per_sample(rho, z)
+        return (m * y + r * z) / ((m if self.binary else m * m) + r)
+
+    # -- spectral view: the pixel basis ----------------------------------------------------------
+    def singular_values(self, *args, **kwargs) -> Tensor:
+        """The mask itself, shape ``(1 or B, 1 or C, H, W)`` (zeros on missing pixels)."""
+        return self.mask
+
+    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return x
+
+    def V(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return c
+
+    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return y
+
+    def U(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return c

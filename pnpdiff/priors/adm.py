@@ -1,0 +1,286 @@
+"""ADM (guided-diffusion) UNet checkpoints as pnpdiff priors: ``"ffhq"`` and ``"imagenet"``.
+
+The network is the ablated diffusion model of Dhariwal and Nichol ("Diffusion Models Beat GANs on
+Image Synthesis", NeurIPS 2021), as used by DPS (Chung et al., ICLR 2023) and DiffPIR (Zhu et
+al., CVPR-W 2023) with the FFHQ checkpoint ``ffhq_10m.pt`` and with OpenAI's
+``256x256_diffusion_uncond.pt``.
+
+Implementation notes
+--------------------
+``deepinv.models.DiffUNet`` implements this architecture, and its parameter names are those of
+the original guided-diffusion ``UNetModel`` (``time_embed.*``, ``input_blocks.*``,
+``middle_block.*``, ``output_blocks.*``, ``out.*``; no ``model.`` prefix), so the original
+checkpoints load into it. Its constructor, however, only offers the two 256x256 configurations
+(``large_model=False/True``) and registers two extra alpha-bar buffers after loading, so it cannot
+build the small test networks nor load a plain guided-diffusion state dict with ``strict=True``.
+:class:`ADMUNet` therefore assembles the same network from deepinv's own building blocks
+(``ResBlock``, ``AttentionBlock``, ``TimestepEmbedSequential``) with a configurable
+:class:`ADMConfig`; for both published configurations its state-dict keys and shapes are
+identical to ``DiffUNet``'s (checked by the test suite), i.e. to the original checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pnpdiff.errors import PnPError, ShapeError
+from pnpdiff.priors.adapters import EpsPrior, ddpm_alphas_cumprod
+from pnpdiff.priors.hub import safe_load
+
+__all__ = ["ADMConfig", "ADMUNet", "ADMPrior", "load_adm", "adm_config", "clean_state_dict"]
+
+
+@dataclass(frozen=True)
+class ADMConfig:
+    """Architecture of a guided-diffusion ``UNetModel`` (names as in its ``script_util``).
+
+    ``attention_resolutions`` are *spatial resolutions* (e.g. ``(32, 16, 8)`` at 256x256),
+    converted internally to downsampling factors ``image_size // r``. ``out_channels`` is
+    ``2 * in_channels`` for learned-sigma models. The beta schedule describes the training
+    process (linear betas, guided-diffusion's ``noise_schedule="linear"``).
+    """
+
+    image_size: int = 256
+    in_channels: int = 3
+    model_channels: int = 128
+    out_channels: int = 6
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = (16,)
+    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4, 4)
+    num_heads: int = 4
+    num_head_channels: int = 64
+    num_heads_upsample: int = -1
+    use_scale_shift_norm: bool = True
+    resblock_updown: bool = True
+    use_new_attention_order: bool = False
+    learn_sigma: bool = True
+    dropout: float = 0.0
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    num_timesteps: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ADMConfig:
+        """Build from a mapping, ignoring unknown keys; sequences become tuples."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ADMUNet(nn.Module):
+    """The guided-diffusion UNet (Dhariwal and Nichol 2021) built from deepinv's blocks.
+
+    ``forward(x, t)`` takes ``x`` in [-1, 1] (VP scaling) and float timesteps ``t`` ``(B,)``, and
+    returns ``(B, out_channels, H, W)`` (eps, then the variance channels for learned-sigma
+    models). Parameter names match the original checkpoints.
+    """
+
+    def __init__(self, config: ADMConfig) -> None:
+        super().__init__()
+        from deepinv.models.diffunet import (
+            AttentionBlock,
+            ResBlock,
+            TimestepEmbedSequential,
+            normalization,
+            zero_module,
+        )
+
+        c = config
+        self.config = c
+        attention_ds = {c.image_size // int(r) for r in c.attention_resolutions}
+        heads_up = c.num_heads if c.num_heads_upsample == -1 else c.num_heads_upsample
+        mc = c.model_channels
+        emb = mc * 4
+        self.time_embed = nn.Sequential(nn.Linear(mc, emb), nn.SiLU(), nn.Linear(emb, emb))
+
+        def res(ch_in: int, ch_out: int | None = None, **kw: Any) -> nn.Module:
+            return ResBlock(ch_in, emb, c.dropout, out_channels=ch_out, dims=2,
+                            use_checkpoint=False, use_scale_shift_norm=c.use_scale_shift_norm, **kw)
+
+        def attn(ch: int, heads: int) -> nn.Module:
+            return AttentionBlock(ch, use_checkpoint=False, num_heads=heads,
+                                  num_head_channels=c.num_head_channels,
+                                  use_new_attention_order=c.use_new_attention_order)
+
+        ch = input_ch = int(c.channel_mult[0] * mc)
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential(nn.Conv2d(c.in_channels, ch, 3, padding=1))]
+        )
+        chans = [ch]
+        ds = 1
+        for level, mult in enumerate(c.channel_mult):
+            for _ in range(c.num_res_blocks):
+                layers: list[nn.Module] = [res(ch, int(mult * mc))]
+                ch = int(mult * mc)
+                if ds in attention_ds:
+                    layers.append(attn(ch, c.num_heads))
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+                chans.append(ch)
+            if level != len(c.channel_mult) - 1:
+                if not c.resblock_updown:
+                    raise PnPError("ADMUNet supports resblock_updown=True only (both checkpoints)")
+                self.input_blocks.append(TimestepEmbedSequential(res(ch, ch, down=True)))
+                chans.append(ch)
+                ds *= 2
+        self.middle_block = TimestepEmbedSequential(res(ch), attn(ch, c.num_heads), res(ch))
+        self.output_blocks = nn.ModuleList([])
+        for level, mult in list(enumerate(c.channel_mult))[::-1]:
+            for i in range(c.num_res_blocks + 1):
+                ich = chans.pop()
+                layers = [res(ch + ich, int(mc * mult))]
+                ch = int(mc * mult)
+                if ds in attention_ds:
+                    layers.append(attn(ch, heads_up))
+                if level and i == c.num_res_blocks:
+                    layers.append(res(ch, ch, up=True))
+                    ds //= 2
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+        self.out = nn.Sequential(
+            normalization(ch), nn.SiLU(), zero_module(nn.Conv2d(input_ch, c.out_channels, 3,
+                                                                padding=1))
+        )
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Noise (and variance) prediction for ``x`` in [-1, 1] at float timesteps ``t``."""
+        from deepinv.models.diffunet import timestep_embedding
+
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
+        dtype = self.time_embed[0].weight.dtype
+        e = self.time_embed(timestep_embedding(t, self.config.model_channels).to(dtype))
+        h = x.to(dtype)
+        hs = []
+        for m in self.input_blocks:
+            h = m(h, e)
+            hs.append(h)
+        h = self.middle_block(h, e)
+        for m in self.output_blocks:
+            h = m(torch.cat([h, hs.pop()], dim=1), e)
+        return self.out(h)
+
+
+def clean_state_dict(obj: Any) -> dict[str, Tensor]:
+    """Extract a plain state dict: unwrap ``{"state_dict"|"model"|"ema"|...: sd}`` containers and
+    strip a common ``module.`` / ``model.`` prefix (DataParallel / wrapper modules)."""
+    sd = obj
+    for key in ("state_dict", "model_state_dict", "ema", "model", "net"):
+        if isinstance(sd, Mapping) and key in sd and isinstance(sd[key], Mapping):
+            sd = sd[key]
+    if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise PnPError("checkpoint does not contain a state dict of tensors")
+    sd = dict(sd)
+    for prefix in ("module.", "model."):
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+class ADMPrior(EpsPrior):
+    """An ADM eps-prediction UNet on [-1, 1] as a VE prior on [0, 1] images (see
+    :class:`~pnpdiff.priors.adapters.EpsPrior`), with a fixed image size.
+
+    Parameters
+    ----------
+    net : ADMUNet
+        The network (weights loaded).
+    name : str
+        Registry name.
+    """
+
+    def __init__(self, net: ADMUNet, name: str = "adm") -> None:
+        c = net.config
+        super().__init__(
+            net,
+            ddpm_alphas_cumprod(c.beta_start, c.beta_end, c.num_timesteps),
+            learned_variance=c.learn_sigma,
+            channels=c.in_channels,
+            size=(c.image_size, c.image_size),
+            name=name,
+        )
+        self.config = c
+
+    def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """``D(x, sigma) = x - sigma * eps(sqrt(abar)(2x - 1), t(sigma))``; ``x`` must be
+        ``(B, C, S, S)`` with the model's channels and size."""
+        if x.ndim != 4:
+            raise ShapeError(f"prior '{self.name}' takes (B, C, H, W) images, got {tuple(x.shape)}")
+        return super().denoise(x, sigma)
+
+
+def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = None, *,
+             name: str = "adm", sha256: str | None = None,
+             device: torch.device | str | None = None,
+             overrides: Mapping[str, Any] | None = None) -> ADMPrior:
+    """Load a guided-diffusion checkpoint into an :class:`ADMPrior`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint (a state dict; loaded with ``weights_only=True``).
+    config : ADMConfig or mapping, optional
+        Architecture; default the FFHQ configuration.
+    name : str
+        Name of the prior.
+    sha256 : str, optional
+        Expected checksum; verified before loading when given.
+    device : torch.device or str, optional
+        Where to put the model (default CPU).
+    overrides : mapping, optional
+        Fields of ``config`` to replace (e.g. ``{"image_size": 64, "model_channels": 32}``).
+
+    Raises
+    ------
+    ChecksumError
+        Wrong sha256, or a file that is not a plain weights file.
+    PnPError
+        The checkpoint does not match the architecture.
+    """
+    from pnpdiff.priors.hub import MODEL_CARDS
+
+    if config is None:
+        cfg = ADMConfig.from_dict(MODEL_CARDS["ffhq"].config)
+    elif isinstance(config, ADMConfig):
+        cfg = config
+    else:
+        cfg = ADMConfig.from_dict(config)
+    if overrides:
+        cfg = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in overrides.items()})
+    sd = clean_state_dict(safe_load(path, sha256))
+    net = ADMUNet(cfg)
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                ("wrong shape", wrong)) if keys
+        )
+        raise PnPError(
+            f"checkpoint {path} does not fit the '{name}' architecture ({detail}); "
+            "pass the matching ADM configuration"
+        )
+    net.load_state_dict(sd, strict=True)
+    net.eval().requires_grad_(False)
+    prior = ADMPrior(net, name=name)
+    if device is not None:
+        prior = prior.to(device)
+    return prior
+
+
+def adm_config(name: str) -> ADMConfig:
+    """Configuration of a registered ADM checkpoint (``"ffhq"`` or ``"imagenet"``)."""
+    from pnpdiff.priors.hub import MODEL_CARDS
+
+    return ADMConfig.from_dict(MODEL_CARDS[name].config)
+

@@ -1,0 +1,229 @@
+"""DDNM and DDNM+: Zero-Shot Image Restoration Using Denoising Diffusion Null-Space Model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from pnpdiff.errors import ValueRangeError
+from pnpdiff.priors.base import Prior
+from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
+from pnpdiff.solvers.ddrm import singular_values_like
+
+if TYPE_CHECKING:
+    from pnpdiff.operators import LinearOperator
+
+
+def time_travel_path(n_steps: int, travel_length: int = 0, travel_repeat: int = 1) -> list[int]:
+    """Indices into a schedule of ``n_steps + 1`` sigmas, with DDNM's time travel (RePaint's jumps).
+
+    Without travel (``travel_length <= 0`` or ``travel_repeat <= 1``) this is ``0, 1, ..., n_steps``.
+    Otherwise, as in the official DDNM code (RePaint's ``get_schedule_jump``), on reaching index
+    ``n_steps - k * travel_length`` (``k = 0, 1, ...``, while that index is above
+    ``travel_length``) the path jumps back ``travel_length`` indices, ``travel_repeat - 1`` times.
+    A decrease of the index between two consecutive entries means "re-noise".
+    """
+    if travel_length <= 0 or travel_repeat <= 1:
+        return list(range(n_steps + 1))
+    jumps = {n_steps - k: travel_repeat - 1 for k in range(0, n_steps - travel_length, travel_length)}
+    i, path = 0, [0]
+    while i < n_steps:
+        i += 1
+        path.append(i)
+        if jumps.get(i, 0) > 0:
+            jumps[i] -= 1
+            i -= travel_length
+            path.append(i)
+    return path
+
+
+def _check_travel(travel_length: int, travel_repeat: int) -> None:
+    if int(travel_length) < 0 or int(travel_repeat) < 1:
+        raise ValueRangeError(
+            f"need travel_length >= 0 and travel_repeat >= 1, got {travel_length} and {travel_repeat}"
+        )
+
+
+@torch.no_grad()
+def ddnm(
+    y: Tensor,
+    operator: LinearOperator,
+    prior: Prior,
+    sigmas: Tensor,
+    sigma_y: float = 0.0,
+    travel_length: int = 0,
+    travel_repeat: int = 1,
+    x_init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+) -> Tensor:
+    r"""DDNM (Wang, Yu and Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion Null-Space
+    Model", ICLR 2023), Algorithm 1 (noise-free measurements), in variance-exploding form on [0, 1].
+
+    For each sigma ``t`` of the schedule, with ``s`` the next one::
+
+        x0    = D(x_t, t)                                 # denoise with the prior
+        x0    = x0 - A^+ (A x0 - y)                       # range-null-space correction, Eq. (11)
+        x_s   = x0 + (s^2 / t^2) (x_t - x0) + s sqrt(1 - s^2 / t^2) n,   n ~ N(0, I)
+
+    The last line is the DDPM posterior ``q(x_{t-1} | x_t, x0)`` in VE form (the Brownian bridge
+    of ``ALGORITHMS.md``); the result (``s = 0``) is the corrected ``x0``, which satisfies
+    ``A x = y`` exactly. The measurement noise is ignored: for noisy ``y`` use :func:`ddnm_plus`.
+
+    Parameters
+    ----------
+    y : Tensor
+        Measurement ``A(x)``.
+    operator : LinearOperator
+        Degradation with ``pinv`` (``A^+``) and, unless ``x_init`` is given, a ``prox``.
+    prior : Prior
+        Denoiser ``D(x, sigma)``.
+    sigmas : Tensor
+        Decreasing schedule ending in 0; clipped to ``prior.sigma_max``.
+    sigma_y : float
+        Measurement noise level in [0, 1] units; only used for the initial estimate.
+    travel_length, travel_repeat : int
+        Time travel (the paper's Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go
+        back ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
+    x_init : Tensor, optional
+        Starting estimate; default :func:`~pnpdiff.solvers.common.initial_estimate`.
+    generator : torch.Generator, optional
+        Source of all randomness.
+    callback : callable, optional
+        ``callback(i, sigma, x, x0_hat)`` after each denoising step.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Tensor
+        The restored image (the iterate at sigma = 0).
+    """
+    _check_travel(travel_length, travel_repeat)
+    sigmas = clip_schedule(sigmas, prior).tolist()
+    if x_init is None:
+        x_init = initial_estimate(y, operator, max(float(sigma_y), 1e-3), sigmas[0])
+    x = x_init + sigmas[0] * randn_like(x_init, generator)
+    path = time_travel_path(len(sigmas) - 1, travel_length, travel_repeat)
+    for k in steps_iter(len(path) - 1, progress, "ddnm"):
+        t, s = sigmas[path[k]], sigmas[path[k + 1]]
+        if s > t:  # time travel: re-noise from t back up to s
+            x = x + (s**2 - t**2) ** 0.5 * randn_like(x, generator)
+            continue
+        x0 = prior.denoise(x, t)
+        x0 = x0 - operator.pinv(operator(x0) - y)
+        x = x0 + (s / t) ** 2 * (x - x0) + s * (1 - (s / t) ** 2) ** 0.5 * randn_like(x, generator)
+        if callback is not None:
+            callback(k, t, x, x0)
+    return x
+
+
+@torch.no_grad()
+def ddnm_plus(
+    y: Tensor,
+    operator: LinearOperator,
+    prior: Prior,
+    sigmas: Tensor,
+    sigma_y: float,
+    travel_length: int = 0,
+    travel_repeat: int = 1,
+    x_init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+) -> Tensor:
+    r"""DDNM+ (Wang, Yu and Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion
+    Null-Space Model", ICLR 2023), Algorithm 2 (noisy measurements, Eq. 17-19) with the optional
+    time travel of Algorithm 3, in variance-exploding form on [0, 1] images.
+
+    The DDPM posterior in VE form is ``x_s = a x0 + (s^2 / t^2) x_t + sigma_p n`` with
+    ``a = 1 - s^2 / t^2`` and ``sigma_p = s sqrt(1 - s^2 / t^2)``. The correction is scaled so that
+    the measurement noise it carries into ``x_s`` (``a lambda_i sigma_y / s_i`` on singular value
+    ``s_i``) never exceeds ``sigma_p``, and the fresh noise makes up the rest (Eq. 17-19)::
+
+        x0     = D(x_t, t)
+        lambda_i = 1                                if sigma_p >= a sigma_y / s_i
+                 = sigma_p s_i / (a sigma_y)        otherwise
+        gamma_i  = sigma_p^2 - (a lambda_i sigma_y / s_i)^2       (sigma_p^2 on the null space)
+        x0     = x0 - V diag(lambda) (V^T x0 - Sigma^+ U^T y)   # = x0 - Sigma_t A^+ (A x0 - y)
+        x_s    = x0 + (s^2 / t^2) (x_t - x0) + V (sqrt(gamma) * n)
+
+    in the operator's spectral view (``has_svd``); without one, ``A^+`` replaces the spectral
+    correction and a single ``lambda`` with ``s_i = 1`` is used (the paper's simplification).
+    All noise levels are in the same [0, 1] units, so the paper's rule carries over unchanged (the
+    ratio ``sigma_p / a`` is the same in VP and VE form). At the last step (``s = 0``) the
+    correction vanishes for ``sigma_y > 0`` and the result is the denoised estimate; with
+    ``sigma_y = 0`` DDNM+ is :func:`ddnm`.
+
+    Parameters
+    ----------
+    y : Tensor
+        Measurement ``A(x) + n``, ``n ~ N(0, sigma_y^2)``.
+    operator : LinearOperator
+        Degradation, preferably with a spectral view; else ``pinv``. ``prox`` for the initial
+        estimate unless ``x_init`` is given.
+    prior : Prior
+        Denoiser ``D(x, sigma)``.
+    sigmas : Tensor
+        Decreasing schedule ending in 0; clipped to ``prior.sigma_max``.
+    sigma_y : float
+        Measurement noise level in [0, 1] units.
+    travel_length, travel_repeat : int
+        Time travel (Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go back
+        ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
+    x_init : Tensor, optional
+        Starting estimate; default :func:`~pnpdiff.solvers.common.initial_estimate`.
+    generator : torch.Generator, optional
+        Source of all randomness.
+    callback : callable, optional
+        ``callback(i, sigma, x, x0_hat)`` after each denoising step.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    Tensor
+        The restored image (the iterate at sigma = 0).
+    """
+    _check_travel(travel_length, travel_repeat)
+    sigmas = clip_schedule(sigmas, prior).tolist()
+    sigma_y = float(sigma_y)
+    if x_init is None:
+        x_init = initial_estimate(y, operator, max(sigma_y, 1e-3), sigmas[0])
+    spectral = bool(getattr(operator, "has_svd", False))
+    if spectral:
+        s_val = singular_values_like(operator, x_init)
+        measured = s_val > 0
+        s_safe = torch.where(measured, s_val, torch.ones_like(s_val))
+        ybar = torch.where(measured, operator.Ut(y) / s_safe, 0.0)
+        noise_y = torch.where(measured, sigma_y / s_safe, 0.0)  # std of the measured coefficients
+    else:
+        measured = torch.ones((), dtype=torch.bool, device=x_init.device)
+        noise_y = torch.full((), sigma_y, dtype=x_init.dtype, device=x_init.device)
+    x = x_init + sigmas[0] * randn_like(x_init, generator)
+    path = time_travel_path(len(sigmas) - 1, travel_length, travel_repeat)
+    for k in steps_iter(len(path) - 1, progress, "ddnm+"):
+        t, s = sigmas[path[k]], sigmas[path[k + 1]]
+        if s > t:  # time travel: re-noise from t back up to s
+            x = x + (s**2 - t**2) ** 0.5 * randn_like(x, generator)
+            continue
+        a, sigma_p = 1 - (s / t) ** 2, s * (1 - (s / t) ** 2) ** 0.5
+        carried = a * noise_y  # measurement noise an unscaled correction carries into x_s (Eq. 19)
+        lam = torch.where(carried <= sigma_p, 1.0, sigma_p / carried.clamp_min(1e-30))
+        gamma = torch.where(measured, (sigma_p**2 - (lam * carried) ** 2).clamp_min(0), sigma_p**2)
+        x0 = prior.denoise(x, t)
+        n = randn_like(x0, generator)
+        if spectral:
+            xbar0 = operator.Vt(x0)
+            x0 = operator.V(torch.where(measured, xbar0 - lam * (xbar0 - ybar), xbar0))
+            noise = operator.V(gamma.sqrt() * n)
+        else:
+            x0 = x0 - lam * operator.pinv(operator(x0) - y)
+            noise = gamma.sqrt() * n
+        x = x0 + (s / t) ** 2 * (x - x0) + noise
+        if callback is not None:
+            callback(k, t, x, x0)
+    return x
