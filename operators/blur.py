@@ -43,9 +43,9 @@ __all__ = ["Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "real_fourier_pa
 
 _BOUNDARIES = ("circular", "reflect", "zeros")
 _SQRT2 = math.sqrt(2.0)
-#: kernels with at most this many taps use direct (grouped) ``conv2d`` for spatial boundaries,
-#: larger ones an FFT on the padded image (same result up to rounding, much faster)
-_DIRECT_CONV_MAX_TAPS = 25
+#: kernels with at most this many taps (21x21) use a direct depthwise ``conv2d`` for spatial
+#: boundaries, larger ones an FFT of the padded image (same result up to rounding, faster there)
+_DIRECT_CONV_MAX_TAPS = 441
 
 
 def _fft_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -150,15 +150,11 @@ def _reflect_pad_adjoint_1d(t: Tensor, before: int, after: int, n: int, dim: int
     Reflect padding copies padded position ``j < before`` from interior index ``before - j`` and
     position ``before + n + m`` from ``n - 2 - m``; the adjoint adds those values back there.
     """
-    out = t.narrow(dim, before, n)
-    if before > 0:
-        left = t.narrow(dim, 0, before).flip(dim)  # now ordered as interior indices 1..before
-        pad = (1, n - 1 - before) if dim == -1 else (0, 0, 1, n - 1 - before)
-        out = out + F.pad(left, pad)
-    if after > 0:
-        right = t.narrow(dim, before + n, after).flip(dim)  # interior n-1-after .. n-2
-        pad = (n - 1 - after, 1) if dim == -1 else (0, 0, n - 1 - after, 1)
-        out = out + F.pad(right, pad)
+    out = t.narrow(dim, before, n).clone()
+    if before > 0:  # padded positions 0..before-1, flipped, land on interior indices 1..before
+        out.narrow(dim, 1, before).add_(t.narrow(dim, 0, before).flip(dim))
+    if after > 0:  # padded positions before+n.., flipped, land on interior n-1-after..n-2
+        out.narrow(dim, n - 1 - after, after).add_(t.narrow(dim, before + n, after).flip(dim))
     return out
 
 
@@ -201,7 +197,7 @@ class Blur(LinearOperator):
     dtype)``.
 
     For ``"reflect"``/``"zeros"``: ``forward`` and ``adjoint`` are exact (direct grouped
-    convolution for kernels up to 25 taps, an FFT on the padded image for larger ones; both give
+    convolution for kernels up to 441 taps (21x21), an FFT of the padded image for larger ones; both give
     the same numbers up to rounding); ``gram = adjoint(forward)``; ``pinv`` and ``prox`` are the
     conjugate-gradient fallbacks (tolerance ``cg_tol``); no spectral view.
     """
@@ -335,7 +331,7 @@ class Blur(LinearOperator):
             m = self._tf_item("pinv", h, w, x.device, dt)
         else:
             m = self._tf(h, w, x.device, dt)[name]
-        return torch.fft.irfft2(xf * m, s=(h, w)).to(x.dtype)
+        return torch.fft.irfft2(xf.mul_(m), s=(h, w)).to(x.dtype)
 
     # -- spatial boundaries --------------------------------------------------------------------
     def _pads(self) -> tuple[int, int, int, int]:
@@ -362,10 +358,6 @@ class Blur(LinearOperator):
             return _reflect_pad_adjoint_1d(t, top, bottom, h, -2)
         return t[..., top : top + h, left : left + w]
 
-    def _weight(self, x: Tensor) -> Tensor:
-        # conv2d correlates, so flip for a convolution; one filter per group
-        return self.kernel.to(device=x.device, dtype=x.dtype).flip(-2, -1).unsqueeze(1)
-
     def _spatial_fft_sizes(self, h: int, w: int) -> tuple[int, int]:
         _, kh, kw = self.kernel.shape
         return _good_fft_size(h + kh - 1), _good_fft_size(w + kw - 1)
@@ -380,15 +372,19 @@ class Blur(LinearOperator):
             self._cache[key] = kf
         return kf
 
+    def _grouped_weight(self, x: Tensor) -> Tensor:
+        """Depthwise weight ``(B*C, 1, h, w)``: one group per image channel (fast oneDNN/cuDNN path)."""
+        B, C = x.shape[:2]
+        wgt = self.kernel.to(device=x.device, dtype=x.dtype).flip(-2, -1)  # conv2d correlates
+        return wgt.unsqueeze(0).expand(B, C, *wgt.shape[-2:]).reshape(B * C, 1, *wgt.shape[-2:])
+
     def _spatial_forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
         xp = self._pad(x)
-        c, kh, kw = self.kernel.shape
+        _, kh, kw = self.kernel.shape
         if kh * kw <= _DIRECT_CONV_MAX_TAPS:
-            wgt = self._weight(x)
-            if c == 1:
-                return F.conv2d(xp.reshape(B * C, 1, *xp.shape[-2:]), wgt).view(B, C, H, W)
-            return F.conv2d(xp, wgt, groups=C)
+            out = F.conv2d(xp.reshape(1, B * C, *xp.shape[-2:]), self._grouped_weight(x), groups=B * C)
+            return out.view(B, C, H, W)
         dt = _fft_dtype(x.dtype)
         lh, lw = self._spatial_fft_sizes(H, W)
         kf = self._kernel_fft_causal(lh, lw, x.device, dt)
@@ -397,14 +393,10 @@ class Blur(LinearOperator):
 
     def _spatial_adjoint(self, y: Tensor) -> Tensor:
         B, C, H, W = y.shape
-        c, kh, kw = self.kernel.shape
+        _, kh, kw = self.kernel.shape
         if kh * kw <= _DIRECT_CONV_MAX_TAPS:
-            wgt = self._weight(y)
-            if c == 1:
-                t = F.conv_transpose2d(y.reshape(B * C, 1, H, W), wgt)
-                t = t.view(B, C, *t.shape[-2:])
-            else:
-                t = F.conv_transpose2d(y, wgt, groups=C)
+            t = F.conv_transpose2d(y.reshape(1, B * C, H, W), self._grouped_weight(y), groups=B * C)
+            t = t.view(B, C, *t.shape[-2:])
         else:
             dt = _fft_dtype(y.dtype)
             lh, lw = self._spatial_fft_sizes(H, W)
@@ -457,8 +449,8 @@ class Blur(LinearOperator):
         dt = _fft_dtype(z.dtype)
         tf = self._tf(h, w, z.device, dt)
         r = _per_sample(rho, z.to(dt))
-        num = torch.fft.rfft2(y.to(dt)) * tf["K"].conj() + r * torch.fft.rfft2(z.to(dt))
-        return torch.fft.irfft2(num / (tf["abs2"] + r), s=(h, w)).to(z.dtype)
+        num = torch.fft.rfft2(y.to(dt)).mul_(tf["K"].conj()).add_(torch.fft.rfft2(z.to(dt)).mul_(r))
+        return torch.fft.irfft2(num.div_(tf["abs2"] + r), s=(h, w)).to(z.dtype)
 
     # -- spectral view (circular only) ---------------------------------------------------------
     def _require_svd(self) -> None:

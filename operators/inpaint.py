@@ -109,7 +109,9 @@ class Inpaint(LinearOperator):
         self._check(y, "y")
         m = self._m(z)
         r = _per_sample(rho, z)
-        return (m * y + r * z) / ((m if self.binary else m * m) + r)
+        if self.binary:  # z where m = 0, (y + rho z) / (1 + rho) where m = 1
+            return torch.addcmul(z, y - z, m / (1 + r))
+        return (m * y + r * z) / (m * m + r)
 
     # -- spectral view: the pixel basis ----------------------------------------------------------
     def singular_values(self, *args, **kwargs) -> Tensor:

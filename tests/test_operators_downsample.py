@@ -12,9 +12,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pnpdiff.operators import Downsample
 
 from pnpdiff.errors import OperatorError, PnPError, ShapeError, ValueRangeError
-from pnpdiff.operators import Downsample
 
 FILTERS = ["bicubic", "bilinear", "box", "gaussian"]
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -34,7 +34,8 @@ def dense(op, shape, dtype=torch.float64) -> torch.Tensor:
 def _kernel(seed: int, kh: int, kw: int, separable: bool) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if separable:
-        k = torch.outer(torch.rand(kh, generator=g, dtype=torch.float64), torch.rand(kw, generator=g, dtype=torch.float64))
+        a = torch.rand(kh, generator=g, dtype=torch.float64)
+        k = torch.outer(a, torch.rand(kw, generator=g, dtype=torch.float64))
     else:
         k = torch.rand(kh, kw, generator=g, dtype=torch.float64)
     return k / k.sum()
@@ -210,11 +211,11 @@ def test_classical_sr_blur_then_decimate():
 
 def test_gradients_flow():
     op = Downsample(2, "bicubic")
-    x = torch.randn(1, 1, 8, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(op, (x,))
-    y = torch.randn(1, 1, 4, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(1, 1, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(op.adjoint, (y,))
-    z = torch.randn(1, 1, 8, 6, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda z, y: op.prox(z, y, 0.3), (z, y))
 
 

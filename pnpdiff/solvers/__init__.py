@@ -10,6 +10,9 @@ from pnpdiff.solvers.ddnm import ddnm, ddnm_plus
 from pnpdiff.solvers.ddrm import ddrm
 from pnpdiff.solvers.diffpir import diffpir
 from pnpdiff.solvers.dpir import dpir
+from pnpdiff.solvers.dps import dps
+from pnpdiff.solvers.pigdm import pigdm
+from pnpdiff.solvers.reddiff import reddiff
 from pnpdiff.solvers.samplers import ddim, ddpm, euler, heun
 
 SOLVERS = {
@@ -18,7 +21,11 @@ SOLVERS = {
     "ddnm": ddnm,
     "ddnm+": ddnm_plus,
     "dpir": dpir,
+    "dps": dps,
+    "pigdm": pigdm,
+    "reddiff": reddiff,
 }
 
 __all__ = ["SOLVERS", "diffpir", "clip_schedule", "initial_estimate", "estimate_noise_level"]
 __all__ += ["ddrm", "ddnm", "ddnm_plus", "dpir", "ddpm", "ddim", "euler", "heun"]
+__all__ += ["dps", "pigdm", "reddiff"]

@@ -53,6 +53,7 @@ def ddnm(
     prior: Prior,
     sigmas: Tensor,
     sigma_y: float = 0.0,
+    eta: float = 0.85,
     travel_length: int = 0,
     travel_repeat: int = 1,
     x_init: Tensor | None = None,
@@ -66,12 +67,15 @@ def ddnm(
     For each sigma ``t`` of the schedule, with ``s`` the next one::
 
         x0    = D(x_t, t)                                 # denoise with the prior
+        eps   = (x_t - x0) / t                            # the model's noise estimate
         x0    = x0 - A^+ (A x0 - y)                       # range-null-space correction, Eq. (11)
-        x_s   = x0 + (s^2 / t^2) (x_t - x0) + s sqrt(1 - s^2 / t^2) n,   n ~ N(0, I)
+        x_s   = x0 + s (sqrt(1 - eta^2) eps + eta n),     n ~ N(0, I)
 
-    The last line is the DDPM posterior ``q(x_{t-1} | x_t, x0)`` in VE form (the Brownian bridge
-    of ``ALGORITHMS.md``); the result (``s = 0``) is the corrected ``x0``, which satisfies
-    ``A x = y`` exactly. The measurement noise is ignored: for noisy ``y`` use :func:`ddnm_plus`.
+    The last line is the transition of the authors' code, DDIM with ``eta = 0.85`` ("different
+    from the paper, we use DDIM here instead of DDPM"), whose ``sqrt(1 - abar_{t-1}) * eta`` noise
+    is ``s * eta`` in VE form; the paper's Algorithm 1 writes the DDPM posterior instead. The
+    result (``s = 0``) is the corrected ``x0``, which satisfies ``A x = y`` exactly. The
+    measurement noise is ignored: for noisy ``y`` use :func:`ddnm_plus`.
 
     Parameters
     ----------
@@ -85,6 +89,8 @@ def ddnm(
         Decreasing schedule ending in 0; clipped to ``prior.sigma_max``.
     sigma_y : float
         Measurement noise level in [0, 1] units; only used for the initial estimate.
+    eta : float
+        Fraction of fresh noise in each transition (official code: 0.85; unitless).
     travel_length, travel_repeat : int
         Time travel (the paper's Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go
         back ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
@@ -114,8 +120,9 @@ def ddnm(
             x = x + (s**2 - t**2) ** 0.5 * randn_like(x, generator)
             continue
         x0 = prior.denoise(x, t)
+        eps = (x - x0) / t
         x0 = x0 - operator.pinv(operator(x0) - y)
-        x = x0 + (s / t) ** 2 * (x - x0) + s * (1 - (s / t) ** 2) ** 0.5 * randn_like(x, generator)
+        x = x0 + s * ((1 - eta**2) ** 0.5 * eps + eta * randn_like(x, generator))
         if callback is not None:
             callback(k, t, x, x0)
     return x
@@ -128,6 +135,7 @@ def ddnm_plus(
     prior: Prior,
     sigmas: Tensor,
     sigma_y: float,
+    eta: float = 0.85,
     travel_length: int = 0,
     travel_repeat: int = 1,
     x_init: Tensor | None = None,
@@ -139,24 +147,25 @@ def ddnm_plus(
     Null-Space Model", ICLR 2023), Algorithm 2 (noisy measurements, Eq. 17-19) with the optional
     time travel of Algorithm 3, in variance-exploding form on [0, 1] images.
 
-    The DDPM posterior in VE form is ``x_s = a x0 + (s^2 / t^2) x_t + sigma_p n`` with
-    ``a = 1 - s^2 / t^2`` and ``sigma_p = s sqrt(1 - s^2 / t^2)``. The correction is scaled so that
-    the measurement noise it carries into ``x_s`` (``a lambda_i sigma_y / s_i`` on singular value
-    ``s_i``) never exceeds ``sigma_p``, and the fresh noise makes up the rest (Eq. 17-19)::
+    The correction is scaled (``Sigma_t``, Eq. 17) so that the measurement noise it carries into
+    ``x_s`` never exceeds the noise level ``s`` of ``x_s``, and the transition's noise is reduced
+    to the rest (``Phi_t``, Eq. 18-19). In the operator's spectral view (``has_svd``), with
+    singular values ``s_i`` and ``ybar_i = (U^T y)_i / s_i`` (noise ``sigma_y / s_i``)::
 
-        x0     = D(x_t, t)
-        lambda_i = 1                                if sigma_p >= a sigma_y / s_i
-                 = sigma_p s_i / (a sigma_y)        otherwise
-        gamma_i  = sigma_p^2 - (a lambda_i sigma_y / s_i)^2       (sigma_p^2 on the null space)
-        x0     = x0 - V diag(lambda) (V^T x0 - Sigma^+ U^T y)   # = x0 - Sigma_t A^+ (A x0 - y)
-        x_s    = x0 + (s^2 / t^2) (x_t - x0) + V (sqrt(gamma) * n)
+        x0       = D(x_t, t);   eps = (x_t - x0) / t
+        lambda_i = 1                                if s >= sigma_y / s_i
+                 = s s_i / sigma_y                  otherwise                     (Eq. 19)
+        gamma_i  = s^2 - (lambda_i sigma_y / s_i)^2           (s^2 on the null space)
+        x0       = x0 - V diag(lambda) (V^T x0 - ybar)        # = x0 - Sigma_t A^+ (A x0 - y)
+        x_s      = x0 + V (sqrt(gamma) * (sqrt(1 - eta^2) V^T eps + eta n))
 
-    in the operator's spectral view (``has_svd``); without one, ``A^+`` replaces the spectral
+    The transition is the authors' DDIM one (their code: "different from the paper, we use DDIM
+    here instead of DDPM", ``eta = 0.85``), whose coefficient of ``x0`` is 1 in VE form, so the
+    paper's ``a_t`` drops out of Eq. 19. Without a spectral view, ``A^+`` replaces the spectral
     correction and a single ``lambda`` with ``s_i = 1`` is used (the paper's simplification).
-    All noise levels are in the same [0, 1] units, so the paper's rule carries over unchanged (the
-    ratio ``sigma_p / a`` is the same in VP and VE form). At the last step (``s = 0``) the
-    correction vanishes for ``sigma_y > 0`` and the result is the denoised estimate; with
-    ``sigma_y = 0`` DDNM+ is :func:`ddnm`.
+    All noise levels are in the same [0, 1] units (the official code doubles ``sigma_y`` for its
+    [-1, 1] images). At the last step (``s = 0``) the correction vanishes for ``sigma_y > 0`` and the
+    result is the denoised estimate; with ``sigma_y = 0`` DDNM+ is :func:`ddnm`.
 
     Parameters
     ----------
@@ -171,6 +180,8 @@ def ddnm_plus(
         Decreasing schedule ending in 0; clipped to ``prior.sigma_max``.
     sigma_y : float
         Measurement noise level in [0, 1] units.
+    eta : float
+        Fraction of fresh noise in each transition (official code: 0.85; unitless).
     travel_length, travel_repeat : int
         Time travel (Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go back
         ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
@@ -200,9 +211,11 @@ def ddnm_plus(
         s_safe = torch.where(measured, s_val, torch.ones_like(s_val))
         ybar = torch.where(measured, operator.Ut(y) / s_safe, 0.0)
         noise_y = torch.where(measured, sigma_y / s_safe, 0.0)  # std of the measured coefficients
+        Vt, V = operator.Vt, operator.V  # noqa: N806 - the paper's symbols
     else:
         measured = torch.ones((), dtype=torch.bool, device=x_init.device)
         noise_y = torch.full((), sigma_y, dtype=x_init.dtype, device=x_init.device)
+        Vt = V = _identity  # noqa: N806
     x = x_init + sigmas[0] * randn_like(x_init, generator)
     path = time_travel_path(len(sigmas) - 1, travel_length, travel_repeat)
     for k in steps_iter(len(path) - 1, progress, "ddnm+"):
@@ -210,20 +223,21 @@ def ddnm_plus(
         if s > t:  # time travel: re-noise from t back up to s
             x = x + (s**2 - t**2) ** 0.5 * randn_like(x, generator)
             continue
-        a, sigma_p = 1 - (s / t) ** 2, s * (1 - (s / t) ** 2) ** 0.5
-        carried = a * noise_y  # measurement noise an unscaled correction carries into x_s (Eq. 19)
-        lam = torch.where(carried <= sigma_p, 1.0, sigma_p / carried.clamp_min(1e-30))
-        gamma = torch.where(measured, (sigma_p**2 - (lam * carried) ** 2).clamp_min(0), sigma_p**2)
+        lam = torch.where(noise_y <= s, 1.0, s / noise_y.clamp_min(1e-30))  # Eq. (19)
+        gamma = torch.where(measured, (s**2 - (lam * noise_y) ** 2).clamp_min(0), s**2)
         x0 = prior.denoise(x, t)
-        n = randn_like(x0, generator)
+        eps = Vt((x - x0) / t)
         if spectral:
-            xbar0 = operator.Vt(x0)
-            x0 = operator.V(torch.where(measured, xbar0 - lam * (xbar0 - ybar), xbar0))
-            noise = operator.V(gamma.sqrt() * n)
+            xbar0 = Vt(x0)
+            x0 = V(torch.where(measured, xbar0 - lam * (xbar0 - ybar), xbar0))  # Eq. (17)
         else:
             x0 = x0 - lam * operator.pinv(operator(x0) - y)
-            noise = gamma.sqrt() * n
-        x = x0 + (s / t) ** 2 * (x - x0) + noise
+        n = randn_like(eps, generator)
+        x = x0 + V(gamma.sqrt() * ((1 - eta**2) ** 0.5 * eps + eta * n))
         if callback is not None:
             callback(k, t, x, x0)
+    return x
+
+
+def _identity(x: Tensor) -> Tensor:
     return x

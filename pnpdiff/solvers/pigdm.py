@@ -43,6 +43,7 @@ def pigdm(
     eta: float = 1.0,
     guidance: float = 1.0,
     cg_iter: int = 20,
+    data_std: float = 0.5,
     x_init: Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
@@ -57,6 +58,7 @@ def pigdm(
     through the denoiser. For each sigma ``t`` of the schedule, with ``s`` the next one::
 
         x0    = D(x_t, t)
+        r_t^2 = t^2 / (1 + 4 t^2)                                           # see Units
         g     = (d x0 / d x_t)^T A^T (r_t^2 A A^T + sigma_y^2 I)^{-1} (y - A x0)   # VJP
         x0    = x0 + guidance * t^2 * g         # Tweedie: E[x0 | x_t, y] = x_t + t^2 score
         c1    = eta * s * sqrt(1 - s^2 / t^2)
@@ -71,7 +73,9 @@ def pigdm(
     ``1 - abar_t`` in VP form) is the posterior variance of ``x0`` under a unit-variance data
     prior. On [0, 1] images both sigma and the data's standard deviation halve, so
     ``r_t^2 = (4 t^2 / (1 + 4 t^2)) / 4 = t^2 / (1 + 4 t^2)`` with ``t`` in [0, 1] units; ``sigma_y``
-    is in [0, 1] units too (the paper quotes [-1, 1] levels: halve them).
+    is in [0, 1] units too (the paper quotes [-1, 1] levels: halve them). In general
+    ``r_t^2 = c^2 t^2 / (c^2 + t^2)`` with ``c = data_std`` (0.5 for [0, 1] images); data in other
+    units (e.g. the analytic test problems) need their own ``data_std``.
 
     Parameters
     ----------
@@ -93,6 +97,9 @@ def pigdm(
         Multiplier of the likelihood score (1 = the ΠGDM approximation of ``p(y | x_t)``).
     cg_iter : int
         Conjugate-gradient iterations when the operator has no spectral view.
+    data_std : float
+        Standard deviation ``c`` of the data assumed by ``r_t^2`` (0.5: the paper's unit variance
+        on [-1, 1], in [0, 1] units).
     x_init : Tensor, optional
         Starting estimate; default :func:`~pnpdiff.solvers.common.initial_estimate`.
     generator : torch.Generator, optional
@@ -122,7 +129,7 @@ def pigdm(
     x0 = x_init
     for i in steps_iter(len(sigmas) - 1, progress, "pigdm"):
         t, s = sigmas[i], sigmas[i + 1]
-        r2 = t**2 / (1 + 4 * t**2)
+        r2 = data_std**2 * t**2 / (data_std**2 + t**2)
         with torch.enable_grad():
             xt = x.detach().requires_grad_(True)
             x0 = prior.denoise(xt, t)
