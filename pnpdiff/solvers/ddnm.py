@@ -136,6 +136,7 @@ def ddnm_plus(
     sigmas: Tensor,
     sigma_y: float,
     eta: float = 0.85,
+    svd_threshold: float = 3e-2,
     travel_length: int = 0,
     travel_repeat: int = 1,
     x_init: Tensor | None = None,
@@ -182,6 +183,11 @@ def ddnm_plus(
         Measurement noise level in [0, 1] units.
     eta : float
         Fraction of fresh noise in each transition (official code: 0.85; unitless).
+    svd_threshold : float
+        Singular values below ``svd_threshold * max(s)`` are treated as zero (null space), as the
+        SVD operators of the official code do for deblurring: the scaled correction re-injects
+        the same measurement noise at every step, which accumulates on near-zero singular values
+        (FFDNet, Gaussian blur 1.5, sigma_y = 0.01, 50 steps: 22.9 dB with 3e-2, 9.3 dB with 0).
     travel_length, travel_repeat : int
         Time travel (Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go back
         ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
@@ -207,6 +213,7 @@ def ddnm_plus(
     spectral = bool(getattr(operator, "has_svd", False))
     if spectral:
         s_val = singular_values_like(operator, x_init)
+        s_val = torch.where(s_val >= svd_threshold * s_val.max(), s_val, 0.0)
         measured = s_val > 0
         s_safe = torch.where(measured, s_val, torch.ones_like(s_val))
         ybar = torch.where(measured, operator.Ut(y) / s_safe, 0.0)

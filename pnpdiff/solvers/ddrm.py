@@ -42,6 +42,7 @@ def ddrm(
     sigma_y: float,
     eta: float = 0.85,
     eta_b: float = 1.0,
+    svd_threshold: float = 3e-2,
     x_init: Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
@@ -92,6 +93,12 @@ def ddrm(
         Stochasticity of the unmeasured and under-determined coefficients (paper: 0.85).
     eta_b : float
         Weight of the measurement on the well-determined coefficients (paper: 1.0).
+    svd_threshold : float
+        Singular values below ``svd_threshold * max(s)`` are treated as zero (their coefficients
+        are left to the prior), as the SVD operators of the official DDRM/DDNM code do for
+        deblurring; without it the measurement noise that is re-injected at every step on
+        near-zero singular values of a blur accumulates (FFDNet, Gaussian blur 1.5, sigma_y =
+        0.01, 50 steps: 23.1 dB with 3e-2).
     x_init : Tensor, optional
         Estimate used to centre the coefficients without a usable measurement; default
         :func:`~pnpdiff.solvers.common.initial_estimate`.
@@ -112,6 +119,7 @@ def ddrm(
     if x_init is None:
         x_init = initial_estimate(y, operator, max(sigma_y, 1e-3), sigmas[0])
     s_val = singular_values_like(operator, x_init)
+    s_val = torch.where(s_val >= svd_threshold * s_val.max(), s_val, 0.0)
     measured = s_val > 0
     s_safe = torch.where(measured, s_val, torch.ones_like(s_val))
     ybar = torch.where(measured, operator.Ut(y) / s_safe, 0.0)  # Sigma^+ U^T y

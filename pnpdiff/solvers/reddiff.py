@@ -33,7 +33,8 @@ def reddiff(
     [0, 1] images.
 
     The variational posterior ``q(x0 | y) = N(mu, ~0)`` is fitted by stochastic optimisation of
-    its mean with Adam, one step per sigma ``t`` of the schedule (large to small)::
+    its mean with Adam (betas 0.9, 0.99 as in the official code), one step per sigma ``t`` of the
+    schedule (large to small)::
 
         eps   ~ N(0, I);  x_t = mu + t * eps
         e_hat = (x_t - D(x_t, t)) / t                       # no gradient: stop-gradient
@@ -90,20 +91,23 @@ def reddiff(
     sigmas = clip_schedule(sigmas, prior).tolist()
     sy2 = max(float(sigma_y), 1e-3) ** 2
     mu = starting_point(y, operator, sy2**0.5, sigmas[0], x_init).detach().clone()
-    mu.requires_grad_(True)
-    opt = torch.optim.Adam([mu], lr=lr, betas=(0.9, 0.99))
+    m1, m2 = torch.zeros_like(mu), torch.zeros_like(mu)  # Adam moments, betas (0.9, 0.99)
+    b1, b2 = 0.9, 0.99
     for i in steps_iter(len(sigmas) - 1, progress, "reddiff"):
         t = sigmas[i]
         eps = randn_like(mu, generator)
-        xt = mu.detach() + t * eps
+        xt = mu + t * eps
         x0 = prior.denoise(xt, t)
         e_hat = (xt - x0) / t
         with torch.enable_grad():
-            data = ((y - operator(mu)) ** 2).sum() / (2 * sy2)
-            reg = lam * t * ((e_hat - eps) * mu).sum()
-            (grad,) = torch.autograd.grad(data + reg, mu)
-        mu.grad = grad
-        opt.step()
+            v = mu.detach().requires_grad_(True)
+            data = ((y - operator(v)) ** 2).sum() / (2 * sy2)
+            (grad,) = torch.autograd.grad(data, v)
+        grad = grad + lam * t * (e_hat - eps)  # gradient of the stop-gradient regulariser
+        m1 = b1 * m1 + (1 - b1) * grad
+        m2 = b2 * m2 + (1 - b2) * grad * grad
+        k = i + 1
+        mu = mu - lr * (m1 / (1 - b1**k)) / ((m2 / (1 - b2**k)).sqrt() + 1e-8)
         if callback is not None:
-            callback(i, t, mu.detach(), x0)
-    return mu.detach()
+            callback(i, t, mu, x0)
+    return mu

@@ -1,0 +1,63 @@
+"""Unconditional samplers (DDPM, DDIM, Euler, Heun) on an analytic Gaussian prior."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from posterior_utils import gaussian_problem
+
+from pnpdiff.schedules import karras
+from pnpdiff.solvers import ddim, ddpm, euler, heun
+
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def setup():
+    prior = gaussian_problem().prior
+    sig = karras(100, sigma_min=0.002, sigma_max=80)
+    g = torch.Generator().manual_seed(0)
+    x_T = prior.sample(N, generator=g) + 80 * torch.randn(N, 8, generator=g, dtype=torch.float64)  # exact p_T
+    exact = prior.sample(N, generator=g)
+    return prior, sig, x_T, exact
+
+
+def _moment_errors(x, prior):
+    mu, cov = prior.mean().flatten(), prior.covariance()
+    m_err = float((x.mean(0) - mu).norm() / mu.norm())
+    c_err = float((torch.cov(x.T) - cov).norm() / cov.norm())
+    return m_err, c_err
+
+
+@pytest.mark.parametrize("sampler", [ddpm, heun])
+def test_gaussian_moments(setup, sampler):
+    prior, sig, x_T, exact = setup
+    m_exact, c_exact = _moment_errors(exact, prior)  # the Monte-Carlo floor of N exact samples
+    m_err, c_err = _moment_errors(sampler(prior, sig, x_T, generator=torch.Generator().manual_seed(1)), prior)
+    # The tolerance is the floor of N exact samples times 2.5 (see the measured values in the module's note)
+    assert m_err < 2.5 * max(m_exact, 0.01)
+    assert c_err < 2.5 * max(c_exact, 0.02)
+
+
+def test_euler_is_ddim_eta0(setup):
+    prior, sig, x_T, _ = setup
+    a = euler(prior, sig[::5].contiguous(), x_T[:200])
+    b = ddim(prior, sig[::5].contiguous(), x_T[:200], eta=0.0)
+    assert torch.equal(a, b)
+
+
+def test_ddim_eta1_is_ddpm(setup):
+    prior, sig, x_T, _ = setup
+    a = ddim(prior, sig[::5].contiguous(), x_T[:200], eta=1.0, generator=torch.Generator().manual_seed(2))
+    b = ddpm(prior, sig[::5].contiguous(), x_T[:200], generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_start_from_shape():
+    prior = gaussian_problem().prior
+    calls = []
+    a = ddim(prior, karras(5, 0.002, 80), (3, 8), eta=0.5, dtype=torch.float64,
+             generator=torch.Generator().manual_seed(0), callback=lambda *args: calls.append(args[1]))
+    b = ddim(prior, karras(5, 0.002, 80), (3, 8), eta=0.5, dtype=torch.float64,
+             generator=torch.Generator().manual_seed(0))
+    assert a.shape == (3, 8) and torch.equal(a, b) and len(calls) == 5
