@@ -24,6 +24,10 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # stronger data term and full re-noising (measured on astronaut, coffee, chelsea at 256^2):
     ("*", "*", "diffpir"): {"steps": 50, "schedule": "ddpm", "lam": 1.75, "zeta": 0.3},
     ("natural", "*", "diffpir"): {"steps": 20, "lam": 0.5, "zeta": 1.0},
+    # DPIR (Zhang et al. 2021): 8 iterations, sigma log-spaced from 49/255 down to the noise level
+    ("*", "*", "dpir"): {"steps": 8, "schedule": "geometric", "schedule_max": 49 / 255,
+                         "schedule_min": "sigma_y"},
+    ("*", "sr", "dpir"): {"steps": 24},
 }
 
 
@@ -112,8 +116,10 @@ def solve(
     progress : bool
         Show a progress bar.
     **options
-        Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR) and ``schedule``
-        (a name from :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas).
+        Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR), ``schedule`` (a name from
+        :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas) and its range
+        ``schedule_max`` / ``schedule_min`` (clipped to the prior's range; ``schedule_min`` may be
+        ``"sigma_y"``, the measurement noise level).
 
     Returns
     -------
@@ -149,6 +155,10 @@ def solve(
     opts.pop("schedule", None)
     n_steps = int(steps if steps is not None else opts.pop("steps", 50))
     opts.pop("steps", None)
+    sched_max = options.pop("schedule_max", opts.pop("schedule_max", None))
+    sched_min = options.pop("schedule_min", opts.pop("schedule_min", None))
+    opts.pop("schedule_max", None)
+    opts.pop("schedule_min", None)
     params = inspect.signature(solver).parameters
     for key in options:
         if key not in params or key in ("y", "operator", "prior", "sigmas", "sigma_y"):
@@ -168,10 +178,15 @@ def solve(
     if torch.is_tensor(schedule):
         sigmas = schedule.to(torch.float64)
     else:
-        sigmas = schedules.get_schedule(
-            str(schedule), n_steps, sigma_min=getattr(prior_obj, "sigma_min", None) or None,
-            sigma_max=float(getattr(prior_obj, "sigma_max", 40.0)),
-        )
+        p_min = float(getattr(prior_obj, "sigma_min", 0.0) or 0.0)
+        p_max = float(getattr(prior_obj, "sigma_max", 40.0))
+        s_max = min(float(sched_max), p_max) if sched_max is not None else p_max
+        if sched_min == "sigma_y":  # end at the measurement's noise level (DPIR), at least 1/255
+            sched_min = max(float(sigma_y), 1 / 255)
+        s_min = max(float(sched_min), p_min) if sched_min is not None else (p_min or None)
+        if s_min is not None:
+            s_min = min(s_min, s_max)
+        sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))
