@@ -16,15 +16,7 @@ from pnpdiff.operators import Downsample
 
 from pnpdiff.errors import OperatorError, PnPError, ShapeError, ValueRangeError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_intra_op_thread():
-    """These tests use tiny tensors: one intra-op thread avoids OpenMP hand-off costs that
-    dominate them (20-40x slower with 2 threads on a shared, loaded CPU). Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FILTERS = ["bicubic", "bilinear", "box", "gaussian"]
 SETTINGS = settings(max_examples=25, deadline=None)
