@@ -28,6 +28,7 @@ from posterior_utils import gaussian_problem, mixture_problem, relative_mean_err
 from pnpdiff.errors import OperatorError
 from pnpdiff.metrics import psnr
 from pnpdiff.priors import GaussianPrior, load_prior
+from pnpdiff.schedules import ddpm as ddpm_schedule
 from pnpdiff.schedules import geometric, karras
 from pnpdiff.solvers import SOLVERS, ddnm, ddnm_plus, ddrm, diffpir, dpir, initial_estimate
 from pnpdiff.solvers.ddnm import time_travel_path
@@ -64,8 +65,9 @@ def gauss():
 # Acceptance (issue 5) at 100 steps: mean error <= 10 % for DDRM and DDNM+ (measured 9.7 % and
 # 6.1 %; runs are deterministic for a seed, and the error keeps falling with more steps: DDRM
 # 1.4 % at 1000 steps, so the 9.7 % is discretisation, not bias). DDNM ignores sigma_y, 5.8 %:
-# same bound. DiffPIR: measured 6.5 % (1.2 % at 1000 steps) -- above the issue's 5 %, see the note
-# on test_diffpir_gaussian_acceptance. SW at 100 steps is 0.17-0.32x the prior-only baseline: < 0.4x.
+# same bound. DiffPIR on Karras sigmas: 6.3-6.5 % (1.2 % at 1000 steps); on its paper's own
+# schedule it meets the issue's 5 %, see test_diffpir_gaussian_acceptance.
+# SW at 100 steps is 0.17-0.32x the prior-only baseline: < 0.4x.
 @pytest.mark.parametrize("method,max_err", [("ddrm", 0.10), ("ddnm+", 0.10), ("ddnm", 0.10), ("diffpir", 0.08)])
 def test_gaussian_posterior(gauss, method, max_err):
     p, ref, baseline = gauss
@@ -78,11 +80,18 @@ def test_gaussian_posterior(gauss, method, max_err):
     assert sliced_wasserstein(x100, ref) < 0.4 * baseline
 
 
-@pytest.mark.xfail(reason="diffpir.py (not this file's owner) measures 6.5 % at 100 steps; issue 5 asks <= 5 %",
-                   strict=True)
+# DiffPIR on its own paper's schedule (DDPM linear betas, quadratic timestep spacing, sigma up to
+# 78.7 in [0, 1] units): measured 2.8 % (100 steps) and 9.8 % (20 steps) with 10 000 samples; with
+# Karras sigmas it is 6.3 % at 100 steps (1.2 % at 1000): DiffPIR's data step is a relaxation that
+# converges only while t is near sigma_y, and Karras' rho = 7 spends most steps far below it.
+# Bound: the issue's 5 % (1000 exact samples alone are 1.5 % off).
 def test_diffpir_gaussian_acceptance(gauss):
-    p, _, _ = gauss
-    assert relative_mean_error(_run("diffpir", p, 100), p.posterior) <= 0.05
+    p, ref, baseline = gauss
+    g = torch.Generator().manual_seed(0)
+    x = diffpir(p.y.expand(B, -1), p.operator, p.prior, ddpm_schedule(100, spacing="quadratic"),
+                p.sigma_y, lam=1.0, zeta=1.0, generator=g)
+    assert relative_mean_error(x, p.posterior) <= 0.05
+    assert sliced_wasserstein(x, ref) < 0.35 * baseline  # measured 0.29x (mean error 2.9 %)
 
 
 # MCGdiff mixture, d = 8, d_y = 2: at 20 steps every method is at 0.19-0.25x the prior-only
