@@ -195,3 +195,10 @@ def test_dpir_photo():
     x_init = initial_estimate(y, op, sigma_y, float(sig[0]))
     out = dpir(y, op, prior, sig, sigma_y)
     assert float(psnr(out, x)) >= float(psnr(x_init, x)) + 0.7
+
+
+def test_ddnm_warns_on_noisy_measurements(gauss):
+    p, _, _ = gauss
+    sig = karras(3, sigma_min=0.002, sigma_max=80)
+    with pytest.warns(UserWarning, match="ddnm\\+"):
+        ddnm(p.y, p.operator, p.prior, sig, 0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
@@ -108,6 +109,12 @@ def ddnm(
     Tensor
         The restored image (the iterate at sigma = 0).
     """
+    if sigma_y > 0:
+        warnings.warn(
+            f"ddnm assumes noise-free measurements, but sigma_y = {sigma_y:g}: its pseudo-inverse "
+            "correction amplifies the noise (badly for blurs); use method='ddnm+' for noisy data",
+            stacklevel=2,
+        )
     _check_travel(travel_length, travel_repeat)
     sigmas = clip_schedule(sigmas, prior).tolist()
     if x_init is None:
