@@ -77,7 +77,10 @@ class Inpaint(LinearOperator):
             )
 
     def _m(self, x: Tensor) -> Tensor:
-        return self.mask.to(device=x.device, dtype=x.dtype)
+        m = self.mask
+        if m.dtype != x.dtype or m.device != x.device:  # skip Tensor.to's overhead when it matches
+            m = m.to(device=x.device, dtype=x.dtype)
+        return m
 
     def forward(self, x: Tensor) -> Tensor:
         """``m * x`` (missing pixels set to zero; same shape as ``x``)."""
