@@ -58,7 +58,13 @@ def default_options(prior_name: str, task: str, method: str) -> dict[str, Any]:
 
 def _device(device: Any, x: torch.Tensor) -> torch.device:
     if device is not None:
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise PnPError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise PnPError(f"device {device!r} was asked for, but CUDA is not available here; use device='cpu'")
+        return dev
     if x.device.type != "cpu":
         return x.device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -92,6 +92,11 @@ def test_user_errors_are_pnperrors() -> None:
         pnpdiff.solve(y * 255, op, **KW)
     with pytest.raises(pnpdiff.UnknownNameError, match="natural"):
         pnpdiff.solve(y, op, prior="no-such-prior", **KW)
+    with pytest.raises(pnpdiff.PnPError, match="device"):
+        pnpdiff.solve(y, op, device="nonsense", **KW)
+    if not torch.cuda.is_available():
+        with pytest.raises(pnpdiff.PnPError, match="CUDA is not available"):
+            pnpdiff.solve(y, op, device="cuda", **KW)
 
 
 def test_ffhq_offline_fails_fast_with_one_clear_line() -> None:
