@@ -251,7 +251,7 @@ def run_recipe(
     Writes ``observed.png``, ``restored.png``, ``metrics.json`` and, when a ground truth exists,
     ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR).
     """
-    from pnpdiff.api import solve
+    from pnpdiff.api import default_options, solve, task_of
     from pnpdiff.io import load_image, save_image
     from pnpdiff.metrics import psnr, ssim
 
@@ -278,10 +278,9 @@ def run_recipe(
     seconds = time.perf_counter() - t0
     x_hat = x_hat.cpu()
 
-    from pnpdiff.api import default_options, task_of
-
     used = default_options(recipe.prior, task_of(op), recipe.method)
     metrics: dict[str, Any] = {
+        "task": recipe.task if recipe.task is not None else task_of(op),
         "method": recipe.method,
         "prior": recipe.prior,
         "operator": recipe.operator,

@@ -141,3 +141,13 @@ def test_callback_sees_every_step() -> None:
     diffpir(y, op, load_prior("natural"), sig, 0.02, callback=lambda i, s, xt, x0: seen.append((i, s)))
     assert [i for i, _ in seen] == list(range(6))
     assert seen[0][1] == pytest.approx(float(sig[0]))
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.05])
+def test_noise_level_estimate(sigma: float) -> None:
+    from pnpdiff.solvers.common import estimate_noise_level
+
+    x = _photo(128)
+    y = _observe(x, GaussianBlur(2.0), sigma)
+    # MAD of the finest diagonal Haar band: a blurred photo has little energy there
+    assert estimate_noise_level(y) == pytest.approx(sigma, rel=0.15)
