@@ -199,8 +199,8 @@ def _scatter_blocks(yb: Tensor, dmin: int, nd: int) -> Tensor:
     return z
 
 
-def _axis_forward(x: Tensor, blocks: tuple, dim: int) -> Tensor:
-    """Circular filter + decimation along ``dim`` (-1: ``x`` is (N, n); -2: (N, n, W)).
+def _axis_forward(x: Tensor, blocks: tuple) -> Tensor:
+    """Circular filter + decimation along the last axis of ``x`` (N, n) (the width pass).
 
     ``y[k] = sum_t w[t] x[(k s + offset + t) mod n]``, computed blockwise as one GEMM against the
     block-banded matrix (only the kept samples are produced), ``D`` circular block shifts, and a
@@ -209,31 +209,68 @@ def _axis_forward(x: Tensor, blocks: tuple, dim: int) -> Tensor:
     a, dmin, nd, phase = blocks
     k_ = a.shape[0]
     g_ = a.shape[1] // nd
-    if dim == -1:
-        n_, n = x.shape
-        nb = n // k_
-        z = (x.reshape(n_, nb, k_) @ a).view(n_, nb, nd, g_)
-        return _roll(_gather_blocks(z, dmin).reshape(n_, nb * g_), phase, -1)
-    n_, n, w = x.shape
+    n_, n = x.shape
     nb = n // k_
-    z = (a.T @ x.reshape(n_, nb, k_, w)).view(n_, nb, nd, g_, w)
-    return _roll(_gather_blocks(z, dmin).reshape(n_, nb * g_, w), phase, -2)
+    z = (x.reshape(n_, nb, k_) @ a).view(n_, nb, nd, g_)
+    return _roll(_gather_blocks(z, dmin).reshape(n_, nb * g_), phase, -1)
 
 
-def _axis_adjoint(y: Tensor, blocks: tuple, dim: int) -> Tensor:
+def _axis_adjoint(y: Tensor, blocks: tuple) -> Tensor:
     """Exact adjoint of :func:`_axis_forward` (the circular wrap is a block shift: nothing to fold)."""
     a, dmin, nd, phase = blocks
     k_ = a.shape[0]
     g_ = a.shape[1] // nd
-    if dim == -1:
-        n_, m = y.shape
-        nb = m // g_
-        yb = _roll(y, -phase, -1).reshape(n_, nb, g_)
-        return (_scatter_blocks(yb, dmin, nd).view(n_, nb, nd * g_) @ a.T).reshape(n_, nb * k_)
-    n_, m, w = y.shape
+    n_, m = y.shape
     nb = m // g_
-    yb = _roll(y, -phase, -2).reshape(n_, nb, g_, w)
-    return (a @ _scatter_blocks(yb, dmin, nd).view(n_, nb, nd * g_, w)).reshape(n_, nb * k_, w)
+    yb = _roll(y, -phase, -1).reshape(n_, nb, g_)
+    return (_scatter_blocks(yb, dmin, nd).view(n_, nb, nd * g_) @ a.T).reshape(n_, nb * k_)
+
+
+def _window_mats(w: Tensor, offset: int, s: int) -> tuple[tuple[Tensor, int, int], tuple[Tensor, int, int]]:
+    """Windowed (sliding-GEMM) form of the 1-D circular filter + decimation and of its adjoint.
+
+    Forward: ``y[k] = w . x[k s + offset : k s + offset + T]`` -- matrix ``(1, T)``, window step
+    ``s``, start ``offset``. Adjoint: block ``x[k s : k s + s] = B y[k + c : k + c + L]`` with
+    ``B[r, l] = w[r - (c + l) s - offset]`` -- matrix ``(s, L)``, step 1, start ``c``. Both return
+    ``(float64 matrix, step, start)`` for :func:`_axis_windows`.
+    """
+    t_ = w.numel()
+    w = w.to(torch.float64)
+    c = -((offset + t_ - 1) // s)  # first output whose window reaches input row 0
+    ln = (s - 1 - offset) // s - c + 1
+    t = torch.arange(s)[:, None] - (c + torch.arange(ln)[None, :]) * s - offset
+    b = torch.where((t >= 0) & (t < t_), w[t.clamp(0, t_ - 1)], 0.0)
+    return (w[None, :], s, offset), (b, 1, c)
+
+
+def _axis_windows(x: Tensor, win: tuple[Tensor, int, int]) -> Tensor:
+    """``out[:, b] = M @ x[:, (b p + c + arange(L)) mod n]`` for ``x`` of shape (N, n, W).
+
+    ``M`` is ``(R, L)``; the result is (N, (n / p) R, W). Windows that stay inside the image are
+    read in place as one overlapping strided view of the flattened batch (one batched GEMM, written
+    straight into the output: no gather, no roll); only the few windows that wrap around an image
+    border (or straddle two images in the flattened view) are gathered and recomputed.
+    """
+    mat, p, c = win
+    n_, n, w = x.shape
+    r, ln = mat.shape
+    nb = n // p
+    if x.requires_grad or mat.requires_grad or nb * p != n:
+        idx = torch.remainder(torch.arange(nb, device=x.device)[:, None] * p + c + torch.arange(ln, device=x.device), n)
+        return (mat @ x.index_select(1, idx.flatten()).view(n_, nb, ln, w)).reshape(n_, nb * r, w)
+    x = x.contiguous()
+    out = x.new_empty(n_, nb, r, w)
+    q0 = -(c // p) if c < 0 else 0  # first global window starting at or after row 0
+    q1 = max(q0, min(n_ * nb, (n_ * n - c - ln) // p + 1))  # past the last one ending in the buffer
+    if q1 > q0:
+        xs = x.as_strided((q1 - q0, ln, w), (p * w, w, 1), x.storage_offset() + (q0 * p + c) * w)
+        torch.matmul(mat, xs, out=out.view(n_ * nb, r, w)[q0:q1])
+    bad = [b for b in range(nb) if b * p + c < 0 or b * p + c + ln > n]
+    if bad:
+        bi = torch.tensor(bad, device=x.device)
+        idx = torch.remainder(bi[:, None] * p + c + torch.arange(ln, device=x.device), n)
+        out.index_copy_(1, bi, mat @ x.index_select(1, idx.flatten()).view(n_, len(bad), ln, w))
+    return out.view(n_, nb * r, w)
 
 
 def _circulant_row(w: Tensor, offset: int, n: int) -> Tensor:
@@ -402,6 +439,15 @@ class Downsample(LinearOperator):
             self._cache[key] = t
         return t
 
+    def _windows(self, axis: int, device: torch.device, dtype: torch.dtype) -> tuple:
+        key = ("windows", axis, device, dtype)
+        t = self._cache.get(key)
+        if t is None:
+            w, o = self._sep[axis]
+            t = tuple((m.to(device, dtype), p, c) for m, p, c in _window_mats(w, o, self.factor))
+            self._cache[key] = t
+        return t
+
     def _check_hr(self, x: Tensor, name: str = "x") -> None:
         self._check_image(x, name)
         h, w = x.shape[-2:]
@@ -419,8 +465,8 @@ class Downsample(LinearOperator):
         b, c, h, w = x.shape
         s = self.factor
         if self._sep is not None:
-            v = _axis_forward(x.reshape(b * c, h, w), self._blocks(0, h, x.device, x.dtype), -2)
-            v = _axis_forward(v.reshape(b * c * (h // s), w), self._blocks(1, w, x.device, x.dtype), -1)
+            v = _axis_windows(x.reshape(b * c, h, w), self._windows(0, x.device, x.dtype)[0])
+            v = _axis_forward(v.reshape(b * c * (h // s), w), self._blocks(1, w, x.device, x.dtype))
         else:
             v = x.reshape(b * c, 1, h, w)
             wc, oh, ow = self._taps(x.device, x.dtype)
@@ -438,8 +484,8 @@ class Downsample(LinearOperator):
         s = self.factor
         h, w = m * s, n * s
         if self._sep is not None:
-            v = _axis_adjoint(y.reshape(b * c * m, n), self._blocks(1, w, y.device, y.dtype), -1)
-            v = _axis_adjoint(v.reshape(b * c, m, w), self._blocks(0, h, y.device, y.dtype), -2)
+            v = _axis_adjoint(y.reshape(b * c * m, n), self._blocks(1, w, y.device, y.dtype))
+            v = _axis_windows(v.reshape(b * c, m, w), self._windows(0, y.device, y.dtype)[1])
         else:
             v = y.reshape(b * c, 1, m, n)
             wc, oh, ow = self._taps(y.device, y.dtype)

@@ -448,3 +448,52 @@ def test_bad_inputs():
     with pytest.raises(ShapeError, match=r"\(B, C, H, W\)"):
         GaussianBlur(1.0)(torch.zeros(8, 8))
     assert issubclass(ShapeError, PnPError) and issubclass(OperatorError, PnPError)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "random-per-channel"])
+def test_mirror_prox_preconditioner_is_spd(kind):
+    g = torch.Generator().manual_seed(11)
+    if kind == "gaussian":
+        op = GaussianBlur(1.0, boundary="reflect").double()
+    else:
+        op = Blur(torch.rand(2, 5, 3, generator=g, dtype=torch.float64), boundary="reflect")
+    shape = (1, 2, 7, 9)
+    n = 7 * 9
+    eye = torch.eye(2 * n, dtype=torch.float64).view(2 * n, 2, 7, 9)
+    like = torch.zeros(shape, dtype=torch.float64)
+    m = op.mirror_prox_preconditioner(shape, 0.05, like)(eye).reshape(2 * n, 2 * n)
+    torch.testing.assert_close(m, m.T, rtol=0, atol=1e-12)
+    assert float(torch.linalg.eigvalsh(m).min()) > 0
+
+
+def test_reflect_prox_matches_dense_solve():
+    g = torch.Generator().manual_seed(12)
+    op = Blur(torch.rand(2, 5, 3, generator=g, dtype=torch.float64), boundary="reflect", cg_tol=1e-13, cg_max_iter=500)
+    shape = (1, 2, 8, 7)
+    m = dense(op, shape)
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+    y = torch.randn(shape, generator=g, dtype=torch.float64)
+    rho = 0.05
+    ref = scipy.linalg.solve(m.T @ m + rho * np.eye(m.shape[0]), m.T @ y.flatten().numpy() + rho * z.flatten().numpy())
+    np.testing.assert_allclose(op.prox(z, y, rho).flatten().numpy(), ref, atol=1e-9)
+
+
+def test_reflect_prox_converges_in_few_iterations(monkeypatch):
+    import pnpdiff.operators.blur as blur_mod
+
+    calls = []
+    real_cg = blur_mod.conjugate_gradient
+
+    def counting_cg(apply, *args, **kwargs):
+        def counted(v):
+            calls.append(1)
+            return apply(v)
+
+        return real_cg(counted, *args, **kwargs)
+
+    monkeypatch.setattr(blur_mod, "conjugate_gradient", counting_cg)
+    g = torch.Generator().manual_seed(13)
+    op = GaussianBlur(3.0, boundary="reflect", cg_tol=1e-4).double()
+    x = torch.rand(1, 1, 64, 64, generator=g, dtype=torch.float64)
+    op.prox(x, op(x), 0.05)
+    assert len(calls) - 1 <= 4  # circular preconditioner: about 6, plain CG: about 9
