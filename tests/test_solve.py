@@ -151,3 +151,16 @@ def test_noise_level_estimate(sigma: float) -> None:
     y = _observe(x, GaussianBlur(2.0), sigma)
     # MAD of the finest diagonal Haar band: a blurred photo has little energy there
     assert estimate_noise_level(y) == pytest.approx(sigma, rel=0.15)
+
+
+def test_smooth_fill_handles_holes_larger_than_the_image() -> None:
+    from pnpdiff.solvers.common import _smooth_fill
+
+    # one observed pixel in a 16x16 image: the fill needs blur kernels wider than the image
+    y = torch.zeros(1, 3, 16, 16)
+    y[..., 0, 0] = torch.tensor([0.2, 0.5, 0.8])
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 0, 0] = 1
+    out = _smooth_fill(y, mask)
+    # the only information is that pixel: every pixel gets its colour
+    assert torch.allclose(out, y[..., :1, :1].expand_as(out), atol=1e-5)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from pnpdiff.errors import ValueRangeError
+from pnpdiff.operators import GaussianBlur
 from pnpdiff.priors.base import Prior
 
 __all__ = [
@@ -54,17 +54,7 @@ def _smooth_fill(y: Tensor, mask: Tensor, scales: Iterable[float] = (1, 2, 4, 8,
     out = y * m
     filled = m.clone()
     for s in scales:
-        k = int(2 * round(3 * s) + 1)
-        g = torch.exp(-0.5 * (torch.arange(k, device=y.device, dtype=y.dtype) - k // 2) ** 2 / s**2)
-        g = g / g.sum()
-        c = y.shape[1]
-        kh = g.view(1, 1, 1, k).repeat(c, 1, 1, 1)
-        kv = g.view(1, 1, k, 1).repeat(c, 1, 1, 1)
-
-        def blur(v: Tensor, kh: Tensor = kh, kv: Tensor = kv, k: int = k, c: int = c) -> Tensor:
-            v = F.conv2d(F.pad(v, (k // 2, k // 2, 0, 0), mode="circular"), kh, groups=c)
-            return F.conv2d(F.pad(v, (0, 0, k // 2, k // 2), mode="circular"), kv, groups=c)
-
+        blur = GaussianBlur(float(s), kernel_size=int(2 * round(3 * s) + 1))  # circular, any size
         num, den = blur(y * m), blur(m)
         est = num / den.clamp_min(1e-8)
         new = (den > 1e-3) & (filled < 0.5)
