@@ -14,7 +14,7 @@ from torch import Tensor
 
 from pnpdiff.errors import PnPError, ShapeError, ValueRangeError
 
-__all__ = ["to_tensor", "load_image", "save_image", "check_range"]
+__all__ = ["to_tensor", "load_image", "load_pil", "save_image", "to_pil", "to_uint8", "check_range"]
 
 
 def check_range(x: Tensor, name: str = "image") -> None:
@@ -35,23 +35,27 @@ def load_image(path: str | os.PathLike) -> Tensor:
     if not p.is_file():
         raise PnPError(f"image file not found: {p}")
     with Image.open(p) as im:
-        im = im.convert("L") if im.mode in ("L", "I", "I;16", "F", "1", "LA") else im.convert("RGB")
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-    t = torch.from_numpy(arr.copy())
-    return t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+        return load_pil(im)
 
 
-def save_image(x: Tensor, path: str | os.PathLike) -> None:
-    """Write a ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` tensor in [0, 1] to an 8-bit image."""
+def to_uint8(x: Tensor) -> np.ndarray:
+    """``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` tensor in [0, 1] -> ``(H, W)`` / ``(H, W, 3)`` uint8 array."""
     x = x.detach().to("cpu", torch.float32)
     while x.ndim > 3:
         x = x[0]
     if x.ndim == 3:
-        x = x.permute(1, 2, 0)
-        if x.shape[-1] == 1:
-            x = x[..., 0]
-    arr = (x.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
-    Image.fromarray(arr).save(path)
+        x = x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)
+    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+
+
+def to_pil(x: Tensor) -> Image.Image:
+    """A tensor in [0, 1] (see :func:`to_uint8`) as an 8-bit grey or RGB PIL image."""
+    return Image.fromarray(to_uint8(x))
+
+
+def save_image(x: Tensor, path: str | os.PathLike) -> None:
+    """Write a ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` tensor in [0, 1] to an 8-bit image."""
+    to_pil(x).save(path)
 
 
 def to_tensor(img: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:
@@ -99,10 +103,11 @@ def to_tensor(img: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:
         shape, dtype_np = arr.shape, arr.dtype
 
         def back_array(out: Tensor) -> np.ndarray:
+            if dtype_np == np.uint8:
+                arr = to_uint8(out[0])
+                return arr if len(shape) == 2 else arr.reshape(*arr.shape[:2], -1)
             o = out[0].detach().to("cpu", torch.float32).clamp(0, 1)
             o = o[0] if len(shape) == 2 else o.permute(1, 2, 0)
-            if dtype_np == np.uint8:
-                return (o * 255.0).round().to(torch.uint8).numpy()
             return o.numpy().astype(dtype_np)
 
         return x, back_array
@@ -112,9 +117,7 @@ def to_tensor(img: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:
         x = load_pil(img)
 
         def back_pil(out: Tensor) -> Image.Image:
-            o = out[0].detach().to("cpu", torch.float32).clamp(0, 1)
-            arr = (o * 255.0).round().to(torch.uint8)
-            pil = Image.fromarray(arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy())
+            pil = to_pil(out[0])
             return pil.convert(mode) if mode in ("L", "RGB") else pil
 
         return x, back_pil
@@ -129,9 +132,13 @@ def to_tensor(img: Any) -> tuple[Tensor, Callable[[Tensor], Any]]:
     )
 
 
+def normalise_mode(im: Image.Image) -> Image.Image:
+    """Grey modes (L, I, I;16, F, 1, LA) -> ``"L"``; every other mode -> ``"RGB"``."""
+    return im.convert("L") if im.mode in ("L", "I", "I;16", "F", "1", "LA") else im.convert("RGB")
+
+
 def load_pil(im: Image.Image) -> Tensor:
     """``(1, C, H, W)`` float32 tensor of a PIL image (grey modes -> 1 channel, others -> RGB)."""
-    im = im.convert("L") if im.mode in ("L", "I", "I;16", "F", "1", "LA") else im.convert("RGB")
-    arr = np.asarray(im, dtype=np.float32) / 255.0
+    arr = np.asarray(normalise_mode(im), dtype=np.float32) / 255.0
     t = torch.from_numpy(arr.copy())
     return t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]

@@ -125,6 +125,8 @@ def load_source_image(spec: str, size: int | None, base: Path | None = None) -> 
     """
     from PIL import Image
 
+    from pnpdiff.io import load_pil, normalise_mode
+
     if spec.startswith("skimage:"):
         import skimage.data
 
@@ -142,14 +144,12 @@ def load_source_image(spec: str, size: int | None, base: Path | None = None) -> 
             raise RecipeError(f"image file not found: {spec}")
         pil = Image.open(path)
         pil.load()
-    pil = pil.convert("L") if pil.mode in ("L", "I", "I;16", "F", "1", "LA") else pil.convert("RGB")
+    pil = normalise_mode(pil)  # before resampling: palette / 1-bit images do not resize well
     if size is not None:
         w, h = pil.size
         s = min(w, h)
         pil = pil.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
         pil = pil.resize((size, size), Image.BICUBIC, reducing_gap=None)
-    from pnpdiff.io import load_pil
-
     return load_pil(pil)
 
 
@@ -202,7 +202,7 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
     """Side-by-side PNG of equally sized images with a title above each."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from pnpdiff.io import save_image
+    from pnpdiff.io import to_pil
 
     h = max(int(t.shape[-2]) for _, t in panels)
     w = max(int(t.shape[-1]) for _, t in panels)
@@ -213,29 +213,33 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
         font = ImageFont.load_default(size=max(12, w // 18))
     except TypeError:  # Pillow < 10.1
         font = ImageFont.load_default()
-    with tempfile.TemporaryDirectory() as td:
-        for i, (title, img) in enumerate(panels):
-            f = Path(td) / f"{i}.png"
-            save_image(img, f)
-            with Image.open(f) as im:
-                tile = im.convert("RGB")
-            if tile.size != (w, h):
-                tile = tile.resize((w, h), Image.NEAREST)
-            x0 = pad + i * (w + pad)
-            canvas.paste(tile, (x0, title_h))
-            draw.text((x0, 4), title, fill="black", font=font)
+    for i, (title, img) in enumerate(panels):
+        tile = to_pil(img).convert("RGB")
+        if tile.size != (w, h):
+            tile = tile.resize((w, h), Image.NEAREST)
+        x0 = pad + i * (w + pad)
+        canvas.paste(tile, (x0, title_h))
+        draw.text((x0, 4), title, fill="black", font=font)
     canvas.save(path)
+
+
+def _replaceable(target: Path) -> bool:
+    """Whether ``target`` may be replaced: absent, an empty folder, or an earlier pnpdiff output."""
+    return not target.exists() or (
+        target.is_dir() and (not any(target.iterdir()) or (target / "metrics.json").exists())
+    )
+
+
+def _refuse_foreign(target: Path) -> None:
+    if not _replaceable(target):
+        raise PnPError(f"output folder {target} exists and is not a pnpdiff output; choose another 'output'")
 
 
 def _commit_output(tmp: Path, target: Path) -> None:
     """Move a finished temporary folder into place; never leave a half-written output."""
+    _refuse_foreign(target)  # checked again: the folder may have changed while solving
     if target.exists():
-        if target.is_dir() and (not any(target.iterdir()) or (target / "metrics.json").exists()):
-            shutil.rmtree(target)
-        else:
-            raise PnPError(
-                f"output folder {target} exists and is not a pnpdiff output; choose another 'output'"
-            )
+        shutil.rmtree(target)
     os.replace(tmp, target)
 
 
@@ -252,7 +256,7 @@ def run_recipe(
     ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR).
     """
     from pnpdiff.api import default_options, solve, task_of
-    from pnpdiff.io import load_image, save_image
+    from pnpdiff.io import save_image
     from pnpdiff.metrics import psnr, ssim
 
     base = recipe.source.parent if recipe.source is not None else None
@@ -289,8 +293,7 @@ def run_recipe(
         "seconds": round(seconds, 3),
     }
     target = Path(output if output is not None else recipe.output)
-    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / "metrics.json").exists())):
-        raise PnPError(f"output folder {target} exists and is not a pnpdiff output; choose another 'output'")
+    _refuse_foreign(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -319,7 +322,6 @@ def run_recipe(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    _ = load_image  # re-exported for users of observed-only recipes
     return metrics
 
 
