@@ -31,6 +31,12 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
 }
 
 
+#: solver arguments that ``solve`` fills in itself (``seed`` gives the generator)
+_SET_BY_SOLVE = ("y", "operator", "prior", "sigmas", "sigma_y", "generator")
+#: options that shape the sigma schedule rather than the solver
+_SCHEDULE_KEYS = ("schedule", "schedule_max", "schedule_min")
+
+
 def task_of(operator: Any) -> str:
     """Name of the restoration task an operator stands for (used to look up defaults)."""
     name = type(operator).__name__
@@ -156,25 +162,19 @@ def solve(
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
 
     solver = SOLVERS[method]
-    opts = default_options(getattr(prior_obj, "name", "custom"), task_of(op), method)
-    schedule = options.pop("schedule", opts.pop("schedule", "ddpm"))
-    opts.pop("schedule", None)
-    n_steps = int(steps if steps is not None else opts.pop("steps", 50))
-    opts.pop("steps", None)
-    sched_max = options.pop("schedule_max", opts.pop("schedule_max", None))
-    sched_min = options.pop("schedule_min", opts.pop("schedule_min", None))
-    opts.pop("schedule_max", None)
-    opts.pop("schedule_min", None)
     params = inspect.signature(solver).parameters
     for key in options:
-        if key not in params or key in ("y", "operator", "prior", "sigmas", "sigma_y"):
-            allowed = [p for p in params if p not in ("y", "operator", "prior", "sigmas", "sigma_y",
-                                                       "generator", "callback", "progress")]
+        if key not in _SCHEDULE_KEYS and (key not in params or key in _SET_BY_SOLVE):
+            allowed = [p for p in params if p not in _SET_BY_SOLVE and p != "progress"]
             raise UnknownNameError(
-                f"method {method!r} has no option {key!r}; its options are: {', '.join(allowed)}"
+                f"method {method!r} has no option {key!r}; its options are: "
+                f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
             )
-    opts.update(options)
-    opts = {k: v for k, v in opts.items() if k in params}
+    opts = {**default_options(getattr(prior_obj, "name", "custom"), task_of(op), method), **options}
+    n_steps = int(steps if steps is not None else opts.get("steps", 50))
+    schedule = opts.get("schedule", "ddpm")
+    sched_max, sched_min = opts.get("schedule_max"), opts.get("schedule_min")
+    opts = {k: v for k, v in opts.items() if k in params and k not in _SET_BY_SOLVE}
 
     if sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
