@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from pnpdiff import schedules
-from pnpdiff.errors import PnPError, ShapeError, UnknownNameError, ValueRangeError
+from pnpdiff.errors import OperatorError, PnPError, ShapeError, UnknownNameError, ValueRangeError
 from pnpdiff.io import check_range, to_tensor
 from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
@@ -77,14 +77,19 @@ def _device(device: Any, x: torch.Tensor) -> torch.device:
 
 
 def _as_operator(operator: Any) -> Any:
-    from pnpdiff import operators
+    """A pnpdiff operator, a deepinv ``LinearPhysics`` (wrapped), or a nonlinear callable as is."""
+    from pnpdiff.operators import as_operator
 
-    conv = getattr(operators, "as_operator", None)
-    if conv is not None:
-        return conv(operator)
-    if isinstance(operator, operators.LinearOperator) or callable(operator):
-        return operator
-    raise PnPError(f"operator must be a pnpdiff operator or a callable, got {type(operator).__name__}")
+    try:
+        return as_operator(operator)
+    except OperatorError:
+        if not callable(operator):
+            raise
+        from deepinv.physics import Physics  # already imported by as_operator
+
+        if isinstance(operator, Physics):  # nonlinear deepinv physics: calling it adds noise
+            raise
+        return operator  # a differentiable forward model, for the solvers that need only VJPs
 
 
 def solve(

@@ -164,3 +164,20 @@ def test_smooth_fill_handles_holes_larger_than_the_image() -> None:
     out = _smooth_fill(y, mask)
     # the only information is that pixel: every pixel gets its colour
     assert torch.allclose(out, y[..., :1, :1].expand_as(out), atol=1e-5)
+
+
+def test_nonlinear_callable_through_solve() -> None:
+    """The README promises nonlinear forward models for DPS / RED-diff through ``solve`` too."""
+    x = _photo()
+    blur = GaussianBlur(1.0)
+
+    def saturate_then_blur(v: torch.Tensor) -> torch.Tensor:
+        return blur(torch.tanh(3 * v) / torch.tanh(torch.tensor(3.0)))
+
+    y = saturate_then_blur(x)
+    out = pnpdiff.solve(y, saturate_then_blur, method="dps", steps=3, sigma_y=0.01, seed=0, progress=False)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(pnpdiff.OperatorError, match="dps"):
+        pnpdiff.solve(y, saturate_then_blur, method="diffpir", steps=3, sigma_y=0.01, progress=False)
+    with pytest.raises(pnpdiff.OperatorError):
+        pnpdiff.solve(y, "not an operator", steps=3, progress=False)

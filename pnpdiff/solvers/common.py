@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import ValueRangeError
+from pnpdiff.errors import OperatorError, ValueRangeError
 from pnpdiff.operators import GaussianBlur
 from pnpdiff.priors.base import Prior
 
@@ -88,7 +88,10 @@ def initial_estimate(y: Tensor, operator: object, sigma_y: float, sigma_start: f
         c = c.expand_as(aty).contiguous()
         rho = (sigma_y**2 + 1e-4) / sigma_start**2
         return operator.prox(c, y, rho)
-    raise TypeError("initial_estimate needs a linear operator")
+    raise OperatorError(
+        f"{type(operator).__name__} is not a linear operator (forward, adjoint, prox); this method "
+        "needs one: pass a pnpdiff operator, or use method='dps' or 'reddiff' for a nonlinear forward model"
+    )
 
 
 def estimate_noise_level(y: Tensor) -> float:
