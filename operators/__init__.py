@@ -5,9 +5,9 @@ Every operator is a :class:`LinearOperator` (a :class:`torch.nn.Module`) with ``
 allows it, a spectral (SVD) view. See each class's docstring for which parts are closed forms.
 """
 
-from .base import Composition, LinearOperator, batch_dot, conjugate_gradient
+from .base import Composition, DiagonalOperator, LinearOperator, batch_dot, conjugate_gradient
 
-__all__ = ["LinearOperator", "Composition", "conjugate_gradient", "batch_dot", "compose"]
+__all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradient", "batch_dot", "compose"]
 
 
 def compose(*ops: LinearOperator) -> LinearOperator:

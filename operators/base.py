@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from pnpdiff.errors import OperatorError, ShapeError
 
-__all__ = ["LinearOperator", "Composition", "conjugate_gradient", "batch_dot"]
+__all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradient", "batch_dot"]
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
@@ -228,6 +228,31 @@ class LinearOperator(nn.Module):
             raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4:
             raise ShapeError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+
+
+class DiagonalOperator(LinearOperator):
+    """An operator that is diagonal in the pixel basis (:class:`Identity`, :class:`Inpaint`).
+
+    Its spectral view is exact and trivial: ``U = V = I``; subclasses give ``singular_values``.
+    """
+
+    has_svd = True
+
+    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return x
+
+    def V(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return c
+
+    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return y
+
+    def U(self, c: Tensor) -> Tensor:  # noqa: N802
+        """Identity (pixel basis)."""
+        return c
 
 
 class Composition(LinearOperator):

@@ -7,12 +7,12 @@ from torch import Tensor
 
 from pnpdiff.errors import OperatorError, ShapeError
 
-from .base import LinearOperator, _per_sample
+from .base import DiagonalOperator, _per_sample
 
 __all__ = ["Inpaint"]
 
 
-class Inpaint(LinearOperator):
+class Inpaint(DiagonalOperator):
     r"""Masking operator ``y = m * x`` (``m = 1``: observed pixel, ``m = 0``: missing).
 
     Convention: the measurement keeps the input's shape, with zeros at the missing pixels (the
@@ -35,7 +35,6 @@ class Inpaint(LinearOperator):
     """
 
     closed_form_prox = True
-    has_svd = True
 
     def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
@@ -121,18 +120,3 @@ class Inpaint(LinearOperator):
         """The mask itself, shape ``(1 or B, 1 or C, H, W)`` (zeros on missing pixels)."""
         return self.mask
 
-    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
-        return x
-
-    def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
-        return c
-
-    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
-        return y
-
-    def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
-        return c

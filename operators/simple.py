@@ -24,12 +24,12 @@ from torch import Tensor
 
 from pnpdiff.errors import ShapeError, ValueRangeError
 
-from .base import LinearOperator, _per_sample
+from .base import DiagonalOperator, LinearOperator, _per_sample
 
 __all__ = ["Identity", "Colorize", "Matrix"]
 
 
-class Identity(LinearOperator):
+class Identity(DiagonalOperator):
     """The identity ``A = I`` (denoising: ``y = x + n``).
 
     Every method is exact: ``adjoint``, ``gram`` and ``pinv`` are the identity,
@@ -38,7 +38,6 @@ class Identity(LinearOperator):
     """
 
     closed_form_prox = True
-    has_svd = True
 
     def forward(self, x: Tensor) -> Tensor:
         """Return ``x``."""
@@ -66,18 +65,6 @@ class Identity(LinearOperator):
         if torch.is_tensor(shape):
             return torch.ones((), device=shape.device, dtype=shape.dtype)
         return torch.ones(())
-
-    def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        return x
-
-    def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
-
-    def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        return y
-
-    def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        return c
 
 
 class Colorize(LinearOperator):
