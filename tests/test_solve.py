@@ -181,3 +181,44 @@ def test_nonlinear_callable_through_solve() -> None:
         pnpdiff.solve(y, saturate_then_blur, method="diffpir", steps=3, sigma_y=0.01, progress=False)
     with pytest.raises(pnpdiff.OperatorError):
         pnpdiff.solve(y, "not an operator", steps=3, progress=False)
+
+
+def test_grey_photo_stored_as_rgb_is_restored_as_grey() -> None:
+    """A 3-channel y with identical channels (a grey photo saved as RGB, noise copied too) gives
+    exactly the grey restoration, copied into three channels; restoring it as colour instead
+    leaves sqrt(3) times too much noise on the grey axis and is worse."""
+    from pnpdiff.priors.ffdnet import FFDNetPrior
+
+    class ColourOnly(FFDNetPrior):
+        accepts_grey = False
+
+    x = load_source_image("skimage:camera", 64)
+    op = GaussianBlur(1.5)
+    y = _observe(x, op, sigma_y=0.025).clamp(0, 1)
+    rgb8 = (y.expand(-1, 3, -1, -1) * 255).round() / 255  # as read from an 8-bit RGB file
+    rgb8[:, 1] += 0.4 / 255  # JPEG-like rounding differences between the channels
+    kw = {**KW, "steps": 20, "sigma_y": 0.025}
+    out = pnpdiff.solve(rgb8, op, **kw)
+    ref = pnpdiff.solve(rgb8.mean(1, keepdim=True), op, **kw)
+    assert out.shape == rgb8.shape
+    assert torch.equal(out, ref.expand_as(out))
+    as_colour = pnpdiff.solve(rgb8, op, prior=ColourOnly(), **kw)
+    assert not torch.equal(as_colour[:, 0], as_colour[:, 1])
+    assert psnr(out[:, :1], x) > psnr(as_colour.mean(1, keepdim=True), x) + 0.5
+
+
+def test_grey_detection_needs_identical_channels_and_a_per_channel_operator() -> None:
+    from pnpdiff.api import _acts_per_channel, _is_grey_rgb
+    from pnpdiff.operators import Colorize, Downsample
+
+    x = _photo(16)
+    assert not _is_grey_rgb(x)  # a colour photo
+    assert _is_grey_rgb(x[:, :1].expand(-1, 3, -1, -1))
+    assert not _is_grey_rgb(x[:, :1])  # one channel already
+    shape = torch.Size((1, 3, 16, 16))
+    cpu = torch.device("cpu")
+    assert _acts_per_channel(GaussianBlur(1.0), shape, cpu)
+    assert _acts_per_channel(Downsample(2), shape, cpu)
+    assert _acts_per_channel(Inpaint(torch.rand(1, 1, 16, 16) > 0.5), shape, cpu)
+    assert not _acts_per_channel(Inpaint(torch.rand(1, 3, 16, 16) > 0.5), shape, cpu)  # a mask per channel
+    assert not _acts_per_channel(Colorize(), shape, cpu)

@@ -43,6 +43,9 @@ class Prior(nn.Module):
         Fixed ``(H, W)`` the model requires, or ``None``.
     name : str
         Short name used in messages and metrics.
+    accepts_grey : bool
+        Whether a colour prior also denoises one-channel (grey) images correctly; ``solve``
+        then restores a grey photo stored as RGB as one channel.
     """
 
     sigma_min: float = 0.0
@@ -50,6 +53,7 @@ class Prior(nn.Module):
     channels: int | None = None
     size: tuple[int, int] | None = None
     name: str = "prior"
+    accepts_grey: bool = False
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:  # pragma: no cover - abstract
         """Posterior-mean estimate of the clean image from ``x = x0 + sigma * n``."""

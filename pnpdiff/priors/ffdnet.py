@@ -110,6 +110,7 @@ class FFDNetPrior(Prior):
     sigma_max = 75.0 / 255.0
     channels = None  # 1 or 3
     name = "natural"
+    accepts_grey = True
 
     def __init__(self, weights: str | Path | None = None) -> None:
         super().__init__()
