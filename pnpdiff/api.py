@@ -14,7 +14,7 @@ from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
 from pnpdiff.solvers.common import estimate_noise_level
 
-__all__ = ["solve", "task_of", "default_options", "DEFAULTS"]
+__all__ = ["solve", "task_of", "default_options", "default_steps", "DEFAULTS"]
 
 #: per (prior family, task, method) hyper-parameters; ``"*"`` matches any prior / task.
 #: Tuned on scikit-image photos at 256x256 with sigma_y = 0.025 (see docs/quality.md).
@@ -60,6 +60,15 @@ def default_options(prior_name: str, task: str, method: str) -> dict[str, Any]:
     for key in [("*", "*", method), (family, "*", method), ("*", task, method), (family, task, method)]:
         out.update(DEFAULTS.get(key, {}))
     return out
+
+
+#: denoiser evaluations when neither the caller nor the defaults table gives a number
+FALLBACK_STEPS = 50
+
+
+def default_steps(prior_name: str, task: str, method: str) -> int:
+    """The number of steps ``solve`` runs when ``steps`` is not given."""
+    return int(default_options(prior_name, task, method).get("steps", FALLBACK_STEPS))
 
 
 def _device(device: Any, x: torch.Tensor) -> torch.device:
@@ -213,7 +222,7 @@ def solve(
                 f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
             )
     opts = {**default_options(getattr(prior_obj, "name", "custom"), task_of(op), method), **options}
-    n_steps = int(steps if steps is not None else opts.get("steps", 50))
+    n_steps = int(steps if steps is not None else opts.get("steps", FALLBACK_STEPS))
     schedule = opts.get("schedule", "ddpm")
     sched_max, sched_min = opts.get("schedule_max"), opts.get("schedule_min")
     opts = {k: v for k, v in opts.items() if k in params and k not in _SET_BY_SOLVE}

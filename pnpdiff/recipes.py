@@ -255,7 +255,7 @@ def run_recipe(
     Writes ``observed.png``, ``restored.png``, ``metrics.json`` and, when a ground truth exists,
     ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR).
     """
-    from pnpdiff.api import default_options, solve, task_of
+    from pnpdiff.api import default_steps, solve, task_of
     from pnpdiff.io import save_image
     from pnpdiff.metrics import psnr, ssim
 
@@ -282,13 +282,12 @@ def run_recipe(
     seconds = time.perf_counter() - t0
     x_hat = x_hat.cpu()
 
-    used = default_options(recipe.prior, task_of(op), recipe.method)
     metrics: dict[str, Any] = {
         "task": recipe.task if recipe.task is not None else task_of(op),
         "method": recipe.method,
         "prior": recipe.prior,
         "operator": recipe.operator,
-        "steps": int(n_steps if n_steps is not None else used.get("steps", 0)),
+        "steps": int(n_steps if n_steps is not None else default_steps(recipe.prior, task_of(op), recipe.method)),
         "sigma_y": sigma_y,
         "seconds": round(seconds, 3),
     }

@@ -48,6 +48,20 @@ def test_recipe_writes_all_outputs(tmp_path: Path, capsys) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
 
 
+def test_recipe_without_steps_reports_the_steps_it_ran(tmp_path: Path) -> None:
+    """metrics.json records the default step count solve used (DPIR: K = 8 iterations in its
+    paper; a method without a table entry: solve's fallback of 50)."""
+    from pnpdiff.api import FALLBACK_STEPS, default_steps
+
+    for method, expected in (("dpir", 8), ("reddiff", FALLBACK_STEPS)):
+        text = SMALL.replace("steps: 4\n", f"method: {method}\n")
+        out = tmp_path / method
+        assert main([str(_recipe(tmp_path, text)), "--output", str(out), "--no-progress"]) == 0
+        assert json.loads((out / "metrics.json").read_text())["steps"] == expected
+    assert default_steps("natural", "sr", "dpir") == 24
+    assert default_steps("natural", "deblur", "dps") == FALLBACK_STEPS == 50
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
