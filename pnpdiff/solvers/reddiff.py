@@ -21,7 +21,7 @@ def reddiff(
     prior: Prior,
     sigmas: Tensor,
     sigma_y: float,
-    lam: float = 1.0,
+    lam: float = 0.25,
     lr: float = 0.05,
     x_init: Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -38,21 +38,29 @@ def reddiff(
 
         eps   ~ N(0, I);  x_t = mu + t * eps
         e_hat = (x_t - D(x_t, t)) / t                       # no gradient: stop-gradient
-        loss  = ||y - A(mu)||^2 / (2 sigma_y^2) + lam * t * <sg(e_hat - eps), mu>
+        loss  = ||y - A(mu)||^2 / (2 M) + lam * t * <sg(e_hat - eps), mu> / N
         mu    = Adam step on loss
 
-    The weight ``lam * t`` is the paper's ``lambda / SNR_t = lambda sqrt(1 - abar) / sqrt(abar)``
-    (``t`` is the VE sigma). No Jacobian of the denoiser is formed: the regulariser's gradient
-    is ``lam * t * (e_hat - eps)`` (score distillation), and only ``A`` is differentiated, so a
+    with ``M`` and ``N`` the number of entries of one measurement and of one image. The weight
+    ``lam * t`` is the paper's ``lambda / SNR_t = lambda sqrt(1 - abar) / sqrt(abar)`` (``t`` is
+    the VE sigma). No Jacobian of the denoiser is formed: the regulariser's gradient is
+    ``lam * t * (e_hat - eps) / N`` (score distillation), and only ``A`` is differentiated, so a
     nonlinear differentiable ``A`` works too.
 
-    **Units.** The paper's ``lambda = 0.25`` and Adam learning rate 0.1 are for [-1, 1] images
-    with sigma, ``sigma_y`` in [-1, 1] units. Written in the [0, 1] mean ``mu`` (``mu' = 2 mu - 1``)
-    the data term is unchanged (``||y' - A mu'||^2 / sigma_y'^2 = 4 ||y - A mu||^2 / (4
-    sigma_y^2)``) while the regulariser's gradient in ``mu`` is ``2 x 2 = 4`` times larger (``d mu' /
-    d mu = 2`` and ``1 / SNR = 2 t``): relative to the data term, ``lam = 4 x 0.25 = 1.0`` here.
-    (Equivalently: in the official code's un-normalised loss the data term shrinks 4x.) Adam's
-    steps are in units of ``mu``, whose scale halves: ``lr = 0.1 / 2 = 0.05``.
+    **Normalisation.** The paper writes the data term as ``||y - f(mu)||^2 / (2 sigma_v^2)``, but
+    its ``lambda = 0.25`` was tuned with the official code's losses, which are *means*
+    (``(e_obs**2).mean() / 2`` and ``((e_t - eps) * mu).mean()``) with no ``sigma_v``. This
+    function follows the code, so the paper's ``lambda`` keeps its meaning whatever the image
+    size, the measurement size and the noise level (with the ``1 / (2 sigma_v^2)`` form, the
+    same ``lambda`` is ``sigma_v^2 N / M`` times weaker: 1/400 of the tuned value for a
+    deblurring with ``sigma_v = 0.05`` on [-1, 1]).
+
+    **Units.** With ``mu' = 2 mu - 1`` on [-1, 1], the residual doubles and ``d / d mu' =
+    (1/2) d / d mu``, so the gradient of the code's data term in ``mu'`` is ``2 A^T r / M``;
+    the regulariser's is ``lambda * 2t * (e_hat - eps) / N`` (``1 / SNR = 2 t``). Both carry the
+    same factor 2, which Adam's normalisation removes: the paper's ``lambda = 0.25`` is
+    ``lam = 0.25`` here. Adam's steps are in units of ``mu``, whose scale halves:
+    ``lr = 0.1 / 2 = 0.05``.
 
     Parameters
     ----------
@@ -66,9 +74,10 @@ def reddiff(
         Decreasing schedule ending in 0; clipped to ``prior.sigma_max``. Each positive sigma is
         one Adam step.
     sigma_y : float
-        Measurement noise level in [0, 1] units (floored at ``1e-3``).
+        Measurement noise level in [0, 1] units; it only shapes the initial estimate (the
+        official code's data term has no ``sigma_v``, see **Normalisation**).
     lam : float
-        Regularisation weight ``lambda`` in pnpdiff units (``4 x`` the paper's, see **Units**).
+        Regularisation weight ``lambda``, the paper's 0.25 (unchanged in pnpdiff units).
     lr : float
         Adam learning rate in [0, 1] image units (half the paper's 0.1); scale it with the
         data's range for other problems.
@@ -89,8 +98,8 @@ def reddiff(
         The optimised mean ``mu``.
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    sy2 = max(float(sigma_y), 1e-3) ** 2
-    mu = starting_point(y, operator, sy2**0.5, sigmas[0], x_init).detach().clone()
+    mu = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init).detach().clone()
+    n_x = mu[0].numel()  # N: entries of one image
     m1, m2 = torch.zeros_like(mu), torch.zeros_like(mu)  # Adam moments, betas (0.9, 0.99)
     b1, b2 = 0.9, 0.99
     for i in steps_iter(len(sigmas) - 1, progress, "reddiff"):
@@ -101,13 +110,14 @@ def reddiff(
         e_hat = (xt - x0) / t
         with torch.enable_grad():
             v = mu.detach().requires_grad_(True)
-            data = ((y - operator(v)) ** 2).sum() / (2 * sy2)
+            data = ((y - operator(v)) ** 2).sum() / (2 * y[0].numel())  # per-image mean over M entries
             (grad,) = torch.autograd.grad(data, v)
-        grad = grad + lam * t * (e_hat - eps)  # gradient of the stop-gradient regulariser
+        grad = grad + lam * t * (e_hat - eps) / n_x  # gradient of the stop-gradient regulariser
         m1 = b1 * m1 + (1 - b1) * grad
         m2 = b2 * m2 + (1 - b2) * grad * grad
         k = i + 1
-        mu = mu - lr * (m1 / (1 - b1**k)) / ((m2 / (1 - b2**k)).sqrt() + 1e-8)
+        # Adam's eps 1e-8 acts on the code's [-1, 1] gradient, twice this one: 0.5e-8 here
+        mu = mu - lr * (m1 / (1 - b1**k)) / ((m2 / (1 - b2**k)).sqrt() + 0.5e-8)
         if callback is not None:
             callback(i, t, mu, x0)
     return mu
