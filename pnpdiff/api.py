@@ -188,6 +188,14 @@ def solve(
     Returns
     -------
     The restored image, of the same kind as ``y`` (a path gives a PIL image).
+
+    Notes
+    -----
+    A three-channel ``y`` whose channels agree to within 1/255 (a grey photo stored as RGB) is
+    restored as one channel and copied back into three, when the operator acts alike on every
+    channel and the prior handles grey images (``prior.accepts_grey``, true for ``"natural"``):
+    its noise is copied across the channels too, which a colour denoiser would under-estimate
+    by ``sqrt(3)`` on the grey axis.
     """
     if method not in SOLVERS:
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
