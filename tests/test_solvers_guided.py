@@ -17,7 +17,9 @@ mixture d=8, dy=2      20    4.50 / 2.70 / 7.97      49 % / 3.4 % / 82 %
 prior-only SW 9.59     100   9.15 / 2.32 / -         119 % / 2.0 % / -
 ====================  =====  ======================  ======================
 
-Hyper-parameters are set for these problems' units, not for [0, 1] images (see each test).
+Hyper-parameters are set for these problems' units, not for [0, 1] images (see each test). The
+RED-diff columns were measured with lam 0.16 on the Gaussian and 0.75 on the mixture (the
+official code's per-entry-mean losses); the paper's lam 0.25 gives 5.0 % at 100 steps.
 """
 
 from __future__ import annotations
