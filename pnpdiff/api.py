@@ -123,12 +123,13 @@ def _is_grey_rgb(y: torch.Tensor) -> bool:
     return bool(((y - y[:, :1]).abs().amax() <= 1.0 / 255 + 1e-6).item())
 
 
-def _acts_per_channel(op: Any, x_shape: torch.Size, device: torch.device) -> bool:
+def _acts_per_channel(op: Any, x_shape: torch.Size, device: torch.device,
+                      dtype: torch.dtype = torch.float32) -> bool:
     """Whether ``op`` applies one and the same map to every channel, so that a grey image copied
     into three channels can be restored as one channel: checked on a random probe
     (``A(z, z, z) == (A z, A z, A z)``); an operator that refuses one channel is not."""
     g = torch.Generator().manual_seed(0)
-    z = torch.rand((x_shape[0], 1, *x_shape[2:]), generator=g).to(device)
+    z = torch.rand((x_shape[0], 1, *x_shape[2:]), generator=g, dtype=torch.float64).to(device, dtype)
     try:
         one = op(z)
         three = op(z.expand(-1, 3, *z.shape[2:]))
@@ -229,7 +230,8 @@ def solve(
         and len(x_shape) == 4
         and x_shape[1] == 3
         and _is_grey_rgb(x_y)
-        and _acts_per_channel(op, x_shape, dev)
+        and "x_init" not in options  # a starting estimate given in colour stays colour
+        and _acts_per_channel(op, x_shape, dev, x_y.dtype)
     )
     if grey_rgb:
         x_y = x_y.mean(1, keepdim=True)
