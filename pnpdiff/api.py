@@ -24,6 +24,10 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # stronger data term and full re-noising (measured on astronaut, coffee, chelsea at 256^2):
     ("*", "*", "diffpir"): {"steps": 50, "schedule": "ddpm", "lam": 1.75, "zeta": 0.3},
     ("natural", "*", "diffpir"): {"steps": 20, "lam": 0.5, "zeta": 1.0},
+    # inpainting fills holes from the prior alone and gains from more steps: 70 % random mask,
+    # 5 photos, 20 -> 50 steps +0.26 to +0.54 dB (100 steps: no better than 50); a 128^2 box
+    # -0.24 to +0.09 dB (mean -0.04)
+    ("natural", "inpaint", "diffpir"): {"steps": 50},
     # DPIR (Zhang et al. 2021): 8 iterations, sigma log-spaced from 49/255 down to the noise level
     ("*", "*", "dpir"): {"steps": 8, "schedule": "geometric", "schedule_max": 49 / 255,
                          "schedule_min": "sigma_y"},
