@@ -99,7 +99,7 @@ def reddiff(
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     mu = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init).detach().clone()
-    n_x = mu[0].numel()  # N: entries of one image
+    n_x, n_y = mu[0].numel(), y[0].numel()  # N and M: entries of one image, of one measurement
     m1, m2 = torch.zeros_like(mu), torch.zeros_like(mu)  # Adam moments, betas (0.9, 0.99)
     b1, b2 = 0.9, 0.99
     for i in steps_iter(len(sigmas) - 1, progress, "reddiff"):
@@ -110,7 +110,7 @@ def reddiff(
         e_hat = (xt - x0) / t
         with torch.enable_grad():
             v = mu.detach().requires_grad_(True)
-            data = ((y - operator(v)) ** 2).sum() / (2 * y[0].numel())  # per-image mean over M entries
+            data = ((y - operator(v)) ** 2).sum() / (2 * n_y)  # per-image mean over the M entries
             (grad,) = torch.autograd.grad(data, v)
         grad = grad + lam * t * (e_hat - eps) / n_x  # gradient of the stop-gradient regulariser
         m1 = b1 * m1 + (1 - b1) * grad
