@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import warnings
 from typing import Any
 
 import torch
 
 from pnpdiff import schedules
-from pnpdiff.errors import OperatorError, PnPError, ShapeError, UnknownNameError, ValueRangeError
-from pnpdiff.io import check_range, to_tensor
+from pnpdiff.errors import (
+    MemoryLimitError,
+    OperatorError,
+    PnPError,
+    PnPWarning,
+    ShapeError,
+    UnknownNameError,
+    ValueRangeError,
+)
+from pnpdiff.io import to_tensor
 from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
 from pnpdiff.solvers.common import estimate_noise_level
 
-__all__ = ["solve", "task_of", "default_options", "default_steps", "DEFAULTS"]
+__all__ = ["solve", "task_of", "default_method", "default_options", "default_steps", "DEFAULTS"]
 
 #: per (prior family, task, method) hyper-parameters; ``"*"`` matches any prior / task.
 #: Tuned on scikit-image photos at 256x256 with sigma_y = 0.025 (see docs/quality.md).
@@ -89,11 +100,95 @@ def default_steps(prior_name: str, task: str, method: str) -> int:
     return int(default_options(prior_name, task, method).get("steps", FALLBACK_STEPS))
 
 
+def default_method(task: str) -> str:
+    """The method ``solve`` runs when none is given: the prior's MMSE estimate (one denoiser call
+    at ``sigma_y``, Tweedie's formula) for denoising, DiffPIR for every other task."""
+    return "mmse" if task == "denoise" and "mmse" in SOLVERS else "diffpir"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int, or a :class:`ValueRangeError` naming ``name``: no float (``2.7``),
+    string (``'5'``) or bool is coerced."""
+    if torch.is_tensor(value) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value.item())
+    if not _is_int(value):
+        raise ValueRangeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if minimum is not None and v < minimum:
+        raise ValueRangeError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueRangeError(f"{name} must be <= {maximum}, got {v}")
+    return v
+
+
+def check_real(name: str, value: Any, *, minimum: float | None = None) -> float:
+    """``value`` as a finite float, or a :class:`ValueRangeError` naming ``name``: no string
+    (``'0.025'``), bool, NaN or infinity is accepted."""
+    if torch.is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    if not _is_real(value):
+        raise ValueRangeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueRangeError(f"{name} must be a finite number, got {v}")
+    if minimum is not None and v < minimum:
+        raise ValueRangeError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _check_option(method: str, key: str, value: Any, default: Any) -> Any:
+    """Refuse an option value whose kind does not match the solver's default (a string for
+    ``lam``, a float for an integer count, NaN): the solver would fail deep inside or, worse,
+    return an all-NaN image."""
+    name = f"option {key!r} of method {method!r}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueRangeError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        return check_int(name, value)
+    if isinstance(default, float):
+        return check_real(name, value)
+    if key == "x_init" and value is not None and not torch.is_tensor(value):
+        raise ValueRangeError(f"{name} must be a tensor of the image's shape, got {type(value).__name__}")
+    if key == "callback" and value is not None and not callable(value):
+        raise ValueRangeError(f"{name} must be a function callback(i, sigma, x, x0_hat)")
+    return value
+
+
+def _check_schedule_options(opts: dict[str, Any]) -> None:
+    schedule = opts.get("schedule", "ddpm")
+    if not (isinstance(schedule, str) or torch.is_tensor(schedule)):
+        raise ValueRangeError(
+            f"option 'schedule' must be a schedule name ({', '.join(schedules.SCHEDULES)}) or a "
+            f"decreasing tensor of sigmas, got {schedule!r}"
+        )
+    if torch.is_tensor(schedule):
+        s = schedule.detach().to("cpu", torch.float64).flatten()
+        if s.numel() == 0 or not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+            raise ValueRangeError("option 'schedule' must hold finite sigmas >= 0")
+        if s.numel() > 1 and bool((s[1:] > s[:-1]).any()):
+            raise ValueRangeError("option 'schedule' must be a decreasing sequence of sigmas")
+    for key in ("schedule_max", "schedule_min"):
+        v = opts.get(key)
+        if v is None or (key == "schedule_min" and v == "sigma_y"):
+            continue
+        check_real(f"option {key!r}", v, minimum=0.0)
+
+
 def _device(device: Any, x: torch.Tensor) -> torch.device:
     if device is not None:
         try:
             dev = torch.device(device)
-        except RuntimeError:
+        except (RuntimeError, TypeError, ValueError):
             raise PnPError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise PnPError(f"device {device!r} was asked for, but CUDA is not available here; use device='cpu'")
@@ -148,12 +243,13 @@ def solve(
     y: Any,
     operator: Any,
     prior: Any = "natural",
-    method: str = "diffpir",
+    method: str | None = None,
     steps: int | None = None,
     sigma_y: float | None = None,
     seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    max_memory: int | str | None = None,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -170,8 +266,10 @@ def solve(
         ``"natural"`` (FFDNet, works offline), ``"ffhq"`` / ``"imagenet"`` (ADM checkpoints, need
         the file), ``"name:/path/to/checkpoint"``, a :class:`~pnpdiff.Prior`, a deepinv denoiser
         or a callable ``(x, sigma) -> x0``.
-    method : str
-        Solver name, a key of :data:`pnpdiff.solvers.SOLVERS`.
+    method : str, optional
+        Solver name, a key of :data:`pnpdiff.solvers.SOLVERS`. Default: ``"mmse"`` (the prior's
+        posterior mean at ``sigma_y``, one denoiser call) for denoising (``Identity``), else
+        ``"diffpir"``.
     steps : int, optional
         Number of denoiser evaluations; default per task and method.
     sigma_y : float, optional
@@ -184,6 +282,11 @@ def solve(
         Where to compute; default the input tensor's device, else CUDA when available.
     progress : bool
         Show a progress bar.
+    max_memory : int or str, optional
+        Largest memory the solve may use (bytes, or ``"8G"``, ``"512M"``; ``"off"`` disables the
+        check). Default: what the device has available, or ``$PNPDIFF_MAX_MEMORY``. A run whose
+        estimate exceeds it is refused with :class:`~pnpdiff.MemoryLimitError` before anything
+        large is allocated.
     **options
         Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR), ``schedule`` (a name from
         :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas) and its range
@@ -194,6 +297,15 @@ def solve(
     -------
     The restored image, of the same kind as ``y`` (a path gives a PIL image).
 
+    Raises
+    ------
+    PnPError
+        Every mistake a caller can make: a :class:`~pnpdiff.ShapeError`,
+        :class:`~pnpdiff.ValueRangeError` (wrong type, NaN, out of range),
+        :class:`~pnpdiff.UnknownNameError`, :class:`~pnpdiff.InputFileError` /
+        :class:`~pnpdiff.ImageReadError` (paths), :class:`~pnpdiff.WeightsNotFoundError`,
+        :class:`~pnpdiff.MemoryLimitError`, ...
+
     Notes
     -----
     A three-channel ``y`` whose channels agree to within 1/255 (a grey photo stored as RGB) is
@@ -202,34 +314,62 @@ def solve(
     its noise is copied across the channels too, which a colour denoiser would under-estimate
     by ``sqrt(3)`` on the grey axis.
     """
-    if method not in SOLVERS:
+    if method is not None and (not isinstance(method, str) or method not in SOLVERS):
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
+    n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1)
+    if sigma_y is not None:
+        sigma_y = check_real("sigma_y", sigma_y, minimum=0.0)
+    if seed is not None:
+        seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    if not isinstance(progress, bool):
+        raise ValueRangeError(f"progress must be true or false, got {progress!r}")
+    _check_schedule_options(options)
     x_y, back = to_tensor(y)
-    check_range(x_y, "y")
+    if x_y.numel() == 0:
+        raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     dev = _device(device, x_y)
-    x_y = x_y.to(dev)
-    prior_obj = load_prior(prior).to(dev)
+    prior_obj = load_prior(prior)
+    data_range = getattr(prior_obj, "data_range", (0.0, 1.0))
+    _check_data_range(x_y, "y", data_range)
     op = _as_operator(operator)
+    if method is None:
+        method = default_method(task_of(op))
+    solver = SOLVERS[method]
+    params = inspect.signature(solver).parameters
+    for key in options:
+        if key not in _SCHEDULE_KEYS and (key not in params or key in _SET_BY_SOLVE):
+            allowed = [p for p in params if p not in _SET_BY_SOLVE and p != "progress"]
+            raise UnknownNameError(
+                f"method {method!r} has no option {key!r}; its options are: "
+                f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
+            )
+        if key in params:
+            options[key] = _check_option(method, key, options[key], params[key].default)
+    x_y = x_y.to(dev)
     if isinstance(op, torch.nn.Module):
         op = op.to(dev)
     # the shape of x: A^T y for linear operators
+    x_shape = x_y.shape
     if hasattr(op, "adjoint"):
         try:
             x_shape = op.adjoint(x_y).shape
         except PnPError:
             raise
-        except (RuntimeError, ValueError) as err:
+        except (RuntimeError, ValueError, TypeError, IndexError) as err:
             raise ShapeError(
                 f"the measurement of shape {tuple(x_y.shape)} does not fit the operator "
-                f"{type(op).__name__}: {err}"
+                f"{type(op).__name__}: {' '.join(str(err).split())}"
             ) from None
         if hasattr(prior_obj, "check_image"):
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
+    _check_memory(x_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory)
+    prior_obj = prior_obj.to(dev)
     # A grey photo stored as RGB (identical channels, identical noise) is restored as one channel:
     # a colour prior would see the copied noise as three independent draws and leave sqrt(3) times
     # too much of it on the grey axis (camera 128^2, blur 2 px: 24.1 dB as RGB, 26.0 dB as grey).
     grey_rgb = (
-        (getattr(prior_obj, "channels", None) == 1 or getattr(prior_obj, "accepts_grey", False))
+        data_range is not None
+        and (getattr(prior_obj, "channels", None) == 1 or getattr(prior_obj, "accepts_grey", False))
         and hasattr(op, "adjoint")
         and len(x_shape) == 4
         and x_shape[1] == 3
@@ -240,25 +380,24 @@ def solve(
     if grey_rgb:
         x_y = x_y.mean(1, keepdim=True)
 
-    solver = SOLVERS[method]
-    params = inspect.signature(solver).parameters
-    for key in options:
-        if key not in _SCHEDULE_KEYS and (key not in params or key in _SET_BY_SOLVE):
-            allowed = [p for p in params if p not in _SET_BY_SOLVE and p != "progress"]
-            raise UnknownNameError(
-                f"method {method!r} has no option {key!r}; its options are: "
-                f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
-            )
     opts = {**default_options(getattr(prior_obj, "name", "custom"), task_of(op), method), **options}
-    n_steps = int(steps if steps is not None else opts.get("steps", FALLBACK_STEPS))
+    n_steps = n_steps_arg if n_steps_arg is not None else int(opts.get("steps", FALLBACK_STEPS))
     schedule = opts.get("schedule", "ddpm")
     sched_max, sched_min = opts.get("schedule_max"), opts.get("schedule_min")
     opts = {k: v for k, v in opts.items() if k in params and k not in _SET_BY_SOLVE}
 
     if sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
-    if sigma_y < 0:
-        raise ValueRangeError(f"sigma_y must be >= 0, got {sigma_y}")
+    p_max_noise = float(getattr(prior_obj, "sigma_max", math.inf))
+    if sigma_y > p_max_noise:
+        warnings.warn(
+            f"sigma_y = {sigma_y:.4g} is above the largest noise level the prior "
+            f"'{getattr(prior_obj, 'name', 'custom')}' can denoise ({p_max_noise:.4g}"
+            f"{' = 75/255' if abs(p_max_noise - 75 / 255) < 1e-9 else ''}); expect a poor result: "
+            "use a prior trained for stronger noise or check the noise level (image units [0, 1])",
+            PnPWarning,
+            stacklevel=2,
+        )
 
     if torch.is_tensor(schedule):
         sigmas = schedule.to(torch.float64)
@@ -275,7 +414,53 @@ def solve(
     generator = None
     if seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))
-    out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)
+    try:
+        out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)
+    except torch.OutOfMemoryError:
+        raise MemoryLimitError(
+            f"the {method} solve of a {_describe(x_shape)} image ran out of memory on {dev}; "
+            "use a smaller image, a method without backpropagation (diffpir, dpir, ddnm) or a "
+            "device with more memory"
+        ) from None
     if grey_rgb:
         out = out.expand(-1, 3, -1, -1)
-    return back(out.clamp(0, 1))
+    if data_range is not None:
+        out = out.clamp(*data_range)
+    return back(out)
+
+
+def _check_data_range(x: torch.Tensor, name: str, data_range: tuple[float, float] | None) -> None:
+    """Refuse NaN/inf always, and values far outside the prior's declared data range (noise may
+    push a measurement a little past the ends: half the range on either side is allowed)."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueRangeError(f"{name} contains NaN or infinite values")
+    if data_range is None:
+        return
+    lo, hi = float(data_range[0]), float(data_range[1])
+    margin = 0.5 * (hi - lo)
+    x_lo, x_hi = float(x.min()), float(x.max())
+    if x_hi > hi + margin or x_lo < lo - margin:
+        hint = "; divide 8-bit data by 255" if (lo, hi) == (0.0, 1.0) else ""
+        raise ValueRangeError(
+            f"{name} values span [{x_lo:.3g}, {x_hi:.3g}], but the prior expects data in "
+            f"[{lo:g}, {hi:g}]{hint}"
+        )
+
+
+def _describe(shape: Any) -> str:
+    s = tuple(int(v) for v in shape)
+    if len(s) >= 3:
+        return f"{s[-2]}x{s[-1]} {'RGB' if s[-3] == 3 else f'{s[-3]}-channel'}"
+    return "x".join(map(str, s))
+
+
+def _check_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
+                  dtype: torch.dtype, max_memory: int | str | None) -> None:
+    """Refuse, before anything large is allocated, a solve that cannot fit in memory."""
+    try:
+        from pnpdiff import memory
+    except ImportError:  # pragma: no cover - the module ships with pnpdiff
+        return
+    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype)
+    what = f"a {_describe(x_shape)} image with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
+    memory.check_memory(need, dev, what=what, limit=max_memory)
