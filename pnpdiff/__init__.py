@@ -57,10 +57,19 @@ __all__ = [
     "GaussianBlur",
     "Downsample",
     "Inpaint",
+    "UniformBlur",
+    "MotionBlur",
+    "Colorize",
+    "Identity",
+    "Matrix",
+    "random_mask",
+    "box_mask",
+    "freeform_mask",
 ]
 
 _OPERATOR_EXPORTS = {"Blur", "GaussianBlur", "Downsample", "Inpaint", "UniformBlur", "MotionBlur",
-                     "Colorize", "Identity", "Matrix", "LinearOperator", "compose"}
+                     "Colorize", "Identity", "Matrix", "LinearOperator", "compose",
+                     "random_mask", "box_mask", "freeform_mask"}
 
 
 def __getattr__(name: str) -> Any:

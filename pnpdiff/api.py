@@ -67,8 +67,9 @@ _SCHEDULE_KEYS = ("schedule", "schedule_max", "schedule_min")
 
 
 def task_of(operator: Any) -> str:
-    """Name of the restoration task an operator stands for (used to look up defaults)."""
-    name = type(operator).__name__
+    """Name of the restoration task an operator (or an operator class name) stands for (used to
+    look up defaults)."""
+    name = operator if isinstance(operator, str) else type(operator).__name__
     if name in ("Blur", "GaussianBlur", "UniformBlur", "MotionBlur"):
         return "deblur"
     if name == "Downsample":

@@ -1,7 +1,9 @@
 """YAML recipes: one file describes an image, a degradation, a prior, a method and an output folder.
 
-A recipe is read with ``yaml.safe_load`` and validated strictly: an unknown or misspelt key is
-an error, never silently ignored. Example (``recipes/deblur.yaml``)::
+A recipe is read with ``yaml.safe_load`` and validated strictly into a :class:`Recipe`: an unknown
+or misspelt key is an error, never silently ignored, and every error names the key path and what
+it expected (``operator.sigma: must be a positive number, got 'three'``). Example
+(``recipes/deblur.yaml``)::
 
     image: skimage:astronaut     # a bundled scikit-image photo, or a path to your own file
     size: 256                    # centre-crop to a square and resize (omit to keep the size)
@@ -10,18 +12,46 @@ an error, never silently ignored. Example (``recipes/deblur.yaml``)::
     prior: natural
     method: diffpir
     seed: 0
-    output: outputs/deblur
+    output: ../outputs/deblur
 
-With ``observed:`` instead of ``image:`` the file is taken as the measurement itself (your own
-degraded photo): nothing is simulated and no ground-truth metrics are written.
+Keys
+----
+``image`` / ``observed`` (exactly one)
+    ``image``: the ground truth, degraded by ``operator`` and ``noise`` (metrics are computed);
+    ``observed``: your own degraded photo, taken as the measurement itself (nothing simulated).
+    ``skimage:NAME`` is a scikit-image test photo.
+``size``
+    An integer: centre-crop to a square and resize to ``size x size``; ``[H, W]``: centre-crop
+    to that aspect ratio and resize to ``H x W``; absent: the image as stored.
+``resize``
+    ``false`` keeps the image as stored even when ``size`` is given (handy as an override).
+``operator``
+    A name or ``{name: ..., parameter: value}``; ``Inpaint`` takes ``mask:`` — a path to a mask
+    image (white = observed) or ``{kind: random|box|freeform, ...}``.
+``noise``
+    ``{sigma_y: s, seed: n}``: Gaussian noise of standard deviation ``s`` in [0, 1] units. With
+    ``observed:``, ``sigma_y`` is the known noise level; absent, it is estimated (and recorded).
+``prior``, ``method``, ``steps``, ``options``, ``seed``, ``device``
+    As in :func:`pnpdiff.solve` (``prior`` may be a mapping ``{name: ..., path: ...}``).
+``max_memory``
+    Largest memory the run may use (``8G``, ``512M``, bytes, ``off``); default what is available.
+``output``
+    The output folder (see :mod:`pnpdiff.outputs` for what may be replaced in it).
+``task``, ``description``
+    Free text recorded in ``metrics.json``.
+
+Paths
+-----
+One rule: a relative path written *in a recipe* (``image``, ``observed``, ``operator.mask``,
+``prior.path``, ``output``) is relative to the folder of the recipe file; a relative path given
+*on the command line* (``--output``) or to :func:`run_recipe` is relative to the current
+directory, as is the default output folder ``outputs/<recipe name>``. ``~`` is expanded.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,172 +60,385 @@ from typing import Any
 import torch
 import yaml
 
-from pnpdiff.errors import PnPError, RecipeError
+from pnpdiff.errors import OperatorError, PnPError, RecipeError
 
-__all__ = ["Recipe", "load_recipe", "run_recipe", "build_operator", "load_source_image"]
+__all__ = ["Recipe", "load_recipe", "parse_recipe", "run_recipe", "build_operator", "RECIPE_OPERATORS"]
 
-_TOP_KEYS = {
-    "task", "description", "image", "observed", "size", "operator", "noise", "prior", "method",
-    "steps", "options", "seed", "device", "output",
-}
-_NOISE_KEYS = {"sigma_y", "seed"}
+_TOP_KEYS = (
+    "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
+    "method", "steps", "options", "seed", "device", "max_memory", "output",
+)
+_NOISE_KEYS = ("sigma_y", "seed")
+#: operators a recipe can build (the others take tensors or objects: use the Python API)
+RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
+                    "Identity")
+_MASK_KINDS = ("random", "box", "freeform")
 
 
 @dataclass
 class Recipe:
-    """A validated recipe (see the module docstring for the keys)."""
+    """A validated recipe (see the module docstring for the keys).
+
+    Paths are stored resolved (absolute) where the recipe wrote them relative; ``prior`` is a
+    name or a mapping ``{"name": ..., "path": ..., **options}``.
+    """
 
     operator: dict[str, Any]
     image: str | None = None
     observed: str | None = None
-    size: int | None = None
-    sigma_y: float = 0.0
+    size: int | tuple[int, int] | None = None
+    sigma_y: float | None = None
     noise_seed: int = 0
-    prior: str = "natural"
-    method: str = "diffpir"
+    prior: str | dict[str, Any] = "natural"
+    method: str | None = None
     steps: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str | None = None
+    max_memory: int | str | None = None
     output: str = "outputs/pnpdiff"
     task: str | None = None
+    description: str | None = None
     source: Path | None = None
 
+    @property
+    def prior_name(self) -> str:
+        """The prior's name as written (``"natural"``, ``"ffhq:/path"``)."""
+        if isinstance(self.prior, dict):
+            return str(self.prior["name"]) + (f":{self.prior['path']}" if self.prior.get("path") else "")
+        return self.prior
 
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise RecipeError(msg)
+
+class _Checker:
+    """Raises :class:`RecipeError` messages of the form ``FILE: key.path: what was expected``."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, path: str, msg: str) -> RecipeError:
+        return RecipeError(f"{self.where}{path}: {msg}" if path else f"{self.where}{msg}")
+
+    def int_(self, path: str, v: Any, minimum: int = 0) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(path, f"expected an integer >= {minimum}, got {v!r}")
+        if v < minimum:
+            raise self.fail(path, f"expected an integer >= {minimum}, got {v}")
+        return v
+
+    def real(self, path: str, v: Any, minimum: float = 0.0) -> float:
+        import math
+
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise self.fail(path, f"expected a finite number >= {minimum:g}, got {v!r}")
+        if v < minimum:
+            raise self.fail(path, f"expected a number >= {minimum:g}, got {v}")
+        return float(v)
+
+    def str_(self, path: str, v: Any) -> str:
+        if not isinstance(v, str) or not v.strip():
+            raise self.fail(path, f"expected a non-empty string, got {v!r}")
+        return v
+
+    def mapping(self, path: str, v: Any, example: str) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise self.fail(path, f"expected a mapping like {example}, got {v!r}")
+        bad = [k for k in v if not isinstance(k, str)]
+        if bad:
+            raise self.fail(path, f"keys must be names, got {bad[0]!r}")
+        return dict(v)
+
+
+def _resolve(p: str, base: Path | None) -> str:
+    """A path as written in a recipe: ``~`` expanded, relative ones joined to ``base``."""
+    path = Path(p).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return str(path)
+
+
+def _is_path_spec(s: str) -> bool:
+    return not s.startswith("skimage:")
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
-    """Read and validate a recipe file; relative paths inside it are relative to the file."""
-    p = Path(path)
+    """Read and validate a recipe file (see the module docstring for keys and path rules)."""
+    from pnpdiff.errors import InputFileError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InputFileError(f"recipe {p} is a folder; pass a YAML file such as recipes/deblur.yaml")
     if not p.is_file():
-        raise RecipeError(f"recipe file not found: {p}")
+        raise InputFileError(f"recipe file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        msg = err.strerror if isinstance(err, OSError) and err.strerror else "not a UTF-8 text file"
+        raise RecipeError(f"cannot read recipe {p}: {msg}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise RecipeError(f"{p} is not valid YAML: {str(err).splitlines()[0]}") from None
-    _require(isinstance(data, dict), f"{p}: a recipe is a mapping of keys to values")
-    unknown = set(data) - _TOP_KEYS
-    _require(not unknown, f"{p}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(_TOP_KEYS)}")
-    _require(("image" in data) != ("observed" in data), f"{p}: give exactly one of 'image' or 'observed'")
-    _require("operator" in data, f"{p}: missing key 'operator' (e.g. operator: {{name: GaussianBlur, sigma: 3}})")
+        raise RecipeError(f"{p} is not valid YAML: {' '.join(str(err).split())}") from None
+    return parse_recipe(data, source=p)
+
+
+def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
+    """Validate a recipe given as a mapping (the parsed YAML); relative paths in it are taken
+    relative to ``source``'s folder (the current directory when ``source`` is None)."""
+    where = f"{source}: " if source is not None else ""
+    c = _Checker(where)
+    base = source.parent if source is not None else None
+    if data is None:
+        raise c.fail("", "the recipe is empty; a recipe is a mapping of keys to values (see recipes/deblur.yaml)")
+    data = c.mapping("", data, "{image: ..., operator: ...}")
+    unknown = [k for k in data if k not in _TOP_KEYS]
+    if unknown:
+        raise c.fail(unknown[0], f"unknown key; valid keys: {', '.join(_TOP_KEYS)}")
+    if ("image" in data) == ("observed" in data):
+        raise c.fail("", "give exactly one of 'image' (ground truth to degrade) or 'observed' (your measurement)")
+    src_key = "image" if "image" in data else "observed"
+    src = c.str_(src_key, data[src_key])
+    if _is_path_spec(src):
+        src = _resolve(src, base)
+
+    size = data.get("size")
+    if size is not None:
+        if isinstance(size, list):
+            if len(size) != 2:
+                raise c.fail("size", f"expected an integer or [height, width], got {size!r}")
+            size = (c.int_("size[0]", size[0], 1), c.int_("size[1]", size[1], 1))
+        else:
+            size = c.int_("size", size, 1)
+    resize = data.get("resize", True)
+    if not isinstance(resize, bool):
+        raise c.fail("resize", f"expected true or false, got {resize!r}")
+    if not resize:
+        size = None
+
+    if "operator" not in data:
+        raise c.fail("operator", "missing key (e.g. operator: {name: GaussianBlur, sigma: 3})")
     op = data["operator"]
     if isinstance(op, str):
         op = {"name": op}
-    _require(isinstance(op, dict) and "name" in op, f"{p}: 'operator' needs a 'name'")
-    noise = data.get("noise", {}) or {}
-    _require(isinstance(noise, dict), f"{p}: 'noise' must be a mapping like {{sigma_y: 0.025}}")
-    bad = set(noise) - _NOISE_KEYS
-    _require(not bad, f"{p}: unknown noise key(s) {sorted(bad)}; valid: {sorted(_NOISE_KEYS)}")
-    options = data.get("options", {}) or {}
-    _require(isinstance(options, dict), f"{p}: 'options' must be a mapping of solver options")
-    size = data.get("size")
-    _require(size is None or (isinstance(size, int) and size > 0), f"{p}: 'size' must be a positive integer")
-    sigma_y = noise.get("sigma_y", 0.0)
-    _require(isinstance(sigma_y, (int, float)) and sigma_y >= 0, f"{p}: noise.sigma_y must be >= 0")
+    op = c.mapping("operator", op, "{name: GaussianBlur, sigma: 3}")
+    if "name" not in op:
+        raise c.fail("operator.name", f"missing; one of {', '.join(RECIPE_OPERATORS)}")
+    if op["name"] not in RECIPE_OPERATORS:
+        raise c.fail("operator.name", f"unknown operator {op['name']!r}; known: {', '.join(RECIPE_OPERATORS)}")
+    _check_operator_params(c, op)
+    if op["name"] == "Inpaint":
+        if "mask" not in op:
+            raise c.fail("operator.mask", "Inpaint needs a mask (e.g. mask: {kind: random, p_missing: 0.7})")
+        m = op["mask"]
+        if isinstance(m, str):
+            op["mask"] = _resolve(m, base)
+        else:
+            m = c.mapping("operator.mask", m, "{kind: random, p_missing: 0.7} or a path to a mask image")
+            if m.get("kind") not in _MASK_KINDS:
+                raise c.fail("operator.mask.kind", f"expected one of {', '.join(_MASK_KINDS)}, got {m.get('kind')!r}")
+            op["mask"] = m
+
+    noise = data.get("noise") or {}
+    noise = c.mapping("noise", noise, "{sigma_y: 0.025, seed: 0}")
+    for k in noise:
+        if k not in _NOISE_KEYS:
+            raise c.fail(f"noise.{k}", f"unknown noise key; valid: {', '.join(_NOISE_KEYS)}")
+    sigma_y = c.real("noise.sigma_y", noise["sigma_y"]) if "sigma_y" in noise else None
+    noise_seed = c.int_("noise.seed", noise.get("seed", 0))
+
+    prior = data.get("prior", "natural")
+    if isinstance(prior, dict):
+        prior = c.mapping("prior", prior, "{name: natural}")
+        if "name" not in prior:
+            raise c.fail("prior.name", "missing (e.g. prior: {name: ffhq, path: weights/ffhq_10m.pt})")
+        c.str_("prior.name", prior["name"])
+        if prior.get("path") is not None:
+            prior["path"] = _resolve(c.str_("prior.path", prior["path"]), base)
+    else:
+        prior = c.str_("prior", prior)
+        if ":" in prior:
+            head, tail = prior.split(":", 1)
+            if len(head) > 1 and tail:
+                prior = f"{head}:{_resolve(tail, base)}"
+    _check_prior_name(c, prior)
+
+    method = data.get("method")
+    if method is not None:
+        from pnpdiff.solvers import SOLVERS
+
+        method = c.str_("method", method)
+        if method not in SOLVERS:
+            raise c.fail("method", f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     steps = data.get("steps")
-    _require(steps is None or (isinstance(steps, int) and steps > 0), f"{p}: 'steps' must be a positive integer")
-    output = Path(str(data.get("output", f"outputs/{p.stem}")))
+    if steps is not None:
+        steps = c.int_("steps", steps, 1)
+    options = c.mapping("options", data.get("options") or {}, "{lam: 0.5}")
+    _check_options(c, options, method, op["name"])
+    seed = c.int_("seed", data.get("seed", 0))
+    device = data.get("device")
+    if device is not None:
+        device = c.str_("device", device)
+    max_memory = data.get("max_memory")
+    if max_memory is not None:
+        _check_memory_value(c, max_memory)
+    if "output" in data:
+        output = _resolve(c.str_("output", data["output"]), base)
+    else:
+        output = f"outputs/{source.stem if source is not None else 'pnpdiff'}"
+    task = data.get("task")
+    description = data.get("description")
+    for key, v in (("task", task), ("description", description)):
+        if v is not None and not isinstance(v, str):
+            raise c.fail(key, f"expected text, got {v!r}")
     return Recipe(
-        operator=dict(op),
-        image=data.get("image"),
-        observed=data.get("observed"),
+        operator=op,
+        image=src if src_key == "image" else None,
+        observed=src if src_key == "observed" else None,
         size=size,
-        sigma_y=float(sigma_y),
-        noise_seed=int(noise.get("seed", 0)),
-        prior=str(data.get("prior", "natural")),
-        method=str(data.get("method", "diffpir")),
+        sigma_y=sigma_y,
+        noise_seed=noise_seed,
+        prior=prior,
+        method=method,
         steps=steps,
-        options=dict(options),
-        seed=int(data.get("seed", 0)),
-        device=data.get("device"),
-        output=str(output),
-        task=data.get("task"),
-        source=p,
+        options=options,
+        seed=seed,
+        device=device,
+        max_memory=max_memory,
+        output=output,
+        task=task,
+        description=description,
+        source=source,
     )
 
 
-def load_source_image(spec: str, size: int | None, base: Path | None = None) -> torch.Tensor:
-    """``skimage:NAME`` (a scikit-image test photo) or a file path -> ``(1, C, H, W)`` in [0, 1].
+def _check_operator_params(c: _Checker, op: dict[str, Any]) -> None:
+    """Parameter names of the operator's constructor: an unknown one is an error here, not a
+    ``TypeError`` from deep inside."""
+    import inspect
 
-    With ``size``, the image is centre-cropped to a square and resized with an antialiased
-    bicubic filter to ``size x size``.
-    """
-    from PIL import Image
+    from pnpdiff import operators
 
-    from pnpdiff.io import load_pil, normalise_mode
+    cls = getattr(operators, op["name"])
+    params = inspect.signature(cls).parameters
+    valid = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if takes_kwargs:  # e.g. GaussianBlur(**kwargs) -> Blur's keyword parameters
+        valid += [n for n in inspect.signature(operators.Blur).parameters if n not in ("kernel",) and n not in valid]
+    for k in op:
+        if k != "name" and k not in valid:
+            raise c.fail(f"operator.{k}", f"{op['name']} has no parameter {k!r}; its parameters: {', '.join(valid)}")
+    required = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
+    for n in required:
+        if n not in op:
+            raise c.fail(f"operator.{n}", f"missing; {op['name']} needs {', '.join(required)}")
 
-    if spec.startswith("skimage:"):
-        import skimage.data
 
-        name = spec.split(":", 1)[1]
-        fn = getattr(skimage.data, name, None)
-        if fn is None or not callable(fn):
-            raise RecipeError(f"scikit-image has no test image {name!r} (try astronaut, chelsea, coffee, rocket)")
-        arr = fn()
-        pil = Image.fromarray(arr)
-    else:
-        path = Path(spec)
-        if not path.is_absolute() and base is not None and not path.exists():
-            path = base / path
-        if not path.is_file():
-            raise RecipeError(f"image file not found: {spec}")
-        pil = Image.open(path)
-        pil.load()
-    pil = normalise_mode(pil)  # before resampling: palette / 1-bit images do not resize well
-    if size is not None:
-        w, h = pil.size
-        s = min(w, h)
-        pil = pil.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        pil = pil.resize((size, size), Image.BICUBIC, reducing_gap=None)
-    return load_pil(pil)
+def _check_prior_name(c: _Checker, prior: str | dict[str, Any]) -> None:
+    from pnpdiff.errors import UnknownNameError
+    from pnpdiff.priors.registry import _parse
+
+    name = prior["name"] if isinstance(prior, dict) else prior
+    try:
+        _parse(str(name))
+    except UnknownNameError as err:
+        raise c.fail("prior", str(err)) from None
+
+
+def _check_options(c: _Checker, options: dict[str, Any], method: str | None, op_name: str) -> None:
+    import inspect
+
+    from pnpdiff import api
+    from pnpdiff.errors import ValueRangeError
+    from pnpdiff.solvers import SOLVERS
+
+    m = method if method is not None else api.default_method(api.task_of(op_name))
+    params = inspect.signature(SOLVERS[m]).parameters
+    allowed = [p for p in params if p not in api._SET_BY_SOLVE and p not in ("progress", "x_init", "callback")]
+    for k, v in options.items():
+        if k in api._SCHEDULE_KEYS:
+            try:
+                api._check_schedule_options({k: v})
+            except ValueRangeError as err:
+                raise c.fail(f"options.{k}", str(err)) from None
+            continue
+        if k not in allowed:
+            raise c.fail(f"options.{k}", f"method {m!r} has no option {k!r}; its options: "
+                                         f"{', '.join(allowed + list(api._SCHEDULE_KEYS))}")
+        try:
+            options[k] = api._check_option(m, k, v, params[k].default)
+        except ValueRangeError as err:
+            raise c.fail(f"options.{k}", str(err)) from None
+
+
+def _check_memory_value(c: _Checker, v: Any) -> None:
+    try:
+        from pnpdiff.memory import parse_bytes
+    except ImportError:  # pragma: no cover
+        return
+    try:
+        parse_bytes(v)
+    except PnPError as err:
+        raise c.fail("max_memory", str(err)) from None
 
 
 def build_operator(spec: dict[str, Any], shape: tuple[int, ...]) -> Any:
     """Build an operator from a recipe mapping ``{name: ..., **kwargs}`` for images of ``shape``.
 
     ``Inpaint`` takes ``mask: {kind: random|box|freeform, ...generator kwargs}`` (or a path to a
-    mask image, white = observed).
+    mask image, white = observed). Parameter errors name their key path (``operator.sigma``).
     """
     from pnpdiff import operators
 
     kwargs = dict(spec)
     name = kwargs.pop("name")
-    cls = getattr(operators, str(name), None)
-    if cls is None or not isinstance(cls, type):
-        known = sorted(n for n in getattr(operators, "__all__", []) if n[0].isupper() and n != "LinearOperator")
-        raise RecipeError(f"unknown operator {name!r}; known: {', '.join(known)}")
+    if name not in RECIPE_OPERATORS:
+        raise RecipeError(f"operator.name: unknown operator {name!r}; known: {', '.join(RECIPE_OPERATORS)}")
+    cls = getattr(operators, name)
     if name == "Inpaint":
-        mask_spec = kwargs.pop("mask", None)
-        if mask_spec is None:
-            raise RecipeError("Inpaint needs a 'mask' (e.g. mask: {kind: random, p_missing: 0.7})")
-        kwargs["mask"] = _build_mask(mask_spec, shape)
+        kwargs["mask"] = _build_mask(kwargs.get("mask"), shape)
     try:
         return cls(**kwargs)
-    except TypeError as err:
-        raise RecipeError(f"operator {name}: {err}") from None
+    except OperatorError as err:
+        raise RecipeError(_keyed("operator", kwargs, err)) from None
+    except (TypeError, ValueError) as err:  # a constructor without its own check
+        raise RecipeError(f"operator: {name}: {' '.join(str(err).split())}") from None
+
+
+def _keyed(prefix: str, kwargs: dict[str, Any], err: Exception) -> str:
+    """``sigma must be ...`` -> ``operator.sigma: must be ...`` when the message starts with a
+    parameter name."""
+    msg = " ".join(str(err).split())
+    first = msg.split(" ", 1)[0]
+    if first in kwargs and " " in msg:
+        return f"{prefix}.{first}: {msg.split(' ', 1)[1]}"
+    return f"{prefix}: {msg}"
 
 
 def _build_mask(spec: Any, shape: tuple[int, ...]) -> torch.Tensor:
     from pnpdiff.operators import masks
 
+    if spec is None:
+        raise RecipeError("operator.mask: Inpaint needs a mask (e.g. mask: {kind: random, p_missing: 0.7})")
     if isinstance(spec, str):
         from pnpdiff.io import load_image
 
-        return (load_image(spec)[0, :1] > 0.5).to(torch.float32)
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise RecipeError("mask must be a path or a mapping with a 'kind' (random, box, freeform)")
+        m = load_image(spec)
+        if tuple(m.shape[-2:]) != tuple(shape[-2:]):
+            raise RecipeError(
+                f"operator.mask: the mask {spec} is {m.shape[-2]}x{m.shape[-1]} but the image is "
+                f"{shape[-2]}x{shape[-1]}; give a mask of the image's size (after 'size')"
+            )
+        return (m[0, :1] > 0.5).to(torch.float32)
+    if not isinstance(spec, dict) or spec.get("kind") not in _MASK_KINDS:
+        raise RecipeError("operator.mask: a path or a mapping with a 'kind' (random, box, freeform)")
     kw = dict(spec)
     kind = kw.pop("kind")
-    fn = {"random": masks.random_mask, "box": masks.box_mask, "freeform": masks.freeform_mask}.get(kind)
-    if fn is None:
-        raise RecipeError(f"unknown mask kind {kind!r}; use random, box or freeform")
+    fn = {"random": masks.random_mask, "box": masks.box_mask, "freeform": masks.freeform_mask}[kind]
     try:
         return fn(tuple(shape[-3:]), **kw)
+    except OperatorError as err:
+        raise RecipeError(_keyed("operator.mask", kw, err)) from None
     except TypeError as err:
-        raise RecipeError(f"mask {kind}: {err}") from None
+        raise RecipeError(f"operator.mask: {kind} mask: {' '.join(str(err).split())}") from None
 
 
 def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
@@ -223,84 +466,103 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
     canvas.save(path)
 
 
-def _replaceable(target: Path) -> bool:
-    """Whether ``target`` may be replaced: absent, an empty folder, or an earlier pnpdiff output."""
-    return not target.exists() or (
-        target.is_dir() and (not any(target.iterdir()) or (target / "metrics.json").exists())
-    )
-
-
-def _refuse_foreign(target: Path) -> None:
-    if not _replaceable(target):
-        raise PnPError(f"output folder {target} exists and is not a pnpdiff output; choose another 'output'")
-
-
-def _commit_output(tmp: Path, target: Path) -> None:
-    """Move a finished temporary folder into place; never leave a half-written output."""
-    _refuse_foreign(target)  # checked again: the folder may have changed while solving
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+def output_names(recipe: Recipe) -> list[str]:
+    """The files a run of ``recipe`` writes into its output folder."""
+    names = ["observed.png", "restored.png", "metrics.json"]
+    if recipe.image is not None:
+        names += ["ground_truth.png", "comparison.png"]
+    return names
 
 
 def run_recipe(
     recipe: Recipe,
-    output: str | None = None,
+    output: str | os.PathLike | None = None,
     steps: int | None = None,
     device: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run a recipe end to end and write its output folder; return the metrics dictionary.
 
     Writes ``observed.png``, ``restored.png``, ``metrics.json`` and, when a ground truth exists,
-    ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR).
-    """
-    from pnpdiff.api import default_steps, solve, task_of
-    from pnpdiff.io import save_image
-    from pnpdiff.metrics import psnr, ssim
+    ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR), plus the
+    manifest of :mod:`pnpdiff.outputs`. Images are 16-bit PNGs when the input is 16-bit.
 
-    base = recipe.source.parent if recipe.source is not None else None
+    The output folder is checked first (before any image or prior is loaded), then the memory
+    the solve needs (before the image is decoded); an interrupted run leaves the folder as it was.
+    ``output`` (relative to the current directory) replaces the recipe's folder; ``overwrite``
+    allows writing into an existing folder that holds other files (never replacing them).
+    """
+    from pnpdiff.api import _check_memory, _device, default_method, default_steps, solve, task_of
+    from pnpdiff.io import load_source_image, save_image, source_image_shape
+    from pnpdiff.metrics import psnr, ssim
+    from pnpdiff.outputs import OutputFolder
+    from pnpdiff.priors import load_prior
+    from pnpdiff.solvers.common import estimate_noise_level
+
     n_steps = steps if steps is not None else recipe.steps
-    dev = device if device is not None else recipe.device
-    truth = None
+    dev_spec = device if device is not None else recipe.device
+    target = Path(output).expanduser() if output is not None else Path(recipe.output)
+    out = OutputFolder(target, output_names(recipe), overwrite=overwrite)
+    out.check()
+
+    spec = recipe.image if recipe.image is not None else str(recipe.observed)
+    c, h, w = source_image_shape(spec, recipe.size, None)
     if recipe.image is not None:
-        truth = load_source_image(recipe.image, recipe.size, base)
+        x_shape: tuple[int, ...] = (1, c, h, w)
+        y_shape = x_shape
+    else:
+        y_shape = (1, c, h, w)
+        x_shape = _x_shape_guess(recipe.operator, y_shape)
+    prior = load_prior(recipe.prior)
+    method = recipe.method or default_method(task_of(str(recipe.operator["name"])))
+    dev = _device(dev_spec, torch.empty(0))
+    _check_memory(x_shape, y_shape, prior, method, dev, torch.float32, recipe.max_memory)
+
+    truth = None
+    sigma_estimated = False
+    if recipe.image is not None:
+        truth, bits = load_source_image(recipe.image, recipe.size, None)
         op = build_operator(recipe.operator, tuple(truth.shape))
         g = torch.Generator().manual_seed(recipe.noise_seed)
         with torch.no_grad():
             clean = op(truth)
-        y = clean + recipe.sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
-        sigma_y: float | None = recipe.sigma_y
+        sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
+        y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
     else:
-        y = load_source_image(str(recipe.observed), recipe.size, base)
+        y, bits = load_source_image(str(recipe.observed), recipe.size, None)
         op = build_operator(recipe.operator, _x_shape_guess(recipe.operator, tuple(y.shape)))
-        sigma_y = recipe.sigma_y if recipe.sigma_y > 0 else None
+        if recipe.sigma_y is not None:
+            sigma_y = recipe.sigma_y
+        else:
+            sigma_y = float(estimate_noise_level(y))
+            sigma_estimated = True
 
     t0 = time.perf_counter()
-    x_hat = solve(y, op, prior=recipe.prior, method=recipe.method, steps=n_steps, sigma_y=sigma_y,
-                  seed=recipe.seed, device=dev, progress=progress, **recipe.options)
+    x_hat = solve(y, op, prior=prior, method=method, steps=n_steps, sigma_y=sigma_y, seed=recipe.seed,
+                  device=dev_spec, progress=progress, max_memory=recipe.max_memory, **recipe.options)
     seconds = time.perf_counter() - t0
     x_hat = x_hat.cpu()
 
+    task = task_of(op)
     metrics: dict[str, Any] = {
-        "task": recipe.task if recipe.task is not None else task_of(op),
-        "method": recipe.method,
-        "prior": recipe.prior,
+        "task": recipe.task if recipe.task is not None else task,
+        "method": method,
+        "prior": recipe.prior_name,
         "operator": recipe.operator,
-        "steps": int(n_steps if n_steps is not None else default_steps(recipe.prior, task_of(op), recipe.method)),
-        "sigma_y": sigma_y,
+        "steps": int(n_steps if n_steps is not None else default_steps(recipe.prior_name, task, method)),
+        "sigma_y": round(float(sigma_y), 6),
+        "sigma_y_estimated": sigma_estimated,
+        "image_size": [int(x_hat.shape[-2]), int(x_hat.shape[-1])],
+        "bits": bits,
         "seconds": round(seconds, 3),
     }
-    target = Path(output if output is not None else recipe.output)
-    _refuse_foreign(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with out.transaction() as tmp:
         y_vis = y.clamp(0, 1)
-        save_image(y_vis, tmp / "observed.png")
-        save_image(x_hat, tmp / "restored.png")
+        save_image(y_vis, tmp / "observed.png", bits=bits)
+        save_image(x_hat, tmp / "restored.png", bits=bits)
         if truth is not None:
-            save_image(truth, tmp / "ground_truth.png")
+            save_image(truth, tmp / "ground_truth.png", bits=bits)
             obs_full = y_vis
             if obs_full.shape != truth.shape:  # e.g. super-resolution: compare bicubic upsampling
                 import torch.nn.functional as F
@@ -317,15 +579,14 @@ def run_recipe(
                 tmp / "comparison.png",
             )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _commit_output(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return metrics
 
 
 def _x_shape_guess(op_spec: dict[str, Any], y_shape: tuple[int, ...]) -> tuple[int, ...]:
     if op_spec.get("name") == "Downsample":
-        f = int(op_spec.get("factor", 1))
+        f = op_spec.get("factor", 1)
+        f = f if isinstance(f, int) and not isinstance(f, bool) and f > 0 else 1
         return (*y_shape[:-2], y_shape[-2] * f, y_shape[-1] * f)
+    if op_spec.get("name") == "Colorize":
+        return (*y_shape[:-3], 3, *y_shape[-2:])
     return y_shape

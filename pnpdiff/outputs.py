@@ -1,0 +1,258 @@
+"""Output folders that never lose a user's file.
+
+pnpdiff writes its results (``restored.png``, ``metrics.json``, ...) into an output folder and
+records what it wrote in a manifest, ``.pnpdiff-manifest.json``, beside them: each file's name
+and sha256. The rules:
+
+* A run replaces only files that an earlier run recorded as its own *and* that are unchanged
+  since (same sha256). A recorded file the user has edited counts as the user's.
+* Every other file in the folder is left byte for byte. A run whose outputs would replace such a
+  file is refused, with or without ``overwrite``.
+* A folder that exists, holds files and has no manifest (not a pnpdiff output) is refused unless
+  ``overwrite=True`` (``--overwrite``), which writes pnpdiff's files beside the others.
+* The folder is checked before any work starts (:meth:`OutputFolder.check`) and again when the
+  results are committed. Results are written to a hidden temporary folder first and moved into
+  place at the end, so an interrupted run (an error, Ctrl-C) leaves the folder as it was; the
+  manifest is updated before and after the moves, so every file pnpdiff left is always recorded.
+* New folders get ordinary permissions (the process umask), not a temporary folder's 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pnpdiff.errors import OutputFolderError
+
+__all__ = ["MANIFEST", "OutputFolder"]
+
+#: name of the manifest pnpdiff writes into every output folder
+MANIFEST = ".pnpdiff-manifest.json"
+_PARTIAL = ".pnpdiff-partial-"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _short(names: Iterable[str], n: int = 4) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+class OutputFolder:
+    """An output folder pnpdiff may write ``names`` into (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder (created at commit time if absent, with any missing parents).
+    names : iterable of str
+        Plain file names the run will write (no sub-folders).
+    overwrite : bool
+        Allow writing into an existing folder that holds files pnpdiff did not write; those files
+        are still never replaced.
+
+    Examples
+    --------
+    >>> out = OutputFolder("outputs/run", ["restored.png", "metrics.json"])  # doctest: +SKIP
+    >>> out.check()                   # before the work: raises OutputFolderError  # doctest: +SKIP
+    >>> with out.transaction() as tmp:                                            # doctest: +SKIP
+    ...     save_image(x, tmp / "restored.png")
+    """
+
+    def __init__(self, path: str | os.PathLike, names: Iterable[str], overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.names = sorted(set(names))
+        self.overwrite = bool(overwrite)
+        for n in self.names:
+            if not n or "/" in n or os.sep in n or n in (".", "..", MANIFEST) or n.startswith(_PARTIAL):
+                raise ValueError(f"invalid output file name {n!r}")  # programming error, not a user one
+
+    # ----------------------------------------------------------------------------- inspection
+    def _read_manifest(self) -> dict[str, list[str]] | None:
+        p = self.path / MANIFEST
+        if not p.exists():
+            return None
+        try:
+            data = json.loads(p.read_text())
+            files = data["files"]
+            if not isinstance(files, dict):
+                raise TypeError
+            return {str(k): [str(h) for h in (v if isinstance(v, list) else [v])] for k, v in files.items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OutputFolderError(
+                f"output folder {self.path} has an unreadable pnpdiff manifest ({MANIFEST}); "
+                "choose another output folder"
+            ) from None
+
+    def _own(self, manifest: dict[str, list[str]] | None) -> dict[str, str]:
+        """Recorded files that still hold what pnpdiff wrote: ``{name: sha256}``."""
+        own: dict[str, str] = {}
+        for name, hashes in (manifest or {}).items():
+            p = self.path / name
+            if p.is_file() and not p.is_symlink():
+                h = _sha256(p)
+                if h in hashes:
+                    own[name] = h
+        return own
+
+    def _foreign(self, own: dict[str, str]) -> list[str]:
+        return [
+            e.name for e in self.path.iterdir()
+            if e.name != MANIFEST and not e.name.startswith(_PARTIAL) and e.name not in own
+        ]
+
+    def check(self) -> None:
+        """Raise :class:`~pnpdiff.OutputFolderError` if the run may not write its files here.
+
+        Called before any work starts; :meth:`transaction` calls it again when committing.
+        """
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise OutputFolderError(f"output {p} is a file, not a folder; choose another output folder")
+        if not p.exists():
+            anc = p.parent
+            while not anc.exists() and anc != anc.parent:
+                anc = anc.parent
+            if not anc.is_dir():
+                raise OutputFolderError(
+                    f"cannot create output folder {p}: {anc} is a file, not a folder; choose another output folder"
+                )
+            self._probe(anc, p)
+            return
+        manifest = self._read_manifest()
+        own = self._own(manifest)
+        foreign = self._foreign(own)
+        clash = [n for n in self.names if n in foreign]
+        if clash:
+            raise OutputFolderError(
+                f"output folder {p} already holds {_short(clash)}, not written by pnpdiff (or changed "
+                "since); pnpdiff never replaces such files: move them away or choose another output folder"
+            )
+        if manifest is None and foreign and not self.overwrite:
+            raise OutputFolderError(
+                f"output folder {p} exists and holds files pnpdiff did not write ({_short(foreign)}); "
+                "choose another output folder, or pass --overwrite (overwrite=True) to write pnpdiff's "
+                "files beside them (those are never touched)"
+            )
+        self._probe(p, p)
+
+    @staticmethod
+    def _probe(folder: Path, target: Path) -> None:
+        """Check that ``folder`` accepts new entries (a real write: permission bits, read-only
+        mounts and pseudo file systems such as /proc all answer differently)."""
+        try:
+            d = tempfile.mkdtemp(prefix=_PARTIAL, dir=folder)
+            os.rmdir(d)
+        except OSError as err:
+            raise OutputFolderError(
+                f"cannot write output folder {target}: {err.strerror or err} in {folder}; choose another output folder"
+            ) from None
+
+    # ------------------------------------------------------------------------------- writing
+    def _write_manifest(self, folder: Path, files: dict[str, list[str]]) -> None:
+        from pnpdiff import __version__
+
+        data = {
+            "pnpdiff": __version__,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "note": "files pnpdiff wrote here; a later run replaces only these, and only while unchanged",
+            "files": {k: files[k] for k in sorted(files)},
+        }
+        tmp = folder / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, folder / MANIFEST)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Path]:
+        """Yield a temporary folder to write the outputs into; on a normal exit move them into
+        place (after checking the folder again), on any exception or interrupt remove them and
+        leave the output folder as it was."""
+        self.check()
+        created: list[Path] = []
+        existed = self.path.is_dir()
+        try:
+            if existed:
+                tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path))
+            else:
+                missing = []
+                anc = self.path.parent
+                while not anc.exists():
+                    missing.append(anc)
+                    anc = anc.parent
+                for d in reversed(missing):
+                    d.mkdir()
+                    created.append(d)
+                tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path.parent))
+        except OSError as err:
+            self._remove_created(created)
+            raise OutputFolderError(f"cannot create output folder {self.path}: {err.strerror or err}") from None
+        try:
+            yield tmp
+            written = sorted(e.name for e in tmp.iterdir())
+            unexpected = set(written) - set(self.names)
+            if unexpected:
+                raise ValueError(f"wrote files not declared to OutputFolder: {sorted(unexpected)}")
+            new = {n: _sha256(tmp / n) for n in written}
+            if not existed:
+                if self.path.exists():
+                    raise OutputFolderError(f"output folder {self.path} appeared while pnpdiff was running; run again")
+                self._write_manifest(tmp, {n: [h] for n, h in new.items()})
+                os.chmod(tmp, 0o777 & ~_umask())
+                os.rename(tmp, self.path)
+                created.clear()
+            else:
+                self._commit_into_existing(tmp, new)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._remove_created(created)
+            raise
+        finally:
+            if tmp.exists() and tmp.parent == self.path:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _commit_into_existing(self, tmp: Path, new: dict[str, str]) -> None:
+        self.check()  # the folder may have changed while the run was working
+        own = self._own(self._read_manifest())
+        # 1. a manifest that recognises both the old and the new content of every file, so that an
+        #    interruption during the moves below leaves every pnpdiff file recorded
+        both = {n: [h] for n, h in own.items()}
+        for n, h in new.items():
+            both.setdefault(n, [])
+            if h not in both[n]:
+                both[n].append(h)
+        self._write_manifest(self.path, both)
+        # 2. move the new files into place (each os.replace is atomic)
+        for n in new:
+            os.replace(tmp / n, self.path / n)
+        # 3. remove pnpdiff's stale files of the earlier run that this run did not write
+        for n in own:
+            if n not in new:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / n).unlink()
+        # 4. the manifest of this run
+        self._write_manifest(self.path, {n: [h] for n, h in new.items()})
+
+    @staticmethod
+    def _remove_created(created: list[Path]) -> None:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
