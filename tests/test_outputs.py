@@ -1,0 +1,143 @@
+"""OutputFolder: pnpdiff replaces only what it recorded as its own, and never leaves half a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from pnpdiff.errors import OutputFolderError, PnPError
+from pnpdiff.outputs import MANIFEST, OutputFolder
+
+NAMES = ["restored.png", "metrics.json"]
+
+
+def _write(out: OutputFolder, content: str = "run") -> None:
+    with out.transaction() as tmp:
+        for n in out.names:
+            (tmp / n).write_text(f"{content}:{n}")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_new_folder_has_outputs_and_manifest_with_ordinary_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "out"
+    old = os.umask(0o022)
+    try:
+        _write(OutputFolder(target, NAMES))
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in target.iterdir()) == sorted([*NAMES, MANIFEST])
+    # a folder made by mkdtemp would be 0700; the umask 022 gives 0755
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    manifest = json.loads((target / MANIFEST).read_text())
+    assert sorted(manifest["files"]) == sorted(NAMES)
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".pnpdiff-partial-")]
+
+
+def test_rerun_replaces_own_files_and_keeps_a_users_file(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    _write(OutputFolder(target, NAMES), "first")
+    (target / "notes.txt").write_text("mine")
+    _write(OutputFolder(target, NAMES), "second")
+    assert (target / "notes.txt").read_text() == "mine"
+    assert (target / "restored.png").read_text() == "second:restored.png"
+
+
+def test_stale_own_files_are_removed_foreign_kept(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    _write(OutputFolder(target, [*NAMES, "comparison.png"]))
+    (target / "keep.txt").write_text("mine")
+    _write(OutputFolder(target, NAMES))
+    assert sorted(p.name for p in target.iterdir()) == sorted([*NAMES, MANIFEST, "keep.txt"])
+
+
+def test_a_folder_that_is_not_pnpdiffs_is_refused_even_with_a_metrics_json(tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "metrics.json").write_text("{}")
+    (proj / "paper.tex").write_text("x")
+    before = _snapshot(proj)
+    with pytest.raises(OutputFolderError, match="choose another output folder"):
+        OutputFolder(proj, NAMES).check()
+    # --overwrite writes beside foreign files but never replaces one: metrics.json is the user's
+    with pytest.raises(OutputFolderError, match="metrics.json"):
+        OutputFolder(proj, NAMES, overwrite=True).check()
+    assert _snapshot(proj) == before
+    # without a name clash, --overwrite adds pnpdiff's files and leaves paper.tex alone
+    _write(OutputFolder(proj, ["restored.png"], overwrite=True))
+    assert (proj / "paper.tex").read_text() == "x" and (proj / "metrics.json").read_text() == "{}"
+    assert (proj / "restored.png").exists()
+
+
+def test_a_pnpdiff_file_edited_by_the_user_becomes_theirs(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    _write(OutputFolder(target, NAMES))
+    (target / "metrics.json").write_text("edited by hand")
+    with pytest.raises(OutputFolderError, match="metrics.json"):
+        OutputFolder(target, NAMES).check()
+    assert (target / "metrics.json").read_text() == "edited by hand"
+
+
+@pytest.mark.parametrize("kind", ["file", "file_parent", "proc"])
+def test_unwritable_targets(tmp_path: Path, kind: str) -> None:
+    f = tmp_path / "afile.txt"
+    f.write_text("x")
+    target = {"file": f, "file_parent": f / "sub", "proc": Path("/proc/pnpdiff-test")}[kind]
+    if kind == "proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc")
+    with pytest.raises(OutputFolderError) as info:
+        OutputFolder(target, NAMES).check()
+    assert isinstance(info.value, PnPError) and isinstance(info.value, OSError)
+    assert f.read_text() == "x"
+
+
+def test_an_error_inside_the_run_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError), OutputFolder(target, NAMES).transaction() as tmp:
+        (tmp / "restored.png").write_text("half")
+        raise RuntimeError("solver failed")
+    assert not (tmp_path / "new").exists()  # the parents it created are removed too
+    existing = tmp_path / "old"
+    _write(OutputFolder(existing, NAMES), "first")
+    (existing / "notes.txt").write_text("mine")
+    before = _snapshot(existing)
+    with pytest.raises(KeyboardInterrupt), OutputFolder(existing, NAMES).transaction() as tmp:
+        (tmp / "restored.png").write_text("half")
+        raise KeyboardInterrupt
+    assert _snapshot(existing) == before
+    assert sorted(p.name for p in existing.iterdir()) == sorted([*NAMES, MANIFEST, "notes.txt"])
+
+
+def test_interrupted_while_moving_files_every_file_stays_recorded(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C between two of the moves: the manifest written before them recognises both the old
+    and the new content, so a rerun replaces both files and the user's file is untouched."""
+    target = tmp_path / "out"
+    _write(OutputFolder(target, NAMES), "first")
+    (target / "notes.txt").write_text("mine")
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def flaky(src, dst):  # noqa: ANN001
+        if Path(dst).parent == target and Path(dst).name in NAMES:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        _write(OutputFolder(target, NAMES), "second")
+    monkeypatch.setattr(os, "replace", real_replace)
+    contents = {n: (target / n).read_text() for n in NAMES}
+    assert sorted(contents.values()) == sorted(["second:metrics.json", "first:restored.png"]) or sorted(
+        contents.values()) == sorted(["first:metrics.json", "second:restored.png"])
+    assert not [p for p in target.iterdir() if p.name.startswith(".pnpdiff-partial-")]
+    _write(OutputFolder(target, NAMES), "third")  # both are still recognised as pnpdiff's
+    assert {n: (target / n).read_text() for n in NAMES} == {n: f"third:{n}" for n in NAMES}
+    assert (target / "notes.txt").read_text() == "mine"
