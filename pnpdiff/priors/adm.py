@@ -13,6 +13,11 @@ the original guided-diffusion ``UNetModel`` (``time_embed.*``, ``input_blocks.*`
 checkpoints load into it. Its constructor, however, only offers the two 256x256 configurations
 (``large_model=False/True``) and registers two extra alpha-bar buffers after loading, so it cannot
 build the small test networks nor load a plain guided-diffusion state dict with ``strict=True``.
+Conversely, a state dict saved from a ``DiffUNet`` holds those two buffers
+(``sqrt_alphas_cumprod`` and ``sqrt_1m_alphas_cumprod``: ``sqrt(abar_t)`` and
+``sqrt(1 - abar_t)`` of the linear-beta schedule, float32, one value per timestep);
+:func:`load_adm` accepts exactly these two extra keys, checks them against the configuration's
+own schedule (:func:`check_schedule_buffers`) and drops them.
 :class:`ADMUNet` therefore assembles the same network from deepinv's own building blocks
 (``ResBlock``, ``AttentionBlock``, ``TimestepEmbedSequential``) with a configurable
 :class:`ADMConfig`; for both published configurations its state-dict keys and shapes are
@@ -33,7 +38,16 @@ from pnpdiff.errors import PnPError, ShapeError
 from pnpdiff.priors.adapters import EpsPrior, ddpm_alphas_cumprod
 from pnpdiff.priors.hub import safe_load
 
-__all__ = ["ADMConfig", "ADMUNet", "ADMPrior", "load_adm", "adm_config", "clean_state_dict"]
+__all__ = [
+    "ADMConfig",
+    "ADMUNet",
+    "ADMPrior",
+    "load_adm",
+    "adm_config",
+    "clean_state_dict",
+    "check_schedule_buffers",
+    "SCHEDULE_BUFFERS",
+]
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,78 @@ def clean_state_dict(obj: Any) -> dict[str, Tensor]:
     return sd
 
 
+#: the alpha-bar buffers that ``deepinv.models.DiffUNet`` registers beside the network's weights
+SCHEDULE_BUFFERS = ("sqrt_alphas_cumprod", "sqrt_1m_alphas_cumprod")
+
+#: absolute tolerance of :func:`check_schedule_buffers` on top of the buffer's own rounding.
+#: deepinv computes the buffers in float32 (cumprod of 1000 factors, then ``sqrt(1 - abar)``
+#: with cancellation near t = 0): they deviate from the float64 schedule by up to 1.1e-6. Moving
+#: ``beta_end`` from 0.02 to 0.020001 already moves ``sqrt(abar)`` by 1.8e-5; a cosine schedule
+#: moves it by 0.43.
+SCHEDULE_ATOL = 1e-5
+
+
+def check_schedule_buffers(sd: Mapping[str, Tensor], config: ADMConfig, *, source: str = "checkpoint",
+                           name: str = "adm") -> None:
+    """Check deepinv's schedule buffers in a state dict against ``config``'s DDPM schedule.
+
+    ``deepinv.models.DiffUNet`` stores ``sqrt_alphas_cumprod`` = ``sqrt(abar_t)`` and
+    ``sqrt_1m_alphas_cumprod`` = ``sqrt(1 - abar_t)``, ``t = 0 .. T-1``, of the linear-beta
+    schedule (Ho et al. 2020) it assumes. Each one present must have ``config.num_timesteps``
+    values within ``SCHEDULE_ATOL`` plus its dtype's machine epsilon of the schedule given by
+    ``config.beta_start``, ``config.beta_end`` and ``config.num_timesteps``
+    (:func:`~pnpdiff.priors.adapters.ddpm_alphas_cumprod`, float64). Absent buffers are fine.
+
+    Parameters
+    ----------
+    sd : mapping of str to Tensor
+        The state dict (not modified).
+    config : ADMConfig
+        The architecture and training schedule the weights are loaded for.
+    source : str
+        What the state dict came from, for messages (e.g. the file).
+    name : str
+        Name of the prior, for messages.
+
+    Raises
+    ------
+    PnPError
+        A buffer has the wrong length or is not finite, or deviates from the schedule: the
+        checkpoint was trained with another noise schedule, whose timesteps mean other noise
+        levels than the ones pnpdiff would feed the network.
+    """
+    abar = ddpm_alphas_cumprod(config.beta_start, config.beta_end, config.num_timesteps)
+    expected = {"sqrt_alphas_cumprod": abar.sqrt(), "sqrt_1m_alphas_cumprod": (1.0 - abar).sqrt()}
+    schedule = (f"linear betas {config.beta_start:g} .. {config.beta_end:g} over "
+                f"{config.num_timesteps} timesteps")
+    for key in SCHEDULE_BUFFERS:
+        if key not in sd:
+            continue
+        buf = sd[key]
+        ref = expected[key]
+        if buf.ndim != 1 or buf.numel() != ref.numel():
+            raise PnPError(
+                f"{source}: buffer '{key}' has shape {tuple(buf.shape)}, but the '{name}' "
+                f"configuration's noise schedule ({schedule}) has {ref.numel()} timesteps; the "
+                "checkpoint was trained with another noise schedule: pass its num_timesteps, "
+                "beta_start and beta_end in the configuration"
+            )
+        val = buf.detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(val).all()):
+            raise PnPError(f"{source}: buffer '{key}' contains NaN or infinite values; the file is damaged")
+        dev = float((val - ref).abs().max())
+        eps = torch.finfo(buf.dtype).eps if buf.is_floating_point() else 0.0
+        tol = SCHEDULE_ATOL + eps
+        if not dev <= tol:
+            raise PnPError(
+                f"{source}: buffer '{key}' deviates from the '{name}' configuration's DDPM noise "
+                f"schedule ({schedule}) by up to {dev:.3g} (tolerance {tol:.3g}): the checkpoint "
+                "was trained with another noise schedule. pnpdiff's ADM prior supports linear-beta "
+                "schedules; if the checkpoint's is one, pass its beta_start, beta_end and "
+                "num_timesteps in the configuration"
+            )
+
+
 class ADMPrior(EpsPrior):
     """An ADM eps-prediction UNet on [-1, 1] as a VE prior on [0, 1] images (see
     :class:`~pnpdiff.priors.adapters.EpsPrior`), with a fixed image size.
@@ -241,7 +327,15 @@ def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = No
     ChecksumError
         Wrong sha256, or a file that is not a plain weights file.
     PnPError
-        The checkpoint does not match the architecture.
+        The checkpoint does not match the architecture, or it holds deepinv ``DiffUNet``'s
+        schedule buffers for another noise schedule than the configuration's.
+
+    Notes
+    -----
+    A state dict saved from ``deepinv.models.DiffUNet`` loads as it is: its two extra buffers
+    ``sqrt_alphas_cumprod`` and ``sqrt_1m_alphas_cumprod`` are checked against the
+    configuration's schedule (:func:`check_schedule_buffers`) and dropped. Any other key that is
+    not a parameter of the architecture is refused.
     """
     from pnpdiff.priors.hub import MODEL_CARDS
 
@@ -258,7 +352,7 @@ def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = No
     net = ADMUNet(cfg)
     expected = net.state_dict()
     missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
+    unexpected = [k for k in sd if k not in expected and k not in SCHEDULE_BUFFERS]
     wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or wrong:
         detail = "; ".join(
@@ -270,6 +364,9 @@ def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = No
             f"checkpoint {path} does not fit the '{name}' architecture ({detail}); "
             "pass the matching ADM configuration"
         )
+    # deepinv's DiffUNet saves its alpha-bar table beside the weights: check it, then drop it
+    check_schedule_buffers(sd, cfg, source=f"checkpoint {path}", name=name)
+    sd = {k: v for k, v in sd.items() if k not in SCHEDULE_BUFFERS}
     net.load_state_dict(sd, strict=True)
     net.eval().requires_grad_(False)
     prior = ADMPrior(net, name=name)
