@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from pnpdiff.errors import ShapeError
-from pnpdiff.priors.base import Prior, as_sigma
+from pnpdiff.priors.base import Prior, as_sigma, check_data_range
 
 __all__ = [
     "ddpm_alphas_cumprod",
@@ -316,6 +316,10 @@ class DeepinvPrior(Prior):
         ``WaveletDenoiser``).
     sigma_min, sigma_max, channels, size, name
         Descriptive attributes (e.g. DRUNet was trained for sigma up to 50/255).
+    data_range : tuple of float or None
+        Range of the clean data, default ``(0.0, 1.0)`` (deepinv's denoisers are image
+        denoisers); ``None`` for a denoiser of data that live anywhere (see
+        :class:`~pnpdiff.priors.Prior`).
     """
 
     name = "deepinv"
@@ -323,10 +327,12 @@ class DeepinvPrior(Prior):
     def __init__(self, denoiser: nn.Module, *, sigma_arg: Callable[[Tensor], Any] | None = None,
                  sigma_min: float | None = None, sigma_max: float | None = None,
                  channels: int | None = None, size: tuple[int, int] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None,
+                 data_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.sigma_arg = sigma_arg
+        self.data_range = check_data_range(data_range)
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
                     name=name or f"deepinv:{type(denoiser).__name__}")
 
@@ -344,15 +350,28 @@ class CallablePrior(Prior):
     """Any function ``f(x, sigma) -> x0`` in pnpdiff's units ([0, 1] images, VE sigma).
 
     ``sigma`` is passed as a ``(B,)`` tensor on ``x``'s device and dtype.
+
+    Parameters
+    ----------
+    fn : callable
+        The denoiser ``f(x, sigma) -> x0`` (same shape as ``x``).
+    sigma_min, sigma_max, channels, size, name
+        Descriptive attributes (see :class:`~pnpdiff.priors.Prior`).
+    data_range : tuple of float or None
+        Range of the clean data: ``(0.0, 1.0)`` (the default) for an image denoiser, another
+        ``(lo, hi)``, or ``None`` when the data live anywhere (a scientific prior): then
+        :func:`pnpdiff.solve` neither checks the measurement's range nor clips the result.
     """
 
     name = "callable"
 
     def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], *, sigma_min: float | None = None,
                  sigma_max: float | None = None, channels: int | None = None,
-                 size: tuple[int, int] | None = None, name: str | None = None) -> None:
+                 size: tuple[int, int] | None = None, name: str | None = None,
+                 data_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
         super().__init__()
         self.fn = fn
+        self.data_range = check_data_range(data_range)
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
                     name=name or getattr(fn, "__name__", "callable"))
 

@@ -69,6 +69,8 @@ class GaussianMixturePrior(Prior):
     -----
     ``denoise(x, sigma)`` accepts ``x`` of shape ``(B, *shape)`` or ``(B, d)`` and returns the same
     shape; ``sigma`` is a number or one value per batch element, in the same units as ``x``. The
+    data live anywhere (``data_range = None``): :func:`pnpdiff.solve` neither checks the
+    measurement against [0, 1] nor clips its result. The
     computation is vectorised over the batch and the components (cost ``O(B K d^2)``), in float64,
     with log-sum-exp responsibilities. ``sigma = 0`` returns ``x``.
 
@@ -79,6 +81,8 @@ class GaussianMixturePrior(Prior):
     """
 
     name = "gmm"
+    #: not an image prior: no range is declared, nothing is checked or clipped
+    data_range = None
 
     def __init__(self, weights: Tensor | Sequence[float], means: Tensor, covs: Tensor | float,
                  *, name: str | None = None) -> None:
