@@ -11,6 +11,7 @@ from pnpdiff.solvers.ddrm import ddrm
 from pnpdiff.solvers.diffpir import diffpir
 from pnpdiff.solvers.dpir import dpir
 from pnpdiff.solvers.dps import dps
+from pnpdiff.solvers.mmse import mmse
 from pnpdiff.solvers.pigdm import pigdm
 from pnpdiff.solvers.reddiff import reddiff
 from pnpdiff.solvers.samplers import ddim, ddpm, euler, heun
@@ -21,6 +22,7 @@ SOLVERS = {
     "ddnm": ddnm,
     "ddnm+": ddnm_plus,
     "dpir": dpir,
+    "mmse": mmse,
     "dps": dps,
     "pigdm": pigdm,
     "reddiff": reddiff,
@@ -28,4 +30,4 @@ SOLVERS = {
 
 __all__ = ["SOLVERS", "diffpir", "clip_schedule", "initial_estimate", "estimate_noise_level"]
 __all__ += ["ddrm", "ddnm", "ddnm_plus", "dpir", "ddpm", "ddim", "euler", "heun"]
-__all__ += ["dps", "pigdm", "reddiff"]
+__all__ += ["dps", "pigdm", "reddiff", "mmse"]
