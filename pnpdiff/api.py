@@ -325,12 +325,17 @@ def solve(
     if not isinstance(progress, bool):
         raise ValueRangeError(f"progress must be true or false, got {progress!r}")
     _check_schedule_options(options)
-    x_y, back = to_tensor(y)
+    prior_obj = load_prior(prior)
+    data_range = getattr(prior_obj, "data_range", (0.0, 1.0))
+    if data_range is None and torch.is_tensor(y) and y.is_floating_point():
+        # a prior of data that are not images (a Gaussian mixture, a scientific prior): the
+        # measurement keeps its own layout, e.g. (B, m) vectors for a Matrix operator
+        x_y, back = y, (lambda out: out)
+    else:
+        x_y, back = to_tensor(y)
     if x_y.numel() == 0:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     dev = _device(device, x_y)
-    prior_obj = load_prior(prior)
-    data_range = getattr(prior_obj, "data_range", (0.0, 1.0))
     _check_data_range(x_y, "y", data_range)
     op = _as_operator(operator)
     if method is None:

@@ -127,20 +127,6 @@ def _mixture(shape: tuple[int, ...], k: int = 4, seed: int = 0) -> GaussianMixtu
     return GaussianMixturePrior(torch.rand(k, generator=g, dtype=F64) + 0.5, means, var)
 
 
-#: ``solve`` reads a 2-D tensor as one ``(H, W)`` grey image (``pnpdiff.io.to_tensor``): a batch of
-#: measurement vectors ``(B, m)`` becomes ``(1, 1, B, m)`` (a ShapeError from ``Matrix`` for
-#: B > 1) and, for B = 1, the ``(1, d)`` result is turned back into a 0-d tensor (``out[0, 0]``).
-#: Strict: these start to pass, and then fail as XPASS, once ``solve`` keeps the vector layout.
-_VECTOR_LAYOUT = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="solve reshapes a (B, m) measurement as an (H, W) image (pnpdiff/io.py to_tensor)",
-)
-
-
-def _vector_params(layout_broken: set[str]) -> list[Any]:
-    return [pytest.param(m, marks=_VECTOR_LAYOUT) if m in layout_broken else m for m in sorted(SOLVERS)]
-
-
 @pytest.fixture(scope="module")
 def vector_problem() -> tuple[GaussianMixturePrior, torch.Tensor, torch.Tensor]:
     """d = 8, a random 3 x 8 Matrix, three measurements ``(3, 3)`` with values ~ +-30."""
@@ -153,8 +139,8 @@ def vector_problem() -> tuple[GaussianMixturePrior, torch.Tensor, torch.Tensor]:
     return gmm, A, y
 
 
-# every method, mmse included: its "needs Identity" OperatorError comes after the ShapeError
-@pytest.mark.parametrize("method", _vector_params(set(SOLVERS)))
+# every method, mmse included (it refuses a Matrix with its OperatorError)
+@pytest.mark.parametrize("method", sorted(SOLVERS))
 def test_solve_equals_solver_on_a_mixture_posterior_with_a_matrix(vector_problem, method: str) -> None:
     """Acceptance: with a prior that declares no range, ``solve(y, Matrix(A), prior=gmm, ...)``
     returns exactly what ``SOLVERS[method](y, op, gmm, sigmas, sigma_y, generator=...)`` does:
@@ -166,7 +152,7 @@ def test_solve_equals_solver_on_a_mixture_posterior_with_a_matrix(vector_problem
         assert ref.abs().max() > 5  # the samples live far outside [0, 1]: nothing was clipped
 
 
-@pytest.mark.parametrize("method", _vector_params(MATRIX_METHODS))
+@pytest.mark.parametrize("method", sorted(MATRIX_METHODS))
 def test_solve_equals_solver_on_a_single_vector(vector_problem, method: str) -> None:
     """The same with one measurement ``(1, m)``: the result keeps the solver's ``(1, d)``."""
     gmm, A, y = vector_problem
