@@ -12,6 +12,18 @@ __all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradi
 
 def compose(*ops: LinearOperator) -> LinearOperator:
     """``compose(A, B, C)`` = ``A @ B @ C`` (``C`` is applied first)."""
+    from pnpdiff.errors import OperatorError
+
+    from ._checks import show
+
+    if not ops:
+        raise OperatorError("compose needs at least one operator: compose(A, B, ...), got none")
+    for i, op in enumerate(ops):
+        if not isinstance(op, LinearOperator):
+            raise OperatorError(
+                f"ops[{i}] must be a pnpdiff LinearOperator, got {show(op)} ({type(op).__name__}); "
+                "wrap a deepinv physics with pnpdiff.operators.as_operator first"
+            )
     out = ops[-1]
     for op in reversed(ops[:-1]):
         out = Composition(op, out)

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from pnpdiff.errors import OperatorError, ShapeError
 
+from . import _checks
+
 __all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradient", "batch_dot"]
 
 
@@ -33,6 +35,13 @@ def batch_dot(a: Tensor, b: Tensor) -> Tensor:
 
 def _per_sample(v: Tensor | float, like: Tensor) -> Tensor:
     """Broadcast a scalar or a ``(B,)`` tensor against ``like`` (shape ``(B, ...)``)."""
+    if not torch.is_tensor(v):
+        v = _checks.real(v, "rho", minimum=0.0)
+    elif v.ndim == 1 and v.shape[0] not in (1, like.shape[0]):
+        raise ShapeError(
+            f"rho must be a number or a tensor with one value per batch element ({like.shape[0]}), "
+            f"got a tensor of shape {tuple(v.shape)}"
+        )
     v = torch.as_tensor(v, dtype=like.dtype, device=like.device)
     if v.ndim == 1 and v.shape[0] == like.shape[0] and like.ndim > 1:
         v = v.view(-1, *([1] * (like.ndim - 1)))
@@ -135,6 +144,8 @@ class LinearOperator(nn.Module):
 
     def __init__(self, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
         super().__init__()
+        _checks.real(cg_tol, "cg_tol", minimum=0.0)
+        _checks.integer(cg_max_iter, "cg_max_iter", minimum=0)
         self.cg_tol = cg_tol
         self.cg_max_iter = cg_max_iter
 
@@ -173,9 +184,15 @@ class LinearOperator(nn.Module):
     def prox_cg(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """The conjugate-gradient solution of :meth:`prox` (what operators without a closed form use)."""
         r = _per_sample(rho, z)
+        aty = self.adjoint(y)
+        if torch.is_tensor(z) and not _batch_fits(aty.shape, z.shape):
+            raise ShapeError(
+                f"{type(self).__name__}.prox: the measurement y of shape {tuple(y.shape)} does not fit z of "
+                f"shape {tuple(z.shape)}: A^T y has shape {tuple(aty.shape)}, it must have the shape of z"
+            )
         return conjugate_gradient(
             lambda v: self.gram(v) + r * v,
-            self.adjoint(y) + r * z,
+            aty + r * z,
             x0=z,
             tol=self.cg_tol,
             max_iter=self.cg_max_iter,
@@ -228,6 +245,30 @@ class LinearOperator(nn.Module):
             raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4:
             raise ShapeError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise ShapeError(f"{name} must not be empty (shape (B, C, H, W), each at least 1), got {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ShapeError(
+                f"{name} must be a floating-point tensor (images are floats in [0, 1]), got dtype {x.dtype} "
+                f"(shape {tuple(x.shape)}); convert it, e.g. {name}.float() / 255 for 8-bit images"
+            )
+
+
+def _batch_fits(a: Sequence[int], b: Sequence[int]) -> bool:
+    """Same shape except that one of the batch sizes may be 1 (it then broadcasts)."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and a[1:] == b[1:] and (a[0] == b[0] or 1 in (a[0], b[0]))
+
+
+def _check_prox_pair(op: LinearOperator, z: Tensor, y: Tensor, want: Sequence[int]) -> None:
+    """``prox(z, y, rho)``: refuse a ``y`` whose shape is not ``want``, the shape of ``A(z)``
+    (batch sizes may differ only where one of them is 1)."""
+    if not _batch_fits(y.shape, want):
+        raise ShapeError(
+            f"{type(op).__name__}.prox: the measurement y of shape {tuple(y.shape)} does not fit z of shape "
+            f"{tuple(z.shape)}: y must have shape {tuple(want)}, the shape of A(z) (batch sizes may differ "
+            "only where one of them is 1)"
+        )
 
 
 class DiagonalOperator(LinearOperator):
@@ -259,6 +300,12 @@ class Composition(LinearOperator):
     """``A @ B``: apply ``B`` then ``A``. Adjoint ``B^T A^T``; prox and pinv by CG."""
 
     def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
+        for name, op in (("outer", outer), ("inner", inner)):
+            if not isinstance(op, LinearOperator):
+                raise OperatorError(
+                    f"{name} must be a pnpdiff LinearOperator, got {_checks.show(op)} ({type(op).__name__}); "
+                    "wrap a deepinv physics with pnpdiff.operators.as_operator first"
+                )
         super().__init__(cg_tol=min(outer.cg_tol, inner.cg_tol), cg_max_iter=max(outer.cg_max_iter, inner.cg_max_iter))
         self.outer = outer
         self.inner = inner

@@ -41,7 +41,8 @@ from torch import Tensor
 
 from pnpdiff.errors import OperatorError, ShapeError
 
-from .base import LinearOperator, _per_sample, conjugate_gradient
+from . import _checks
+from .base import LinearOperator, _check_prox_pair, _per_sample, conjugate_gradient
 from .kernels import gaussian_kernel, motion_kernel, uniform_kernel
 
 __all__ = ["Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "real_fourier_pack_indices"]
@@ -163,6 +164,31 @@ def _reflect_pad_adjoint_1d(t: Tensor, before: int, after: int, n: int, dim: int
     return out
 
 
+def _check_kernel(kernel: Tensor) -> Tensor:
+    """A blur kernel: a non-empty real ``(h, w)`` or ``(C, h, w)`` tensor (array-likes converted;
+    bool/integer ones converted exactly to the default float dtype), finite, and with a non-zero
+    sum in every channel."""
+    kernel = _checks.as_real_tensor(
+        kernel, "kernel", ndims=(2, 3), shapes="(h, w) or (C, h, w) (one kernel per channel)"
+    )
+    if not kernel.is_floating_point():
+        kernel = kernel.to(torch.get_default_dtype())
+    if not bool(torch.isfinite(kernel).all()):
+        raise _checks.OperatorRangeError(
+            f"kernel must be finite, got a kernel of shape {tuple(kernel.shape)} with NaN or infinite values"
+        )
+    k64 = kernel.detach().to("cpu", torch.float64).reshape(-1, *kernel.shape[-2:])
+    total = k64.sum((-2, -1))
+    if bool((total.abs() <= 1e-12 * k64.abs().sum((-2, -1))).any()) or bool((total == 0).any()):
+        sums = [round(float(t), 12) for t in total]
+        raise _checks.OperatorRangeError(
+            f"kernel must have a non-zero sum (a blur keeps the image's mean), got a kernel of shape "
+            f"{tuple(kernel.shape)} whose sum{'s are' if len(sums) > 1 else ' is'} "
+            f"{sums if len(sums) > 1 else sums[0]}; normalise it, e.g. kernel / kernel.sum()"
+        )
+    return kernel
+
+
 class Blur(LinearOperator):
     r"""Convolution with a fixed kernel, ``y = k * x``, shared by all channels or per channel.
 
@@ -170,9 +196,9 @@ class Blur(LinearOperator):
     ----------
     kernel : Tensor
         ``(h, w)`` (shared by every channel) or ``(C, h, w)`` (one kernel per channel). Centre at
-        ``(h // 2, w // 2)``; see the module docstring for the exact convention. Any real kernel
-        is allowed (it need not be normalised or non-negative). Kept as a buffer of shape
-        ``(1 or C, h, w)``.
+        ``(h // 2, w // 2)``; see the module docstring for the exact convention. Any finite real
+        kernel with a non-zero sum is allowed (it need not be normalised or non-negative; a kernel
+        summing to zero, or all zeros, is refused). Kept as a buffer of shape ``(1 or C, h, w)``.
     boundary : {"circular", "reflect", "zeros"}
         Boundary condition. ``"circular"`` is exact and fast in closed form (FFT); ``"reflect"``
         and ``"zeros"`` are spatial: ``prox`` by preconditioned conjugate gradient (mirror/DCT-I
@@ -225,36 +251,22 @@ class Blur(LinearOperator):
         cg_max_iter: int = 200,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        if not torch.is_tensor(kernel):
-            try:
-                kernel = torch.as_tensor(kernel)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise OperatorError(f"kernel must be a tensor or array, got {type(kernel).__name__}") from exc
-        if kernel.ndim not in (2, 3):
-            raise OperatorError(
-                f"kernel must be 2-D (h, w) or 3-D (C, h, w) (one kernel per channel), "
-                f"got shape {tuple(kernel.shape)}"
-            )
-        if kernel.numel() == 0:
-            raise OperatorError(f"kernel is empty (shape {tuple(kernel.shape)})")
-        if kernel.is_complex():
-            raise OperatorError(f"kernel must be real, got dtype {kernel.dtype}")
-        if not kernel.is_floating_point():
-            kernel = kernel.to(torch.get_default_dtype())
-        if not bool(torch.isfinite(kernel).all()):
-            raise OperatorError("kernel contains NaN or infinite values")
+        kernel = _check_kernel(kernel)
         if boundary == "constant":
             boundary = "zeros"
-        if boundary not in _BOUNDARIES:
-            raise OperatorError(f"boundary must be one of {_BOUNDARIES}, got {boundary!r}")
-        if pinv_threshold < 0 or svd_threshold < 0:
-            raise OperatorError("pinv_threshold and svd_threshold must be non-negative")
+        boundary = _checks.choice(boundary, "boundary", _BOUNDARIES, extra=" (or 'constant', an alias of 'zeros')")
+        _checks.real(pinv_threshold, "pinv_threshold", minimum=0.0, below=1.0)
+        _checks.real(svd_threshold, "svd_threshold", minimum=0.0, below=1.0)
+        if img_size is not None:
+            img_size = _checks.shape_tuple(
+                img_size, "img_size", lengths=(2, 3, 4), what="None or (H, W) (or (C, H, W)) of positive integers"
+            )
         k3 = kernel if kernel.ndim == 3 else kernel[None]
         self.register_buffer("kernel", k3.detach().clone())
         self.boundary = boundary
         self.pinv_threshold = float(pinv_threshold)
         self.svd_threshold = float(svd_threshold)
-        self.img_size = None if img_size is None else tuple(int(s) for s in img_size)[-2:]
+        self.img_size = None if img_size is None else img_size[-2:]
         self.closed_form_prox = boundary == "circular"
         self.has_svd = boundary == "circular"
         self._cache: dict = {}
@@ -532,6 +544,7 @@ class Blur(LinearOperator):
         """Spatial-boundary prox: PCG (mirror preconditioner for reflect, circular for zeros)."""
         self._check(z, "z")
         self._check(y, "y")
+        _check_prox_pair(self, z, y, z.shape)
         r = _per_sample(rho, z)
         return conjugate_gradient(
             lambda v: self.gram(v) + r * v,
@@ -563,12 +576,19 @@ class Blur(LinearOperator):
             return self._prox_pcg(z, y, rho)
         self._check(z, "z")
         self._check(y, "y")
+        _check_prox_pair(self, z, y, z.shape)
         h, w = z.shape[-2:]
         dt = _fft_dtype(z.dtype)
         tf = self._tf(h, w, z.device, dt)
         r = _per_sample(rho, z.to(dt))
-        num = torch.fft.rfft2(y.to(dt)).mul_(tf["K"].conj()).add_(torch.fft.rfft2(z.to(dt)).mul_(r))
-        return torch.fft.irfft2(num.div_(tf["abs2"] + r), s=(h, w)).to(z.dtype)
+        num = torch.fft.rfft2(y.to(dt)).mul_(tf["K"].conj())
+        zf = torch.fft.rfft2(z.to(dt))
+        den = tf["abs2"] + r
+        if num.shape == zf.shape == torch.broadcast_shapes(zf.shape, den.shape):
+            num = num.add_(zf.mul_(r)).div_(den)
+        else:  # a batch of one broadcast against the other: out of place
+            num = (num + zf * r) / den
+        return torch.fft.irfft2(num, s=(h, w)).to(z.dtype)
 
     # -- spectral view (circular only) ---------------------------------------------------------
     def _require_svd(self) -> None:
@@ -670,7 +690,11 @@ class Blur(LinearOperator):
                 "the spectral view of a circular blur depends on the image size: pass "
                 "singular_values(shape=(H, W)) or build the operator with img_size=(H, W)"
             )
-        h, w = (int(s) for s in tuple(shape)[-2:])
+        full = _checks.shape_tuple(
+            shape, "shape", lengths=(2, 3, 4), error=ShapeError,
+            what="an image shape (H, W), (C, H, W) or (B, C, H, W) of positive integers, or an image tensor",
+        )
+        h, w = full[-2:]
         device = self.kernel.device if device is None else torch.device(device)
         dtype = self.kernel.dtype if dtype is None else dtype
         dt = _fft_dtype(dtype)
@@ -704,6 +728,8 @@ class GaussianBlur(Blur):
         boundary: str = "circular",
         **kwargs,
     ) -> None:
+        if kernel_size is not None:
+            kernel_size = _checks.int_pair(kernel_size, "kernel_size")
         super().__init__(gaussian_kernel(sigma, kernel_size, angle, dtype=torch.float64), boundary, **kwargs)
         self.sigma = sigma
         self.angle = angle

@@ -23,13 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from pnpdiff.errors import OperatorError, ShapeError, ValueRangeError
 
-from .base import LinearOperator, _per_sample
+from . import _checks
+from .base import LinearOperator, _check_prox_pair, _per_sample
 
 __all__ = ["Downsample", "downsample_taps"]
 
@@ -87,7 +89,15 @@ def downsample_taps(factor: int, filter: str = "bicubic", sigma: float | None = 
     (Tensor, int)
         Float64 taps (summing to one) and the integer offset of the first tap.
     """
-    s = int(factor)
+    s = _checks.integer(factor, "factor", minimum=1)
+    filter = _checks.choice(filter, "filter", _FILTERS)
+    if sigma is not None:
+        if filter != "gaussian":
+            raise _checks.OperatorRangeError(
+                f"sigma is only used by filter='gaussian', got sigma={_checks.show(sigma)} with filter={filter!r}; "
+                "drop sigma or use filter='gaussian'"
+            )
+        sigma = _checks.real(sigma, "sigma", positive=True)
     if filter == "bicubic":
         return _sampled_taps(lambda d: _cubic(d / s), 2.0 * s, s)
     if filter == "bilinear":
@@ -95,13 +105,9 @@ def downsample_taps(factor: int, filter: str = "bicubic", sigma: float | None = 
     if filter == "box":
         return torch.full((s,), 1.0 / s, dtype=torch.float64), 0
     if filter == "gaussian":
-        sg = s / 2 if sigma is None else float(sigma)
-        if not sg > 0:
-            raise ValueRangeError(f"gaussian filter needs sigma > 0, got {sigma}")
+        sg = s / 2 if sigma is None else sigma
         return _sampled_taps(lambda d: torch.exp(-(d**2) / (2 * sg**2)) * (d.abs() <= 3 * sg), 3 * sg, s)
-    raise OperatorError(
-        f"unknown Downsample filter {filter!r}; use one of {', '.join(_FILTERS)} or a 2-D kernel tensor"
-    )
+    raise AssertionError(filter)  # pragma: no cover - refused by the choice above
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,17 +366,33 @@ class Downsample(LinearOperator):
         cg_max_iter: int = 200,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        if isinstance(factor, bool) or not isinstance(factor, int) and not (
-            isinstance(factor, float) and factor.is_integer()
-        ):
-            raise ValueRangeError(f"Downsample factor must be a positive integer, got {factor!r}")
-        factor = int(factor)
-        if factor < 1:
-            raise ValueRangeError(f"Downsample factor must be a positive integer, got {factor}")
+        factor = _checks.integer(factor, "factor", minimum=1)
         if boundary != "circular":
             raise OperatorError(
-                f"Downsample supports boundary='circular' only, got {boundary!r} (its prox, pinv "
-                "and SVD are closed forms of the circular model)"
+                f"boundary must be 'circular' (the only one Downsample supports: its prox, pinv and SVD are "
+                f"closed forms of the circular model), got {_checks.show(boundary)}"
+            )
+        _checks.real(svd_threshold, "svd_threshold", minimum=0.0, below=1.0)
+        if pinv_rtol is not None:
+            _checks.real(pinv_rtol, "pinv_rtol", minimum=0.0, below=1.0)
+        if isinstance(filter, str):
+            if filter not in _FILTERS:
+                raise OperatorError(
+                    f"filter must be one of {', '.join(repr(f) for f in _FILTERS)} or a 2-D kernel tensor, got "
+                    f"{filter!r} (unknown Downsample filter)"
+                )
+        elif isinstance(filter, np.ndarray):
+            filter = torch.from_numpy(filter)
+        if not (isinstance(filter, str) or torch.is_tensor(filter)):
+            raise OperatorError(
+                f"filter must be a name ({', '.join(repr(f) for f in _FILTERS)}) or a 2-D kernel tensor, "
+                f"got {_checks.show(filter)} ({type(filter).__name__})"
+            )
+        if sigma is not None and not (isinstance(filter, str) and filter == "gaussian"):
+            raise _checks.OperatorRangeError(
+                f"sigma is only used by filter='gaussian', got sigma={_checks.show(sigma)} with "
+                f"filter={filter if isinstance(filter, str) else 'a kernel tensor'!r}; drop sigma or use "
+                "filter='gaussian'"
             )
         self.factor = factor
         self.boundary = boundary
@@ -383,17 +405,27 @@ class Downsample(LinearOperator):
             w, o = downsample_taps(factor, filter, sigma)
             self._sep = ((w, o), (w, o))  # (height taps/offset, width taps/offset), float64
             self._kernel2d = None
-        elif torch.is_tensor(filter):
+        else:
             self.filter_name = "custom"
+            if filter.is_complex():
+                raise _checks.OperatorRangeError(f"filter must be a real kernel, got dtype {filter.dtype}")
             k = filter.detach().to("cpu", torch.float64)
             while k.ndim > 2 and k.shape[0] == 1:
                 k = k[0]
             if k.ndim != 2 or k.numel() == 0:
-                raise ShapeError(
-                    f"Downsample kernel must be a 2-D tensor (kh, kw), got shape {tuple(filter.shape)}"
+                raise _checks.OperatorShapeError(
+                    f"filter must be a non-empty 2-D kernel tensor (kh, kw), got shape {tuple(filter.shape)}"
                 )
             if not torch.isfinite(k).all():
-                raise ValueRangeError("Downsample kernel contains NaN or infinite values")
+                raise _checks.OperatorRangeError(
+                    f"filter must be finite, got a kernel of shape {tuple(filter.shape)} with NaN or infinite values"
+                )
+            if float(k.sum().abs()) <= 1e-12 * float(k.abs().sum()):
+                raise _checks.OperatorRangeError(
+                    f"filter must have a non-zero sum (an antialiasing filter keeps the image's mean), got a "
+                    f"kernel of shape {tuple(filter.shape)} whose sum is {round(float(k.sum()), 12)}; normalise "
+                    "it, e.g. filter / filter.sum()"
+                )
             kh, kw = k.shape
             # deepinv convention: y[i] = sum_j k[j] x[i + kh//2 - j]  ->  correlation taps flip(k)
             wc = k.flip(0, 1)
@@ -409,11 +441,6 @@ class Downsample(LinearOperator):
             else:
                 self._sep = None
                 self._kernel2d = (wc, oh, ow)
-        else:
-            raise OperatorError(
-                f"Downsample filter must be a name ({', '.join(_FILTERS)}) or a 2-D tensor, "
-                f"got {type(filter).__name__}"
-            )
         self.has_svd = self._sep is not None
 
     def extra_repr(self) -> str:
@@ -537,7 +564,10 @@ class Downsample(LinearOperator):
         Computed as ``z + A^T (A A^T + rho I)^{-1} (y - A z)`` with ``A A^T`` diagonal in the
         low-resolution Fourier basis; ``rho`` is a positive scalar or a ``(B,)`` tensor.
         """
-        r = y - self.forward(z)
+        az = self.forward(z)
+        self._check_image(y, "y")
+        _check_prox_pair(self, z, y, az.shape)
+        r = y - az
         m, n = r.shape[-2:]
         d2 = self.aat_spectrum(m, n, r.device, r.dtype)
         rr = _per_sample(rho, r)

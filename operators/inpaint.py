@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import OperatorError, ShapeError
+from pnpdiff.errors import ShapeError
 
-from .base import DiagonalOperator, _per_sample
+from . import _checks
+from .base import DiagonalOperator, _check_prox_pair, _per_sample
 
 __all__ = ["Inpaint"]
 
@@ -38,23 +39,18 @@ class Inpaint(DiagonalOperator):
 
     def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        if not torch.is_tensor(mask):
-            try:
-                mask = torch.as_tensor(mask)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise OperatorError(f"mask must be a tensor or array, got {type(mask).__name__}") from exc
-        if mask.ndim not in (2, 3, 4):
-            raise ShapeError(
-                f"mask must have shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(mask.shape)}"
-            )
-        if mask.is_complex():
-            raise OperatorError(f"mask must be real (bool or float), got dtype {mask.dtype}")
+        mask = _checks.as_real_tensor(mask, "mask", ndims=(2, 3, 4), shapes="(H, W), (C, H, W) or (B, C, H, W)")
         if not mask.is_floating_point():
             mask = mask.to(torch.get_default_dtype())
         if not bool(torch.isfinite(mask).all()):
-            raise OperatorError("mask contains NaN or infinite values")
+            raise _checks.OperatorRangeError(
+                f"mask must be finite, got a mask of shape {tuple(mask.shape)} with NaN or infinite values"
+            )
         if bool(((mask < 0) | (mask > 1)).any()):
-            raise OperatorError("mask values must lie in [0, 1] (1 = observed, 0 = missing)")
+            raise _checks.OperatorRangeError(
+                f"mask values must lie in [0, 1] (1 = observed, 0 = missing), got values from "
+                f"{float(mask.min()):g} to {float(mask.max()):g} (mask of shape {tuple(mask.shape)})"
+            )
         while mask.ndim < 4:
             mask = mask.unsqueeze(0)
         self.register_buffer("mask", mask.detach().clone())
@@ -109,6 +105,7 @@ class Inpaint(DiagonalOperator):
         """Exact ``argmin_x ||m x - y||^2 + rho ||x - z||^2 = (m y + rho z) / (m^2 + rho)``."""
         self._check(z, "z")
         self._check(y, "y")
+        _check_prox_pair(self, z, y, z.shape)
         m = self._m(z)
         r = _per_sample(rho, z)
         if self.binary:  # z where m = 0, (y + rho z) / (1 + rho) where m = 1

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from pnpdiff.errors import OperatorError
 
+from . import _checks
 from .base import LinearOperator
 
 __all__ = ["to_deepinv", "from_deepinv", "as_operator", "DeepinvOperator"]
@@ -104,7 +105,11 @@ def to_deepinv(op: LinearOperator, img_size: tuple[int, ...] | None = None):
     if isinstance(op, DeepinvOperator):
         return op.physics
     if not isinstance(op, LinearOperator):
-        raise OperatorError(f"to_deepinv expects a pnpdiff LinearOperator, got {type(op).__name__}")
+        raise OperatorError(f"op must be a pnpdiff LinearOperator, got {_checks.show(op)} ({type(op).__name__})")
+    if img_size is not None:
+        img_size = _checks.shape_tuple(
+            img_size, "img_size", what="None or the per-sample input shape, e.g. (C, H, W), of positive integers"
+        )
     return _pnp_physics_class()(op, img_size=img_size)
 
 
@@ -134,13 +139,19 @@ class DeepinvOperator(LinearOperator):
 
     def __init__(self, physics: Any, prox: str = "auto", cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        linear_physics, _ = _physics_classes()
+        linear_physics, physics_cls = _physics_classes()
         if not isinstance(physics, linear_physics):
-            raise OperatorError(
-                f"from_deepinv expects a deepinv.physics.LinearPhysics, got {type(physics).__name__}"
+            hint = (
+                " (it is a nonlinear deepinv physics; pass a differentiable callable to a solver that accepts "
+                "nonlinear operators, e.g. method='dps')"
+                if isinstance(physics, physics_cls)
+                else ""
             )
-        if prox not in ("auto", "deepinv", "cg"):
-            raise OperatorError(f"prox must be 'auto', 'deepinv' or 'cg', got {prox!r}")
+            raise OperatorError(
+                f"physics must be a deepinv.physics.LinearPhysics, got {_checks.show(physics)} "
+                f"({type(physics).__name__}){hint}"
+            )
+        prox = _checks.choice(prox, "prox", ("auto", "deepinv", "cg"))
         self.physics = physics
         own_prox = _overrides(physics, "prox_l2", linear_physics)
         self._deepinv_prox = prox == "deepinv" or (prox == "auto" and own_prox)
@@ -240,5 +251,6 @@ def as_operator(obj: Any) -> LinearOperator:
             "operators, e.g. method='dps')"
         )
     raise OperatorError(
-        f"expected a pnpdiff LinearOperator or a deepinv LinearPhysics, got {type(obj).__name__}"
+        f"operator must be a pnpdiff LinearOperator or a deepinv LinearPhysics, got {_checks.show(obj)} "
+        f"({type(obj).__name__})"
     )

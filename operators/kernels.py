@@ -12,33 +12,19 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import OperatorError
+from . import _checks
 
 __all__ = ["gaussian_kernel", "uniform_kernel", "motion_kernel"]
 
 
 def _pair(v: float | Sequence[float], name: str) -> tuple[float, float]:
-    if isinstance(v, Tensor):
-        v = v.tolist()
-    if isinstance(v, (int, float)):
-        return float(v), float(v)
-    vals = tuple(float(a) for a in v)
-    if len(vals) != 2:
-        raise OperatorError(f"{name} must be a number or a pair of numbers, got {v!r}")
-    return vals  # type: ignore[return-value]
+    """A positive finite number or pair of them (``sigma``)."""
+    return _checks.real_pair(v, name, positive=True)
 
 
 def _size_pair(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
-    if isinstance(size, int):
-        h = w = size
-    else:
-        sz = tuple(size)
-        if len(sz) != 2:
-            raise OperatorError(f"{name} must be an int or a pair of ints, got {size!r}")
-        h, w = sz
-    if int(h) != h or int(w) != w or h < 1 or w < 1:
-        raise OperatorError(f"{name} must be positive integers, got {size!r}")
-    return int(h), int(w)
+    """A positive integer or a pair of positive integers (a kernel size)."""
+    return _checks.int_pair(size, name)
 
 
 def gaussian_kernel(
@@ -74,8 +60,11 @@ def gaussian_kernel(
         Shape ``(h, w)``, non-negative, sums to one, centre at ``(h // 2, w // 2)``.
     """
     sx, sy = _pair(sigma, "sigma")
-    if not (sx > 0 and sy > 0 and math.isfinite(sx) and math.isfinite(sy)):
-        raise OperatorError(f"sigma must be positive and finite, got {sigma!r}")
+    if size is not None:
+        size = _size_pair(size, "size")
+    angle = _checks.real(angle, "angle")
+    dtype = _checks.float_dtype(dtype)
+    device = _checks.device(device)
     if size is None:
         size = 2 * math.ceil(3 * max(sx, sy)) + 1
     h, w = _size_pair(size)
@@ -105,6 +94,8 @@ def uniform_kernel(
         Of the returned tensor.
     """
     h, w = _size_pair(size)
+    dtype = _checks.float_dtype(dtype)
+    device = _checks.device(device)
     return torch.full((h, w), 1.0 / (h * w), dtype=dtype, device=device)
 
 
@@ -190,15 +181,15 @@ def motion_kernel(
     Tensor
         Shape ``(size, size)``, non-negative, sums to one.
     """
-    size = int(size)
-    if size < 3:
-        raise OperatorError(f"motion kernel size must be at least 3, got {size}")
-    if not 0.0 <= float(intensity) <= 1.0:
-        raise OperatorError(f"intensity must be in [0, 1], got {intensity}")
-    intensity = float(intensity)
+    size = _checks.integer(size, "size", minimum=3)
+    intensity = _checks.real(intensity, "intensity", minimum=0.0, maximum=1.0)
+    seed = _checks.seed(seed)
+    generator = _checks.generator(generator)
+    dtype = _checks.float_dtype(dtype)
+    device = _checks.device(device)
     if generator is None:
         generator = torch.Generator()
-        generator.manual_seed(0 if seed is None else int(seed))
+        generator.manual_seed(0 if seed is None else seed)
     g = generator
     eps = 1e-3
     diag = math.sqrt(2.0) * size

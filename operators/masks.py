@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import OperatorError, ShapeError
+from pnpdiff.errors import OperatorError
+
+from . import _checks
 
 __all__ = ["random_mask", "box_mask", "freeform_mask"]
 
@@ -22,17 +24,18 @@ __all__ = ["random_mask", "box_mask", "freeform_mask"]
 def _shape(shape: Sequence[int]) -> tuple[int, ...]:
     if torch.is_tensor(shape):
         shape = tuple(shape.shape)
-    shp = tuple(int(s) for s in shape)
-    if len(shp) not in (2, 3, 4) or any(s < 1 for s in shp):
-        raise ShapeError(f"mask shape must be (H, W), (C, H, W) or (B, C, H, W) of positive sizes, got {shape!r}")
-    return shp
+    return _checks.shape_tuple(
+        shape, "shape", lengths=(2, 3, 4), what="(H, W), (C, H, W) or (B, C, H, W) of positive integers"
+    )
 
 
 def _gen(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
+    generator = _checks.generator(generator)
+    seed = _checks.seed(seed)
     if generator is not None:
         return generator
     g = torch.Generator()
-    g.manual_seed(0 if seed is None else int(seed))
+    g.manual_seed(0 if seed is None else seed)
     return g
 
 
@@ -64,11 +67,12 @@ def random_mask(
         Of the result.
     """
     shp = _shape(shape)
-    if not 0.0 <= float(p_missing) <= 1.0:
-        raise OperatorError(f"p_missing must be in [0, 1], got {p_missing}")
+    p_missing = _checks.real(p_missing, "p_missing", minimum=0.0, maximum=1.0)
+    per_channel = _checks.boolean(per_channel, "per_channel")
+    device = _checks.device(device)
     b, c, h, w = _as_4d(shp)
     g = _gen(generator, seed)
-    n_missing = round(float(p_missing) * h * w)
+    n_missing = round(p_missing * h * w)
     draw_c = c if per_channel else 1
     ranks = torch.rand(b, draw_c, h * w, generator=g).argsort(-1).argsort(-1)
     mask = (ranks >= n_missing).to(torch.get_default_dtype()).view(b, draw_c, h, w)
@@ -102,30 +106,48 @@ def box_mask(
     """
     shp = _shape(shape)
     b, c, h, w = _as_4d(shp)
+    device = _checks.device(device)
+    margin = _checks.integer(margin, "margin", minimum=0)
+    _checks.generator(generator)
+    _checks.seed(seed)
     if box_size is None:
         bh, bw = h // 2, w // 2
-    elif isinstance(box_size, int):
-        bh = bw = box_size
+        if bh < 1 or bw < 1:
+            raise OperatorError(
+                f"box_size: the default box (half the image side) is empty for an image of size {(h, w)}; "
+                "pass box_size=(height, width)"
+            )
     else:
-        bh, bw = (int(s) for s in box_size)
-    if not (0 < bh <= h and 0 < bw <= w):
-        raise OperatorError(f"box_size {(bh, bw)} must be positive and fit the image {(h, w)}")
+        bh, bw = _checks.int_pair(box_size, "box_size")
+    if not (bh <= h and bw <= w):
+        raise OperatorError(
+            f"box_size must fit the image {(h, w)}, got {_checks.show(box_size)} (box {(bh, bw)})"
+        )
     if isinstance(position, str):
         if position == "center":
             tops = torch.full((b,), (h - bh) // 2)
             lefts = torch.full((b,), (w - bw) // 2)
         elif position == "random":
             if h - bh - 2 * margin < 0 or w - bw - 2 * margin < 0:
-                raise OperatorError(f"box {(bh, bw)} with margin {margin} does not fit the image {(h, w)}")
+                raise OperatorError(
+                    f"margin must leave room for the box, got margin={margin}: a box {(bh, bw)} at least {margin} "
+                    f"pixels from the border does not fit the image {(h, w)}"
+                )
             g = _gen(generator, seed)
             tops = margin + torch.randint(0, h - bh - 2 * margin + 1, (b,), generator=g)
             lefts = margin + torch.randint(0, w - bw - 2 * margin + 1, (b,), generator=g)
         else:
             raise OperatorError(f"position must be 'center', 'random' or (top, left), got {position!r}")
     else:
-        top, left = (int(p) for p in position)
+        top, left = _checks.shape_tuple(
+            position, "position", lengths=(2,), minimum=0, error=_checks.OperatorRangeError,
+            what="'center', 'random' or (top, left) of non-negative integers",
+        )
         if not (0 <= top <= h - bh and 0 <= left <= w - bw):
-            raise OperatorError(f"box at {(top, left)} of size {(bh, bw)} does not fit the image {(h, w)}")
+            raise OperatorError(
+                f"position must place the box inside the image, got {_checks.show(position)}: a box of size "
+                f"{(bh, bw)} at (top, left) = {(top, left)} does not fit the image {(h, w)}"
+            )
         tops = torch.full((b,), top)
         lefts = torch.full((b,), left)
     rows = torch.arange(h)
@@ -180,11 +202,14 @@ def freeform_mask(
     """
     shp = _shape(shape)
     b, c, h, w = _as_4d(shp)
-    if max_strokes < 1 or max_vertices < 2:
-        raise OperatorError("max_strokes must be >= 1 and max_vertices >= 2")
+    max_strokes = _checks.integer(max_strokes, "max_strokes", minimum=1)
+    max_vertices = _checks.integer(max_vertices, "max_vertices", minimum=2)
+    if max_width is not None:
+        max_width = _checks.real(max_width, "max_width", positive=True)
+    device = _checks.device(device)
     g = _gen(generator, seed)
     diag = math.hypot(h, w)
-    max_w = diag / 10 if max_width is None else float(max_width)
+    max_w = diag / 10 if max_width is None else max_width
     avg_len = diag / 8
     py, px = torch.meshgrid(
         torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import ShapeError, ValueRangeError
+from pnpdiff.errors import ShapeError
 
-from .base import DiagonalOperator, LinearOperator, _per_sample
+from . import _checks
+from .base import DiagonalOperator, LinearOperator, _batch_fits, _check_prox_pair, _per_sample
 
 __all__ = ["Identity", "Colorize", "Matrix"]
 
@@ -57,6 +59,8 @@ class Identity(DiagonalOperator):
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """``(y + rho z) / (1 + rho)``."""
+        if torch.is_tensor(z) and torch.is_tensor(y):
+            _check_prox_pair(self, z, y, z.shape)
         r = _per_sample(rho, z)
         return (y + r * z) / (1 + r)
 
@@ -65,6 +69,27 @@ class Identity(DiagonalOperator):
         if torch.is_tensor(shape):
             return torch.ones((), device=shape.device, dtype=shape.dtype)
         return torch.ones(())
+
+
+def _colorize_weights(weights: Any) -> Tensor:
+    """``weights`` of :class:`Colorize` as a 1-D float64 CPU tensor (one weight per channel)."""
+    what = "a sequence of channel weights (one real number per channel, e.g. (0.299, 0.587, 0.114))"
+    if torch.is_tensor(weights) or isinstance(weights, np.ndarray):
+        t = torch.as_tensor(weights)
+        if t.dtype == torch.bool or t.is_complex():
+            raise _checks.OperatorRangeError(f"weights must be {what}, got {_checks.show(weights)}")
+    elif isinstance(weights, (list, tuple)) and all(_checks.is_number(v) for v in weights):
+        t = torch.as_tensor(weights, dtype=torch.float64)
+    else:
+        raise _checks.OperatorRangeError(f"weights must be {what}, got {_checks.show(weights)}")
+    if t.ndim == 0 or t.numel() == 0 or sum(d > 1 for d in t.shape) > 1:
+        raise _checks.OperatorShapeError(
+            f"weights must be {what}, got {_checks.show(weights)} of shape {tuple(t.shape)}"
+        )
+    w = t.to(torch.float64).flatten().cpu()
+    if not torch.isfinite(w).all() or float(w.norm()) == 0:
+        raise _checks.OperatorRangeError(f"weights must be finite and not all zero, got {_checks.show(weights)}")
+    return w
 
 
 class Colorize(LinearOperator):
@@ -97,9 +122,7 @@ class Colorize(LinearOperator):
         cg_max_iter: int = 200,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        w = torch.as_tensor(weights, dtype=torch.float64).flatten().cpu()
-        if w.numel() < 1 or not torch.isfinite(w).all() or float(w.norm()) == 0:
-            raise ValueRangeError(f"Colorize weights must be finite and not all zero, got {weights}")
+        w = _colorize_weights(weights)
         self.channels = w.numel()
         self._w = w
         vh = torch.linalg.svd(w[None, :], full_matrices=True)[2]  # (C, C), first row = +-w/|w|
@@ -150,6 +173,9 @@ class Colorize(LinearOperator):
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """Sherman--Morrison: ``z + w (y - w^T z) / (||w||^2 + rho)`` (exact)."""
+        self._check_rgb(z, "z")
+        self._check_grey(y)
+        _check_prox_pair(self, z, y, (z.shape[0], 1, *z.shape[2:]))
         r = _per_sample(rho, z)
         return z + self.adjoint(y - self.forward(z)) / (self._norm2 + r)
 
@@ -225,19 +251,24 @@ class Matrix(LinearOperator):
         cg_max_iter: int = 200,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        mat = torch.as_tensor(matrix)
+        mat = _checks.as_real_tensor(matrix, "matrix", ndims=(2,), shapes="(m, n)")
         if not mat.is_floating_point():
             mat = mat.to(torch.get_default_dtype())
-        if mat.ndim != 2 or mat.numel() == 0:
-            raise ShapeError(f"Matrix needs a non-empty 2-D (m, n) matrix, got shape {tuple(mat.shape)}")
         if not torch.isfinite(mat).all():
-            raise ValueRangeError("Matrix contains NaN or infinite values")
+            raise _checks.OperatorRangeError(
+                f"matrix must be finite, got a matrix of shape {tuple(mat.shape)} with NaN or infinite values"
+            )
+        _checks.real(svd_threshold, "svd_threshold", minimum=0.0, below=1.0)
+        if rcond is not None:
+            _checks.real(rcond, "rcond", minimum=0.0, below=1.0)
         self.register_buffer("matrix", mat.detach().clone())
         self.m, self.n = mat.shape
         if input_shape is not None:
-            input_shape = tuple(int(v) for v in input_shape)
+            input_shape = _checks.shape_tuple(
+                input_shape, "input_shape", what="None or a sequence of positive integers (the per-sample input shape)"
+            )
             if math.prod(input_shape) != self.n:
-                raise ShapeError(
+                raise _checks.OperatorShapeError(
                     f"input_shape {input_shape} has {math.prod(input_shape)} entries but the matrix "
                     f"has n = {self.n} columns"
                 )
@@ -251,9 +282,18 @@ class Matrix(LinearOperator):
         return f"m={self.m}, n={self.n}, dtype={self.matrix.dtype}"
 
     # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_float(x: Tensor, name: str) -> None:
+        if not x.is_floating_point():
+            raise ShapeError(
+                f"{name} must be a floating-point tensor, got dtype {x.dtype} (shape {tuple(x.shape)}); "
+                f"convert it, e.g. {name}.double()"
+            )
+
     def _flat(self, x: Tensor, name: str = "x") -> Tensor:
         if not torch.is_tensor(x):
             raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        self._check_float(x, name)
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.n:
             raise ShapeError(
                 f"Matrix({self.m}x{self.n}) expects {name} of shape (B, {self.n}) or (B, ...) with "
@@ -264,6 +304,7 @@ class Matrix(LinearOperator):
     def _meas(self, y: Tensor) -> Tensor:
         if not torch.is_tensor(y):
             raise ShapeError(f"y must be a torch.Tensor, got {type(y).__name__}")
+        self._check_float(y, "y")
         if y.ndim < 2 or math.prod(y.shape[1:]) != self.m:
             raise ShapeError(
                 f"Matrix({self.m}x{self.n}) expects a measurement of shape (B, {self.m}), got {tuple(y.shape)}"
@@ -324,6 +365,11 @@ class Matrix(LinearOperator):
         """``argmin_x ||M x - y||^2 + rho ||x - z||^2`` through the SVD (exact)."""
         zf = self._flat(z, "z")
         v = self._meas(y)
+        if not _batch_fits(v.shape, (zf.shape[0], self.m)):
+            raise ShapeError(
+                f"Matrix.prox: the measurement y of shape {tuple(y.shape)} does not fit z of shape {tuple(z.shape)}: "
+                f"y must have shape ({zf.shape[0]}, {self.m}) (batch sizes may differ only where one of them is 1)"
+            )
         u, s, vh, _ = self._svd(zf.device, zf.dtype)
         k = s.numel()
         r = _per_sample(rho, v)
