@@ -336,7 +336,7 @@ def solve(
     if x_y.numel() == 0:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     dev = _device(device, x_y)
-    _check_data_range(x_y, "y", data_range)
+    _check_data_range(x_y, "y", data_range, sigma_y)
     op = _as_operator(operator)
     if method is None:
         method = default_method(task_of(op))
@@ -398,9 +398,10 @@ def solve(
     if sigma_y > p_max_noise:
         warnings.warn(
             f"sigma_y = {sigma_y:.4g} is above the largest noise level the prior "
-            f"'{getattr(prior_obj, 'name', 'custom')}' can denoise ({p_max_noise:.4g}"
-            f"{' = 75/255' if abs(p_max_noise - 75 / 255) < 1e-9 else ''}); expect a poor result: "
-            "use a prior trained for stronger noise or check the noise level (image units [0, 1])",
+            f"'{getattr(prior_obj, 'name', 'custom')}' was trained for ({p_max_noise:.4g}"
+            f"{' = 75/255' if abs(p_max_noise - 75 / 255) < 1e-9 else ''}); the result relies on the "
+            "denoiser extrapolating: check the noise level (image units [0, 1]) or use a prior "
+            "trained for stronger noise",
             PnPWarning,
             stacklevel=2,
         )
@@ -435,15 +436,17 @@ def solve(
     return back(out)
 
 
-def _check_data_range(x: torch.Tensor, name: str, data_range: tuple[float, float] | None) -> None:
-    """Refuse NaN/inf always, and values far outside the prior's declared data range (noise may
-    push a measurement a little past the ends: half the range on either side is allowed)."""
+def _check_data_range(x: torch.Tensor, name: str, data_range: tuple[float, float] | None,
+                      sigma_y: float | None = None) -> None:
+    """Refuse NaN/inf always, and values far outside the prior's declared data range. Noise may
+    push a measurement past the ends: half the range on either side is allowed, or six noise
+    standard deviations when ``sigma_y`` is given and larger (it catches 0..255 data either way)."""
     if not bool(torch.isfinite(x).all()):
         raise ValueRangeError(f"{name} contains NaN or infinite values")
     if data_range is None:
         return
     lo, hi = float(data_range[0]), float(data_range[1])
-    margin = 0.5 * (hi - lo)
+    margin = max(0.5 * (hi - lo), 6.0 * float(sigma_y or 0.0))
     x_lo, x_hi = float(x.min()), float(x.max())
     if x_hi > hi + margin or x_lo < lo - margin:
         hint = "; divide 8-bit data by 255" if (lo, hi) == (0.0, 1.0) else ""
