@@ -36,7 +36,10 @@ def test_recipe_writes_all_outputs(tmp_path: Path, capsys) -> None:
     assert rc == 0
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["comparison.png", "ground_truth.png", "metrics.json", "observed.png", "restored.png"]
+    assert names == [".pnpdiff-manifest.json", "comparison.png", "ground_truth.png", "metrics.json", "observed.png",
+                     "restored.png"]
+    manifest = json.loads((out / ".pnpdiff-manifest.json").read_text())
+    assert sorted(manifest["files"]) == names[1:]
     m = json.loads((out / "metrics.json").read_text())
     for key in ("psnr_observed", "psnr_restored", "ssim_observed", "ssim_restored", "method", "steps", "seconds"):
         assert key in m
@@ -45,7 +48,7 @@ def test_recipe_writes_all_outputs(tmp_path: Path, capsys) -> None:
     # the --steps override is honoured, and rerunning replaces the previous output
     assert main([str(_recipe(tmp_path, SMALL)), "--output", str(out), "--steps", "2", "--no-progress"]) == 0
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert not [p for p in tmp_path.rglob(".pnpdiff-partial-*")]
 
 
 def test_recipe_without_steps_reports_the_steps_it_ran(tmp_path: Path) -> None:

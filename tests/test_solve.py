@@ -12,12 +12,12 @@ from PIL import Image
 import pnpdiff
 from pnpdiff import GaussianBlur, Inpaint
 from pnpdiff.metrics import psnr
-from pnpdiff.recipes import load_source_image
+from pnpdiff.io import load_source_image
 
 
 def _photo(size: int = 32) -> torch.Tensor:
     """The astronaut photo, antialiased down to ``size`` x ``size``."""
-    return load_source_image("skimage:astronaut", size)
+    return load_source_image("skimage:astronaut", size)[0]
 
 
 def _observe(x: torch.Tensor, op, sigma_y: float = 0.02, seed: int = 0) -> torch.Tensor:
@@ -192,7 +192,7 @@ def test_grey_photo_stored_as_rgb_is_restored_as_grey() -> None:
     class ColourOnly(FFDNetPrior):
         accepts_grey = False
 
-    x = load_source_image("skimage:camera", 64)
+    x = load_source_image("skimage:camera", 64)[0]
     op = GaussianBlur(1.5)
     y = _observe(x, op, sigma_y=0.025).clamp(0, 1)
     rgb8 = (y.expand(-1, 3, -1, -1) * 255).round() / 255  # as read from an 8-bit RGB file

@@ -1,7 +1,7 @@
 """Denoising benchmark: ``solve``'s denoising default against one call of the same denoiser.
 
 For each photo (centre-cropped to a square and resized to 256x256 with an antialiased bicubic
-filter, as ``pnpdiff.recipes.load_source_image`` does) and each noise level ``sigma_y``, the clean
+filter, as ``pnpdiff.io.load_source_image`` does) and each noise level ``sigma_y``, the clean
 image gets white Gaussian noise from a generator seeded per row (``crc32("photo:sigma_y")``) and
 every column restores the same ``y`` with the ``"natural"`` (FFDNet) prior:
 

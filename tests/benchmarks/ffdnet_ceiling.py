@@ -28,7 +28,7 @@ import pnpdiff  # noqa: E402
 from pnpdiff.metrics import psnr  # noqa: E402
 from pnpdiff.priors import load_prior  # noqa: E402
 from pnpdiff.priors.base import Prior  # noqa: E402
-from pnpdiff.recipes import load_source_image  # noqa: E402
+from pnpdiff.io import load_source_image  # noqa: E402
 
 
 def _dihedral(z: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     prior = load_prior("natural")
-    x = load_source_image(f"skimage:{args.photo}", Q.SIZE)
+    x = load_source_image(f"skimage:{args.photo}", Q.SIZE)[0]
     op = Q.TASKS[args.task].make_operator(tuple(x.shape))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():

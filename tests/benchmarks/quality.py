@@ -63,7 +63,7 @@ import pnpdiff  # noqa: E402
 from pnpdiff import baselines  # noqa: E402
 from pnpdiff.errors import PnPError  # noqa: E402
 from pnpdiff.metrics import psnr, ssim  # noqa: E402
-from pnpdiff.recipes import load_source_image  # noqa: E402
+from pnpdiff.io import load_source_image  # noqa: E402
 
 SIZE = 256
 SIGMA_Y = 0.025
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return text
 
     for photo in args.photos:
-        x = load_source_image(f"skimage:{photo}", args.size)
+        x = load_source_image(f"skimage:{photo}", args.size)[0]
         for tname in tasks:
             task = TASKS[tname]
             op = task.make_operator(tuple(x.shape))
