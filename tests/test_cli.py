@@ -106,3 +106,17 @@ def test_deblur_recipe_end_to_end(tmp_path: Path) -> None:
     assert rc == 0
     m = json.loads((tmp_path / "deblur" / "metrics.json").read_text())
     assert m["psnr_restored"] >= m["psnr_observed"] + 4.0
+
+
+def test_console_script_names_itself(tmp_path: Path) -> None:
+    """The installed ``pnpdiff`` script is the same program and its usage line says ``pnpdiff``
+    (``python -m pnpdiff`` says that instead)."""
+    import shutil
+
+    exe = shutil.which("pnpdiff") or str(Path(sys.executable).parent / "pnpdiff")
+    if not Path(exe).exists():
+        pytest.skip("the pnpdiff console script is not installed")
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("usage: pnpdiff "), r.stdout
+    r = subprocess.run([sys.executable, "-m", "pnpdiff", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m pnpdiff "), r.stdout
