@@ -652,17 +652,6 @@ def test_8bit_source_bit_identical_files(tmp_path: Path) -> None:
             assert torch.equal(x, _old_load_source_image(tmp_path / name, size)), (name, size)
 
 
-def test_same_as_recipes_copy_while_it_exists() -> None:
-    recipes = pytest.importorskip("pnpdiff.recipes")
-    old = getattr(recipes, "load_source_image", None)
-    if old is None or old is io.load_source_image:
-        pytest.skip("pnpdiff.recipes now uses pnpdiff.io.load_source_image")
-    res = old("skimage:coffee", 96)
-    if not torch.is_tensor(res):
-        pytest.skip("pnpdiff.recipes.load_source_image is the new one")
-    assert torch.equal(io.load_source_image("skimage:coffee", 96)[0], res)
-
-
 def test_frozen_pixels() -> None:
     """A few pixels of astronaut at 64 x 64, computed once with Pillow 13 (bicubic, antialiased)."""
     x, _ = io.load_source_image("skimage:astronaut", 64)
