@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402
 
 import pnpdiff  # noqa: E402
+from pnpdiff.io import load_source_image  # noqa: E402
 from pnpdiff.metrics import psnr  # noqa: E402
 from pnpdiff.priors import load_prior  # noqa: E402
 from pnpdiff.priors.base import Prior  # noqa: E402
-from pnpdiff.io import load_source_image  # noqa: E402
 
 
 def _dihedral(z: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:

@@ -62,8 +62,8 @@ from pnpdiff.operators import Downsample, GaussianBlur, Inpaint, MotionBlur, box
 import pnpdiff  # noqa: E402
 from pnpdiff import baselines  # noqa: E402
 from pnpdiff.errors import PnPError  # noqa: E402
-from pnpdiff.metrics import psnr, ssim  # noqa: E402
 from pnpdiff.io import load_source_image  # noqa: E402
+from pnpdiff.metrics import psnr, ssim  # noqa: E402
 
 SIZE = 256
 SIGMA_Y = 0.025
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from pnpdiff.solvers import SOLVERS
 
-    all_methods = [*SOLVERS, *EXTRA_METHODS]
+    all_methods = [*(m for m in SOLVERS if m != "mmse"), *EXTRA_METHODS]  # mmse: denoising only
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", help=f"tasks or groups (default all): {', '.join([*TASKS, *TASK_GROUPS])}")
