@@ -11,8 +11,8 @@ from PIL import Image
 
 import pnpdiff
 from pnpdiff import GaussianBlur, Inpaint
-from pnpdiff.metrics import psnr
 from pnpdiff.io import load_source_image
+from pnpdiff.metrics import psnr
 
 
 def _photo(size: int = 32) -> torch.Tensor:
