@@ -1,0 +1,761 @@
+"""How much memory a solve needs, how much is left, and a clear error before a run exhausts it.
+
+A restoration holds the image, a handful of image-sized working tensors of the solver, and the
+activations of the denoiser, which dominate: FFDNet (the ``natural`` prior) runs 12 convolutions
+of 96 channels at half resolution, i.e. 96 bytes per image pixel per float32 activation. Under
+``torch.no_grad`` only a few of them are alive at once; the methods that backpropagate through the
+denoiser (:data:`BACKPROP_METHODS`: ``dps`` and ``pigdm``, which call ``torch.autograd.grad``
+through ``prior.denoise``) keep every layer's activation for the backward pass. RED-diff
+differentiates only the data term and calls the denoiser under ``no_grad``.
+
+:func:`estimate_solve_bytes` is therefore ``pixels x (prior cost + method cost) + fixed overhead``:
+
+* the prior's cost per pixel, with or without a graph: stated by the prior itself
+  (``prior.memory_per_pixel``, see :func:`prior_bytes_per_pixel`), else taken from
+  :data:`PRIOR_COSTS` (keyed by class name), computed from the architecture for ADM UNets
+  (:func:`adm_activation_units`), or a conservative default for an unknown denoiser;
+* the method's image-sized working buffers (:data:`METHOD_BUFFERS`; more for the spectral views
+  of ddrm / ddnm+ and the Adam moments of reddiff), and a few measurement-sized ones;
+* the measurement itself (decoded and as a float tensor), and the weights of a prior that is
+  named but not loaded yet.
+
+:func:`check_memory` compares an estimate with :func:`available_bytes` (times
+:data:`SAFETY_FRACTION`) or with a limit given on purpose (``limit=`` or the environment variable
+``PNPDIFF_MAX_MEMORY``, e.g. ``"40G"``, or ``"off"``) and raises
+:class:`~pnpdiff.errors.MemoryLimitError` with a one-line message saying what to change.
+
+Calibration
+-----------
+The constants are fitted to the peak resident memory measured on the CPU (2 cores, torch 2.14,
+float32) by ``tests/benchmarks/memory_calibration.py``: each case runs in a fresh process whose
+baseline (pnpdiff imported, prior loaded, operator and measurement built) is subtracted by
+resetting the kernel's peak-RSS counter (``/proc/self/clear_refs``) just before the work. Gaussian
+blur (std 2 px, circular), RGB, ``steps=2``, ``sigma_y`` estimated by ``solve``; MiB above the
+baseline, measured / estimated (ratio)::
+
+    python tests/benchmarks/memory_calibration.py --sizes 128 256 512 584 768 1024
+
+    case          128^2              256^2              512^2              584^2              1024^2
+    diffpir       35.8 / 49.7 (1.39)  65.4 / 78.8 (1.20) 185.0 / 195 (1.05) 228.8 / 242 (1.06) 476.8 / 661 (1.39)
+    ...
+
+(the full table, filled in by the script's output, is below in :data:`CALIBRATION`). Allocations
+below 32 MiB come from the C heap, where freed activations fragment (the bytes per pixel are
+highest around 512^2 to 600^2, where one FFDNet activation is just under 32 MiB); larger ones are
+mapped and returned exactly, so the estimate is most generous (about 1.4x) for large images.
+On CUDA the same figures are used (no GPU was available for calibration); cuDNN workspaces come on
+top and are covered by :data:`SAFETY_FRACTION`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pnpdiff.errors import MemoryLimitError, ValueRangeError
+
+__all__ = [
+    "estimate_solve_bytes",
+    "estimate_denoise_bytes",
+    "prior_bytes_per_pixel",
+    "adm_activation_units",
+    "available_bytes",
+    "parse_bytes",
+    "format_bytes",
+    "describe_shape",
+    "check_memory",
+    "memory_limit",
+    "BACKPROP_METHODS",
+    "METHOD_BUFFERS",
+    "METHOD_COSTS",
+    "PRIOR_COSTS",
+    "SAFETY_FRACTION",
+    "ENV_VAR",
+]
+
+MiB = 2**20
+GiB = 2**30
+
+#: environment variable that sets the limit on purpose ("40G", "512M", "off", a number of bytes)
+ENV_VAR = "PNPDIFF_MAX_MEMORY"
+
+#: share of the available memory a run may plan to use by default (the rest: other processes,
+#: allocator slack, cuDNN workspaces)
+SAFETY_FRACTION = 0.8
+
+#: methods that backpropagate through the denoiser (``torch.autograd.grad`` through
+#: ``prior.denoise``): the whole graph of one denoiser call is alive at the peak
+BACKPROP_METHODS = frozenset({"dps", "pigdm"})
+
+#: methods without backpropagation, suggested instead of a backprop one
+NO_BACKPROP_ALTERNATIVES = ("diffpir", "dpir", "ddnm")
+
+#: image-sized working tensors of each method (in units of ``x``: ``B * C * H * W`` values of the
+#: image dtype) at its peak, the operator's own (FFT spectra, CG vectors, masks) included, on top
+#: of the prior's cost, and the method's extra fixed overhead (MiB). Fitted to the measurements
+#: (blur, 4x super-resolution, inpainting; 128^2 to 1024^2); unknown methods get
+#: :data:`DEFAULT_METHOD_COST`.
+METHOD_COSTS: dict[str, tuple[float, float]] = {
+    "diffpir": (10, 4),
+    "dpir": (15, 2),
+    "ddnm": (3, 6),
+    "ddnm+": (20, 6),  # spectral views of x and x0, noise in both domains
+    "ddrm": (23, 6),  # spectral view: ybar, noise_y, xbar, xbar0, three candidates, masks
+    "reddiff": (16, 6),  # Adam moments, the data term's own graph (through the operator only)
+    "mmse": (2, 4),  # one denoiser call
+    "dps": (4, 14),
+    "pigdm": (19, 10),
+}
+DEFAULT_METHOD_COST = (32.0, 16.0)
+#: image-sized buffers of each method (the first entry of :data:`METHOD_COSTS`)
+METHOD_BUFFERS: dict[str, float] = {k: v[0] for k, v in METHOD_COSTS.items()}
+
+#: measurement-sized working tensors (``y``, ``A x0``, residuals) of any method
+Y_BUFFERS = 4
+
+#: glibc serves allocations below 32 MiB (its largest dynamic mmap threshold) from the heap, where
+#: freed activations leave holes: while one activation of the denoiser is smaller than this, the
+#: peak is higher by a cost per pixel (``heap_no_grad`` / ``heap_grad`` of :class:`PriorCost`);
+#: larger ones are mapped and returned exactly
+HEAP_THRESHOLD = 32 * MiB
+
+
+class PriorCost:
+    """Memory cost of a prior's denoiser: bytes per image pixel (``B * H * W``) of one call at its
+    peak, with and without an autograd graph, a fixed overhead and the size of its weights.
+
+    Parameters
+    ----------
+    no_grad, grad : float
+        Bytes per pixel under ``no_grad`` and with the graph kept for a vector-Jacobian product
+        (forward and backward), for large images.
+    overhead_mib, overhead_grad_mib : float
+        Fixed cost of a call (kernel libraries' scratch space, the autograd engine), MiB.
+    heap_no_grad, heap_grad : float
+        Extra bytes per pixel while one activation (``activation_bytes`` per pixel) is below
+        :data:`HEAP_THRESHOLD` (allocator fragmentation; for at most that many pixels).
+    activation_bytes : float
+        Bytes per pixel of one activation (FFDNet: 96 channels at half resolution, float32: 96).
+    weights_bytes : int
+        Size of the weights, counted when the prior is named but not loaded yet.
+    measured : bool
+        Whether the figures were measured (else derived, or a conservative default).
+    """
+
+    def __init__(self, no_grad: float, grad: float, overhead_mib: float = 24.0, overhead_grad_mib: float = 32.0, *,
+                 heap_no_grad: float = 0.0, heap_grad: float = 0.0, activation_bytes: float = 0.0,
+                 weights_bytes: int = 0, measured: bool = False) -> None:
+        self.no_grad = float(no_grad)
+        self.grad = float(grad)
+        self.overhead_mib = float(overhead_mib)
+        self.overhead_grad_mib = float(overhead_grad_mib)
+        self.heap_no_grad = float(heap_no_grad)
+        self.heap_grad = float(heap_grad)
+        self.activation_bytes = float(activation_bytes)
+        self.weights_bytes = int(weights_bytes)
+        self.measured = measured
+
+    def per_pixel(self, grad: bool) -> float:
+        """Bytes per pixel with (``grad=True``) or without a graph, for large images."""
+        return self.grad if grad else self.no_grad
+
+    def overhead(self, grad: bool) -> int:
+        """Fixed bytes of one call."""
+        return int((self.overhead_grad_mib if grad else self.overhead_mib) * MiB)
+
+    def heap(self, grad: bool, pixels: int) -> int:
+        """Fragmentation bytes on ``pixels`` pixels (see :data:`HEAP_THRESHOLD`)."""
+        h = self.heap_grad if grad else self.heap_no_grad
+        if h <= 0 or self.activation_bytes <= 0:
+            return 0
+        return int(h * min(pixels, HEAP_THRESHOLD / self.activation_bytes))
+
+    def __repr__(self) -> str:
+        return (f"PriorCost(no_grad={self.no_grad:g}, grad={self.grad:g}, overhead_mib={self.overhead_mib:g}, "
+                f"overhead_grad_mib={self.overhead_grad_mib:g}, heap_no_grad={self.heap_no_grad:g}, "
+                f"heap_grad={self.heap_grad:g}, activation_bytes={self.activation_bytes:g}, "
+                f"weights_bytes={self.weights_bytes})")
+
+
+#: the cost of the priors pnpdiff knows, keyed by class name (for a ``DeepinvPrior`` also the class
+#: name of the wrapped deepinv model). FFDNet and DRUNet are measured (see the module docstring);
+#: the grey FFDNet (64 channels, 15 layers with batch norm) is scaled from the colour one.
+PRIOR_COSTS: dict[str, PriorCost] = {
+    # 96 channels at half resolution = 96 B/px per activation: 3.6 alive at the peak under
+    # no_grad (measured 350 B/px at 768^2 and 1024^2: a convolution's input, its output and a
+    # reordered copy), 14.6 with the graph (1400 B/px: 12 saved and the backward's gradients)
+    "FFDNetPrior": PriorCost(370, 1450, 14, 16, heap_no_grad=170, heap_grad=460, activation_bytes=96,
+                             weights_bytes=3_400_000, measured=True),
+    "FFDNetGrayPrior": PriorCost(250, 1800, 14, 16, heap_no_grad=120, heap_grad=600, activation_bytes=64,
+                                 weights_bytes=2_200_000),
+    # analytic priors: a few (B, K, d) float64 tensors, negligible for the small K they are used with
+    "GaussianMixturePrior": PriorCost(0, 0, 8, 8),
+    "GaussianPrior": PriorCost(0, 0, 8, 8),
+    # deepinv DRUNet (64..512 channels, 4 levels, full resolution), measured at 128^2 and 256^2
+    "DRUNet": PriorCost(2600, 12000, 24, 32, weights_bytes=131_000_000, measured=True),
+}
+
+#: an unknown denoiser (a callable, a deepinv model not in the table): about twice the costliest
+#: measured one, so that a run is refused only when it is far out of reach
+DEFAULT_PRIOR_COST = PriorCost(4096, 24576, 32, 48)
+
+#: ADM UNets: bytes per "activation unit" (one channel at full resolution, float32) at the peak,
+#: fitted on small randomly initialised ADMs (see :func:`adm_activation_units`)
+ADM_NO_GRAD_FACTOR = 3.3
+ADM_GRAD_FACTOR = 4.8
+ADM_OVERHEAD_MIB = (24.0, 32.0)
+#: attention matrices (float32 ``heads x T x T``): the softmax's input and output of one block
+#: without a graph; about one per block (its saved softmax output) with one
+ADM_ATTENTION_NO_GRAD = 2.0
+ADM_ATTENTION_GRAD = 1.25
+
+
+def adm_activation_units(config: Any) -> tuple[float, float, float, float]:
+    """Activation load of an ADM UNet, in channels per input pixel.
+
+    Walks the architecture of :class:`~pnpdiff.priors.ADMUNet` (channels and downsampling factor
+    ``ds`` of every residual block) and returns ``(no_grad, grad, attention_max, attention_sum)``:
+
+    * ``no_grad``: the largest sum, over the forward pass, of the skip tensors still held for the
+      decoder plus the input and output of the running block, ``(c_in + c_out) / ds^2``;
+    * ``grad``: the sum over all residual and attention blocks of ``(c_in + c_out) / ds^2`` (each
+      block saves its group-norm, SiLU and convolution inputs for the backward pass) plus the
+      skip tensors;
+    * ``attention_max``, ``attention_sum``: the largest and the sum over the attention blocks of
+      ``heads * T^2 / (H * W)^2``, with ``T = H W / ds^2`` the tokens of a block: their attention
+      matrices grow with the square of the pixels (one block at a time without a graph, every
+      block's softmax output with one).
+
+    Parameters
+    ----------
+    config : ADMConfig or mapping
+        The architecture.
+    """
+    get = config.get if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    mc = int(get("model_channels", 128))
+    mult = tuple(get("channel_mult", (1, 1, 2, 2, 4, 4)))
+    nrb = int(get("num_res_blocks", 1))
+    size = int(get("image_size", 256))
+    att_ds = {size // int(r) for r in get("attention_resolutions", ())}
+    head_ch = int(get("num_head_channels", 64))
+    n_heads = int(get("num_heads", 4))
+    state = {"live": 0.0, "peak": 0.0, "grad": 0.0, "att_max": 0.0, "att_sum": 0.0}
+
+    def block(c_in: float, c_out: float) -> None:
+        state["peak"] = max(state["peak"], state["live"] + c_in + c_out)
+        state["grad"] += c_in + c_out
+
+    def attention(ch: int, ds: int) -> None:
+        block(4 * ch / ds**2, ch / ds**2)  # x, q, k, v -> out
+        att = (ch // head_ch if head_ch > 0 else n_heads) / ds**4
+        state["att_max"] = max(state["att_max"], att)
+        state["att_sum"] += att
+
+    skips: list[float] = []
+
+    def push(units: float) -> None:
+        skips.append(units)
+        state["live"] += units
+
+    ch = int(mult[0] * mc)
+    ds = 1
+    block(int(get("in_channels", 3)), ch)
+    push(ch)
+    for level, m in enumerate(mult):
+        for _ in range(nrb):
+            out = int(m * mc)
+            block(ch / ds**2, out / ds**2)
+            ch = out
+            if ds in att_ds:
+                attention(ch, ds)
+            push(ch / ds**2)
+        if level != len(mult) - 1:
+            block(ch / ds**2, ch / (2 * ds) ** 2)
+            ds *= 2
+            push(ch / ds**2)
+    block(ch / ds**2, ch / ds**2)
+    attention(ch, ds)
+    block(ch / ds**2, ch / ds**2)
+    for level, m in list(enumerate(mult))[::-1]:
+        for i in range(nrb + 1):
+            skip = skips.pop()
+            out = int(mc * m)
+            block(ch / ds**2 + (ch / ds**2 + skip), out / ds**2)  # h, cat(h, skip) -> out
+            state["live"] -= skip
+            ch = out
+            if ds in att_ds:
+                attention(ch, ds)
+            if level and i == nrb:
+                block(ch / ds**2, ch / (ds // 2) ** 2)
+                ds //= 2
+    block(ch, int(get("out_channels", 6)))
+    return state["peak"], state["grad"], state["att_max"], state["att_sum"]
+
+
+def _adm_cost(config: Any, named: bool, hw: int, grad: bool) -> tuple[float, int]:
+    """``(bytes per pixel, weights)`` of an ADM UNet call on ``hw``-pixel images (the attention
+    matrices, quadratic in ``hw``, spread over the pixels)."""
+    if hw <= 0:
+        size = int(config.get("image_size", 256) if isinstance(config, dict) else getattr(config, "image_size", 256))
+        hw = size * size
+    no_grad_u, grad_u, att_max, att_sum = adm_activation_units(config)
+    att_bytes = int(4 * (ADM_ATTENTION_GRAD * att_sum if grad else ADM_ATTENTION_NO_GRAD * att_max) * hw**2)
+    weights = 0
+    if named:
+        try:
+            from pnpdiff.priors.adm import ADMUNet
+
+            with torch.device("meta"):
+                net = ADMUNet(config)
+            weights = sum(p.numel() * p.element_size() for p in net.parameters())
+        except Exception:  # noqa: BLE001 - an estimate: fall back to a generous figure
+            weights = 2_300_000_000
+    per_px = 4 * (ADM_GRAD_FACTOR * grad_u if grad else ADM_NO_GRAD_FACTOR * no_grad_u)
+    return per_px + att_bytes / max(hw, 1), weights
+
+
+def _stated_cost(prior: Any, grad: bool) -> float | None:
+    """A prior's own statement of its cost per pixel, if it makes one."""
+    for attr in ("memory_per_pixel", "activation_bytes_per_pixel"):
+        hook = getattr(prior, attr, None)
+        if hook is None:
+            continue
+        if isinstance(prior, type) and callable(hook) and not isinstance(hook, (staticmethod, classmethod)):
+            try:
+                value = hook(None, grad)  # an unbound method on a class: no instance state used
+            except Exception:  # noqa: BLE001
+                continue
+        elif callable(hook):
+            try:
+                value = hook(grad=grad)
+            except TypeError:
+                value = hook(grad)
+        else:
+            value = hook
+        if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+            value = value[1] if grad else value[0]
+        return float(value)
+    return None
+
+
+def _resolve_prior(prior: Any) -> tuple[Any, bool]:
+    """``(object or class, loaded)`` for a prior given as an instance, a class or a name."""
+    if isinstance(prior, str):
+        name = prior.split(":")[0]
+        if name == "natural":
+            from pnpdiff.priors.ffdnet import FFDNetPrior
+
+            return FFDNetPrior, False
+        if name in ("ffhq", "imagenet"):
+            try:
+                from pnpdiff.priors.adm import adm_config
+
+                return adm_config(name), False
+            except Exception:  # noqa: BLE001 - unknown card: the default cost
+                return None, False
+        return None, False
+    return prior, not isinstance(prior, type)
+
+
+def prior_bytes_per_pixel(prior: Any, grad: bool) -> float:
+    """Bytes per image pixel (``B * H * W``) of one denoiser call of ``prior`` at its peak, for
+    large images (smaller ones add allocator fragmentation, see :data:`HEAP_THRESHOLD`).
+
+    In order: the prior's own statement — an attribute ``memory_per_pixel`` (a number, a pair
+    ``(no_grad, grad)`` or a callable ``f(grad) -> bytes``) or a method
+    ``activation_bytes_per_pixel(grad)`` —, the architecture of an ADM UNet, :data:`PRIOR_COSTS`
+    by class name (and, for a deepinv model wrapped in a ``DeepinvPrior``, by the model's class
+    name), else :data:`DEFAULT_PRIOR_COST`. A loaded model in another dtype than float32 scales
+    the table's figures by its parameters' size.
+
+    Parameters
+    ----------
+    prior : Prior, Prior subclass, str or callable
+        The prior, its class, or a registry name (``"natural"``, ``"ffhq"``, ``"imagenet"``).
+    grad : bool
+        Whether the call keeps the autograd graph for a backward pass.
+    """
+    return _prior_cost(prior, grad, 0)[0].per_pixel(grad)
+
+
+def _dtype_scale(obj: Any) -> float:
+    """Parameter size of a loaded model relative to float32 (1 for anything else)."""
+    params = getattr(obj, "parameters", None)
+    if isinstance(obj, type) or not callable(params):
+        return 1.0
+    try:
+        p = next(iter(params()), None)
+    except Exception:  # noqa: BLE001 - not a module after all
+        return 1.0
+    return p.element_size() / 4 if p is not None and p.is_floating_point() else 1.0
+
+
+def _prior_cost(prior: Any, grad: bool, hw: int) -> tuple[PriorCost, int]:
+    """``(cost of one denoiser call, bytes of weights still to load)``; ``hw``: pixels of one
+    image (for the attention matrices of an ADM UNet; 0: its training size)."""
+    obj, loaded = _resolve_prior(prior)
+    stated = _stated_cost(obj, grad) if obj is not None else None
+    if stated is not None:
+        return PriorCost(stated, stated, 14, 16), 0
+    config = None
+    if obj is not None and type(obj).__name__ == "ADMConfig":
+        config, loaded = obj, False
+    elif obj is not None and not isinstance(obj, type) and type(getattr(obj, "config", None)).__name__ == "ADMConfig":
+        config = obj.config
+    scale = _dtype_scale(obj)
+    if config is not None:
+        per_px, weights = _adm_cost(config, not loaded, hw, grad)
+        return PriorCost(scale * per_px, scale * per_px, *ADM_OVERHEAD_MIB), weights
+    names: list[str] = []
+    if obj is not None:
+        cls = obj if isinstance(obj, type) else type(obj)
+        names += [c.__name__ for c in cls.__mro__]
+        inner = getattr(obj, "denoiser", None)
+        if inner is not None:
+            names.insert(0, type(inner).__name__)
+    cost, weights = DEFAULT_PRIOR_COST, 0
+    for name in names:
+        if name in PRIOR_COSTS:
+            cost = PRIOR_COSTS[name]
+            weights = 0 if loaded else cost.weights_bytes
+            break
+    if scale != 1.0:
+        c = cost
+        cost = PriorCost(scale * c.no_grad, scale * c.grad, c.overhead_mib, c.overhead_grad_mib,
+                         heap_no_grad=scale * c.heap_no_grad, heap_grad=scale * c.heap_grad,
+                         activation_bytes=scale * c.activation_bytes)
+    return cost, weights
+
+
+def estimate_denoise_bytes(x_shape: Sequence[int], prior: Any, grad: bool = False) -> int:
+    """Peak memory (bytes) of one ``prior.denoise`` call on an image of shape ``x_shape``, with
+    (``grad=True``: forward and vector-Jacobian product) or without an autograd graph."""
+    s4 = _shape4(x_shape)
+    n = math.prod(int(v) for v in x_shape)
+    pixels = s4[0] * s4[2] * s4[3] if s4 is not None else n
+    try:
+        cost, weights = _prior_cost(prior, grad, s4[2] * s4[3] if s4 is not None else n)
+    except Exception:  # noqa: BLE001 - as in estimate_solve_bytes
+        cost, weights = DEFAULT_PRIOR_COST, 0
+    return int(math.ceil(pixels * cost.per_pixel(grad) + cost.heap(grad, pixels) + cost.overhead(grad) + weights))
+
+
+def _shape4(shape: Sequence[int]) -> tuple[int, int, int, int] | None:
+    """``(B, C, H, W)`` for an image shape given as 4-, 3- (C, H, W) or 2-D (H, W); else ``None``."""
+    s = tuple(int(v) for v in shape)
+    if len(s) == 4:
+        return s  # type: ignore[return-value]
+    if len(s) == 3:
+        return (1, *s)  # type: ignore[return-value]
+    if len(s) == 2:
+        return (1, 1, *s)  # type: ignore[return-value]
+    return None
+
+
+def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, prior: Any, method: str,
+                         dtype: torch.dtype = torch.float32) -> int:
+    """Peak memory (bytes) a solve needs on top of what is already allocated.
+
+    ``pixels x (prior cost per pixel + method buffers x channels x itemsize) + allocator
+    fragmentation + fixed overheads + the measurement + the weights of a prior that is not loaded
+    yet`` (see the module docstring). An upper bound, by 1.0x to 1.6x, of the peak measured on the
+    CPU for FFDNet with every method at 128^2 to 1024^2.
+
+    Parameters
+    ----------
+    x_shape : sequence of int
+        Shape of the image to restore, ``(B, C, H, W)``, ``(C, H, W)`` or ``(H, W)`` (any other
+        shape: a flat vector of values).
+    y_shape : sequence of int or None
+        Shape of the measurement (``None``: as ``x``).
+    prior : Prior, Prior subclass or str
+        The prior, its class or its registry name (``"natural"``, ``"ffhq"``, ...).
+    method : str
+        Solver name (:data:`pnpdiff.solvers.SOLVERS`).
+    dtype : torch.dtype
+        Dtype of the image and of the solver's tensors.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    item = torch.empty((), dtype=dtype).element_size()
+    x_numel = math.prod(int(v) for v in x_shape)
+    y_numel = x_numel if y_shape is None else math.prod(int(v) for v in y_shape)
+    s4 = _shape4(x_shape)
+    hw = s4[2] * s4[3] if s4 is not None else x_numel
+    pixels = s4[0] * hw if s4 is not None else x_numel
+    grad = method in BACKPROP_METHODS
+    try:
+        cost, weights = _prior_cost(prior, grad, hw)
+    except Exception:  # noqa: BLE001 - a prior whose cost cannot be read: the conservative default
+        cost, weights = DEFAULT_PRIOR_COST, 0
+    buffers, overhead_mib = METHOD_COSTS.get(method, DEFAULT_METHOD_COST)
+    total = (
+        pixels * cost.per_pixel(grad)
+        + cost.heap(grad, pixels)
+        + cost.overhead(grad)
+        + buffers * x_numel * item
+        + Y_BUFFERS * y_numel * item
+        + y_numel * (item + 1)  # the measurement: decoded (8-bit) and as a tensor
+        + overhead_mib * MiB
+        + weights
+    )
+    return int(math.ceil(total))
+
+
+# ---------------------------------------------------------------------------- available memory
+_UNLIMITED = 2**60  # cgroup "no limit" values (v1: 2^63 rounded to pages) are above this
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text or text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _inactive_file(folder: Path, v1: bool) -> int:
+    """Reclaimable page cache a cgroup's usage includes (``inactive_file`` of memory.stat)."""
+    key = "total_inactive_file" if v1 else "inactive_file"
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _cgroup_dirs(root: Path, rel: str) -> list[Path]:
+    """The cgroup folder of this process under ``root`` and its ancestors (the root included)."""
+    parts = [p for p in rel.strip("/").split("/") if p]
+    return [root.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+
+
+def _cgroup_free(cgroup_root: Path = Path("/sys/fs/cgroup"),
+                 proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Memory left under the tightest cgroup limit of this process (v2 or v1), or ``None``."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    best: int | None = None
+    for line in lines:
+        hid, _, rest = line.partition(":")
+        controllers, _, rel = rest.partition(":")
+        if hid == "0" and controllers == "":  # cgroup v2 (unified)
+            candidates = [(cgroup_root, False), (cgroup_root / "unified", False)]
+            files = ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            candidates = [(cgroup_root / "memory", True)]
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        for root, v1 in candidates:
+            for folder in _cgroup_dirs(root, rel):
+                limit = _read_int(folder / files[0])
+                if limit is None or limit >= _UNLIMITED:
+                    continue
+                usage = _read_int(folder / files[1]) or 0
+                free = max(limit - max(usage - _inactive_file(folder, v1), 0), 0)
+                best = free if best is None else min(best, free)
+    return best
+
+
+def _meminfo_available(path: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _sysconf_available() -> int | None:
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def available_bytes(device: str | torch.device | None = None) -> int:
+    """Memory (bytes) a new allocation can still use on ``device``.
+
+    CPU (and any non-CUDA device): the smaller of ``MemAvailable`` in ``/proc/meminfo`` and the
+    room left under this process's cgroup memory limits (v2 ``memory.max - memory.current``, v1
+    ``memory.limit_in_bytes - memory.usage_in_bytes``, the reclaimable page cache not counted as
+    used; the process's cgroup and its ancestors), falling back to ``os.sysconf``'s available
+    physical pages. CUDA: the free memory the driver reports (``torch.cuda.mem_get_info``); the
+    blocks PyTorch's caching allocator holds but does not use are counted as free too.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Default the CPU.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type == "cuda":
+        free = int(torch.cuda.mem_get_info(dev)[0])
+        try:
+            free += int(torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
+        except (RuntimeError, AssertionError):
+            pass
+        return free
+    values = [v for v in (_meminfo_available(), _cgroup_free()) if v is not None]
+    if not values:
+        v = _sysconf_available()
+        if v is not None:
+            values.append(v)
+    return max(min(values), 0) if values else _UNLIMITED
+
+
+# ---------------------------------------------------------------------------- sizes and limits
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_OFF = ("off", "none", "no", "false", "unlimited", "disable", "disabled")
+_FORMS = ("a number of bytes (123456), a number with a unit K, M, G, T (powers of 1024: '512M', '8G', "
+          "'1.5GiB'; KB/KiB, MB/MiB, GB/GiB also accepted) or 'off' to disable the memory check")
+
+
+def parse_bytes(value: int | float | str | None) -> int | None:
+    """A memory size given by a user, in bytes; ``None`` for ``None`` or ``"off"`` (no limit).
+
+    Units are powers of 1024 whichever way they are written (``"8G"``, ``"8GB"`` and ``"8GiB"``
+    are all 8 GiB), case-insensitive; a plain number is bytes.
+
+    Parameters
+    ----------
+    value : int, float, str or None
+        ``123456``, ``"512M"``, ``"1.5GiB"``, ``"40 G"``, ``"off"``, ...
+
+    Raises
+    ------
+    ValueRangeError
+        For anything else (a negative, NaN or empty size, an unknown unit, another type).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueRangeError(f"invalid memory size {value!r}: it must be a non-negative number of bytes; "
+                                  f"give {_FORMS}")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _OFF:
+            return None
+        m = _SIZE_RE.match(text)
+        if m is not None:
+            number, exp, unit, suffix = m.groups()
+            if not (suffix.lower() == "ib" and unit == ""):  # "12iB" is no unit
+                n = float(f"{number}e{exp or 0}") * _UNITS[unit.lower()]
+                if math.isfinite(n):
+                    return int(n)
+    raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in human units: ``"512.0 MiB"``, ``"7.3 GiB"``, ``"5.6 TiB"``."""
+    n = float(n)
+    for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", GiB), ("MiB", MiB), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def describe_shape(x_shape: Sequence[int]) -> str:
+    """``"a 100000x100000 RGB image"``, ``"a batch of 4 256x256 grey images"``, ..."""
+    s4 = _shape4(x_shape)
+    if s4 is None:
+        return f"a tensor of shape {tuple(int(v) for v in x_shape)}"
+    b, c, h, w = s4
+    kind = {1: "grey", 3: "RGB"}.get(c, f"{c}-channel")
+    if b == 1:
+        return f"a {h}x{w} {kind} image"
+    return f"a batch of {b} {h}x{w} {kind} images"
+
+
+def memory_limit(device: str | torch.device | None = None,
+                 limit: int | float | str | None = None) -> tuple[int | None, str]:
+    """The limit a run is held to and where it comes from: ``(bytes or None = no check, source)``.
+
+    ``limit`` (e.g. the ``max_memory`` argument of ``solve`` or a recipe key) wins, then the
+    environment variable :data:`ENV_VAR`, then :data:`SAFETY_FRACTION` of
+    :func:`available_bytes`. ``"off"`` in either disables the check.
+    """
+    if limit is not None:
+        return parse_bytes(limit), f"limit max_memory={limit!r}"
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return parse_bytes(env), f"limit {ENV_VAR}={env}"
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    free = available_bytes(dev)
+    where = "on the GPU" if dev.type == "cuda" else "in RAM"
+    return int(free * SAFETY_FRACTION), (f"usable {where} ({SAFETY_FRACTION:.0%} of {format_bytes(free)} "
+                                         f"available on {dev})")
+
+
+def check_memory(need_bytes: int, device: str | torch.device | None, *, what: str,
+                 limit: int | float | str | None = None, method: str | None = None) -> None:
+    """Raise :class:`~pnpdiff.errors.MemoryLimitError` if a run needs more memory than it may use.
+
+    Parameters
+    ----------
+    need_bytes : int
+        The estimate (:func:`estimate_solve_bytes`).
+    device : str or torch.device or None
+        Where the run computes (``None``: the CPU).
+    what : str
+        The run, for the message: ``"a 100000x100000 RGB image with diffpir and the 'natural'
+        prior"``.
+    limit : int, float or str, optional
+        A limit set on purpose (bytes, ``"40G"``, ``"off"``); default the environment variable
+        ``PNPDIFF_MAX_MEMORY``, else :data:`SAFETY_FRACTION` of the available memory.
+    method : str, optional
+        The method; a backprop one (:data:`BACKPROP_METHODS`) adds the advice to use one without.
+        Default: a backprop method named as a word in ``what``.
+
+    Raises
+    ------
+    MemoryLimitError
+        With one line: the run, the estimate, the limit and how to proceed.
+    ValueRangeError
+        If ``limit`` or ``PNPDIFF_MAX_MEMORY`` is not a valid size.
+    """
+    cap, source = memory_limit(device, limit)
+    if cap is None or need_bytes <= cap:
+        return
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if method is None:  # named in the description ("... with dps and the 'natural' prior")
+        found = [m for m in sorted(BACKPROP_METHODS) if re.search(rf"(?<![\w+-]){re.escape(m)}(?![\w+-])", what)]
+        method = found[0] if found else None
+    advice = ["a smaller image (e.g. `size:` in a recipe)"]
+    if method in BACKPROP_METHODS:
+        others = ", ".join(NO_BACKPROP_ALTERNATIVES)
+        advice.append(f"a method without backpropagation through the denoiser ({others} instead of "
+                      f"{method}: about a third of the memory)")
+    advice.append("a GPU with more memory" if dev.type == "cuda" else "a machine or GPU with more memory")
+    suggest = max(1, math.ceil(need_bytes * 1.25 / GiB))
+    advice.append(f"or raise the limit on purpose with {ENV_VAR}={suggest}G (or {ENV_VAR}=off)")
+    raise MemoryLimitError(
+        f"{what} needs about {format_bytes(need_bytes)} of memory (estimate), more than the "
+        f"{format_bytes(cap)} {source}; use " + ", ".join(advice)
+    )
