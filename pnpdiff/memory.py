@@ -13,9 +13,12 @@ differentiates only the data term and calls the denoiser under ``no_grad``.
 * the prior's cost per pixel, with or without a graph: stated by the prior itself
   (``prior.memory_per_pixel``, see :func:`prior_bytes_per_pixel`), else taken from
   :data:`PRIOR_COSTS` (keyed by class name), computed from the architecture for ADM UNets
-  (:func:`adm_activation_units`), or a conservative default for an unknown denoiser;
-* the method's image-sized working buffers (:data:`METHOD_BUFFERS`; more for the spectral views
-  of ddrm / ddnm+ and the Adam moments of reddiff), and a few measurement-sized ones;
+  (:func:`adm_activation_units`), or a conservative default (:data:`DEFAULT_PRIOR_COST`) for an
+  unknown denoiser;
+* allocator fragmentation while the denoiser's activations are small (:data:`HEAP_THRESHOLD`);
+* the method's image-sized working buffers and fixed overhead (:data:`METHOD_COSTS`; more for
+  the spectral views of ddrm / ddnm+ and the Adam moments of reddiff), and a few
+  measurement-sized ones;
 * the measurement itself (decoded and as a float tensor), and the weights of a prior that is
   named but not loaded yet.
 
@@ -27,29 +30,91 @@ differentiates only the data term and calls the denoiser under ``no_grad``.
 Calibration
 -----------
 The constants are fitted to the peak resident memory measured on the CPU (2 cores, torch 2.14,
-float32) by ``tests/benchmarks/memory_calibration.py``: each case runs in a fresh process whose
-baseline (pnpdiff imported, prior loaded, operator and measurement built) is subtracted by
-resetting the kernel's peak-RSS counter (``/proc/self/clear_refs``) just before the work. Gaussian
-blur (std 2 px, circular), RGB, ``steps=2``, ``sigma_y`` estimated by ``solve``; MiB above the
-baseline, measured / estimated (ratio)::
+float32, glibc malloc) by ``tests/benchmarks/memory_calibration.py``: each case runs in a fresh
+process whose baseline (pnpdiff imported, prior loaded, operator and measurement built) is
+subtracted by resetting the kernel's peak-RSS counter (``/proc/self/clear_refs``) just before the
+work. ``solve(..., steps=2)`` with Gaussian blur (std 2 px, circular), 4x super-resolution, 50 %
+random inpainting and denoising (``mmse``); ``denoise`` / ``denoise_grad`` are one FFDNet call
+without / with the vector-Jacobian product. ``adm`` and ``adm-b`` are small randomly initialised
+ADM UNets (ffhq's and imagenet's layouts, 32 channels) that calibrate :func:`adm_activation_units`;
+``drunet`` is deepinv's DRUNet with random weights. The estimates are those of this module::
 
-    python tests/benchmarks/memory_calibration.py --sizes 128 256 512 584 768 1024
+    for op in blur sr inpaint; do python tests/benchmarks/memory_calibration.py --sizes 128 256 512 \\
+        --op $op --json rows.jsonl; done       # and --sizes 768 1024, --op identity, --prior adm ...
+    python tests/benchmarks/memory_calibration.py --table rows.jsonl --sizes 128 256 512 768 1024
 
-    case          128^2              256^2              512^2              584^2              1024^2
-    diffpir       35.8 / 49.7 (1.39)  65.4 / 78.8 (1.20) 185.0 / 195 (1.05) 228.8 / 242 (1.06) 476.8 / 661 (1.39)
-    ...
+    blur: measured / estimate (MiB), estimate / measured
+        prior   case                    128            256            512            768           1024
+        natural denoise          18/23 1.29     43/48 1.14   144/152 1.05   199/282 1.42   349/444 1.27
+        natural denoise_grad     41/46 1.13   135/143 1.06   504/532 1.05  776/1036 1.34 1399/1671 1.19
+        natural diffpir          19/30 1.61     55/61 1.12   170/185 1.09   256/351 1.37   478/561 1.17
+        natural dpir             20/31 1.51     49/64 1.29   184/194 1.06              -   431/597 1.39
+        natural dps              48/64 1.33   137/172 1.26   573/603 1.05  837/1180 1.41 1476/1916 1.30
+        natural pigdm            49/57 1.17   148/164 1.11   534/588 1.10  901/1154 1.28 1555/1874 1.20
+        natural ddrm             25/34 1.35     69/76 1.11   222/245 1.10   361/486 1.35   615/801 1.30
+        natural ddnm             19/31 1.60     57/64 1.12   182/194 1.07              -   464/597 1.29
+        natural ddnm+            25/34 1.34     63/74 1.18   223/236 1.06              -   597/765 1.28
+        natural reddiff          26/33 1.29     61/72 1.18   188/227 1.21   341/445 1.30   575/729 1.27
+        adm     denoise          58/79 1.36   149/267 1.79              -              -              -
+        adm     denoise_grad   203/304 1.50  807/1180 1.46              -              -              -
+        adm     diffpir          62/87 1.39   254/280 1.10              -              -              -
+        adm     dps            241/322 1.34  902/1208 1.34              -              -              -
+        adm-b   denoise          51/86 1.70   362/465 1.29              -              -              -
+        adm-b   denoise_grad   265/406 1.53 1708/2165 1.27              -              -              -
+        adm-b   diffpir          64/94 1.48   406/478 1.18              -              -              -
+        adm-b   dps            301/423 1.41 1993/2193 1.10              -              -              -
+        drunet  denoise          55/68 1.24   159/199 1.25              -              -              -
+        drunet  denoise_grad   193/227 1.18   689/813 1.18              -              -              -
+        drunet  diffpir          52/75 1.44   197/212 1.07              -              -              -
+        drunet  dps            193/245 1.27   772/842 1.09              -              -              -
+    sr: measured / estimate (MiB), estimate / measured
+        prior   case                    128            256            512            768           1024
+        natural denoise          17/23 1.37     41/48 1.17   141/152 1.07              -              -
+        natural denoise_grad     35/46 1.33   128/143 1.12   346/532 1.53              -              -
+        natural diffpir          24/29 1.20     54/58 1.06   162/170 1.05              -              -
+        natural dpir             23/30 1.29     50/60 1.20   158/179 1.13              -              -
+        natural dps              49/63 1.29   144/168 1.17   498/588 1.18              -              -
+        natural pigdm            52/56 1.08   152/160 1.05   525/573 1.09              -              -
+        natural ddrm             31/33 1.08     69/73 1.06   213/230 1.08              -              -
+        natural ddnm             24/30 1.24     52/60 1.15   156/179 1.15              -              -
+        natural ddnm+            29/33 1.11     62/70 1.13   198/221 1.12              -              -
+        natural reddiff          28/32 1.13     58/68 1.17   185/212 1.15              -              -
+    inpaint: measured / estimate (MiB), estimate / measured
+        prior   case                    128            256            512            768           1024
+        natural denoise          17/23 1.32     42/48 1.15   141/152 1.07              -              -
+        natural denoise_grad     38/46 1.22   124/143 1.15   480/532 1.11              -              -
+        natural diffpir          28/30 1.07     58/61 1.06   172/185 1.07              -              -
+        natural dpir             27/31 1.13     56/64 1.14   168/194 1.15              -              -
+        natural dps              54/64 1.19   151/172 1.14   527/603 1.14              -              -
+        natural pigdm            52/57 1.10   150/164 1.09   559/588 1.05              -              -
+        natural ddrm             30/34 1.14     64/76 1.20   197/245 1.25              -              -
+        natural ddnm             29/31 1.08     57/64 1.12   173/194 1.13              -              -
+        natural ddnm+            29/34 1.14     64/74 1.15   181/236 1.30              -              -
+        natural reddiff          31/33 1.06     66/72 1.09   210/227 1.08              -              -
+    identity: measured / estimate (MiB), estimate / measured
+        prior   case                    128            256            512            768           1024
+        natural mmse             25/28 1.11     51/58 1.14   149/177 1.19              -              -
+    repeated runs (the largest is shown): 49 cells, up to 1.67x apart;
+    against the smallest run the ratio reaches 1.77 (dpir, blur 128^2)
 
-(the full table, filled in by the script's output, is below in :data:`CALIBRATION`). Allocations
-below 32 MiB come from the C heap, where freed activations fragment (the bytes per pixel are
-highest around 512^2 to 600^2, where one FFDNet activation is just under 32 MiB); larger ones are
-mapped and returned exactly, so the estimate is most generous (about 1.4x) for large images.
-On CUDA the same figures are used (no GPU was available for calibration); cuDNN workspaces come on
-top and are covered by :data:`SAFETY_FRACTION`.
+The estimate bounds every measured peak: FFDNet by 1.05x to 1.45x from 256^2 up and up to 1.6x
+at 128^2 (where fixed costs of 20-30 MiB, that vary with the operator, dominate); the small ADMs
+and DRUNet by 1.07x to 1.8x (ffhq's and imagenet's UNets are estimated from their architecture,
+no checkpoint being available here: 50 and 150 KiB per pixel with a graph, 10 and 24 without,
+at 256^2: dps needs about 3.6 and 11.5 GiB, weights included). Two
+runs of the same case can differ by up to 1.7x (e.g. dpir on blur at 512^2: 110 and 184 MiB):
+allocations below 32 MiB come from the C heap, where freed activations leave holes
+(:data:`HEAP_THRESHOLD`); larger ones are mapped and returned exactly, so the cost per pixel is
+highest up to about 600^2 and settles beyond (FFDNet: 350 B/px without a graph, 1400 B/px with
+one, at 768^2 and 1024^2). On CUDA the same figures are used (no GPU was available for
+calibration); cuDNN workspaces and the caching allocator's rounding come on top and are left to
+:data:`SAFETY_FRACTION`.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from collections.abc import Sequence
@@ -102,15 +167,15 @@ NO_BACKPROP_ALTERNATIVES = ("diffpir", "dpir", "ddnm")
 #: (blur, 4x super-resolution, inpainting; 128^2 to 1024^2); unknown methods get
 #: :data:`DEFAULT_METHOD_COST`.
 METHOD_COSTS: dict[str, tuple[float, float]] = {
-    "diffpir": (10, 4),
-    "dpir": (15, 2),
-    "ddnm": (3, 6),
-    "ddnm+": (20, 6),  # spectral views of x and x0, noise in both domains
-    "ddrm": (23, 6),  # spectral view: ybar, noise_y, xbar, xbar0, three candidates, masks
-    "reddiff": (16, 6),  # Adam moments, the data term's own graph (through the operator only)
+    "diffpir": (4, 6),
+    "dpir": (7, 6),
+    "ddnm": (7, 6),
+    "ddnm+": (21, 6),  # spectral views of x and x0, noise in both domains
+    "ddrm": (24, 6),  # spectral view: ybar, noise_y, xbar, xbar0, three candidates, masks
+    "reddiff": (18, 6),  # Adam moments, the data term's own graph (through the operator only)
     "mmse": (2, 4),  # one denoiser call
-    "dps": (4, 14),
-    "pigdm": (19, 10),
+    "dps": (14, 14),
+    "pigdm": (11, 8),
 }
 DEFAULT_METHOD_COST = (32.0, 16.0)
 #: image-sized buffers of each method (the first entry of :data:`METHOD_COSTS`)
@@ -190,15 +255,15 @@ PRIOR_COSTS: dict[str, PriorCost] = {
     # 96 channels at half resolution = 96 B/px per activation: 3.6 alive at the peak under
     # no_grad (measured 350 B/px at 768^2 and 1024^2: a convolution's input, its output and a
     # reordered copy), 14.6 with the graph (1400 B/px: 12 saved and the backward's gradients)
-    "FFDNetPrior": PriorCost(370, 1450, 14, 16, heap_no_grad=170, heap_grad=460, activation_bytes=96,
+    "FFDNetPrior": PriorCost(370, 1450, 14, 14, heap_no_grad=180, heap_grad=620, activation_bytes=96,
                              weights_bytes=3_400_000, measured=True),
-    "FFDNetGrayPrior": PriorCost(250, 1800, 14, 16, heap_no_grad=120, heap_grad=600, activation_bytes=64,
+    "FFDNetGrayPrior": PriorCost(250, 1800, 14, 14, heap_no_grad=120, heap_grad=770, activation_bytes=64,
                                  weights_bytes=2_200_000),
     # analytic priors: a few (B, K, d) float64 tensors, negligible for the small K they are used with
     "GaussianMixturePrior": PriorCost(0, 0, 8, 8),
     "GaussianPrior": PriorCost(0, 0, 8, 8),
     # deepinv DRUNet (64..512 channels, 4 levels, full resolution), measured at 128^2 and 256^2
-    "DRUNet": PriorCost(2600, 12000, 24, 32, weights_bytes=131_000_000, measured=True),
+    "DRUNet": PriorCost(2800, 12500, 24, 32, weights_bytes=131_000_000, measured=True),
 }
 
 #: an unknown denoiser (a callable, a deepinv model not in the table): about twice the costliest
@@ -324,7 +389,7 @@ def _stated_cost(prior: Any, grad: bool) -> float | None:
     """A prior's own statement of its cost per pixel, if it makes one."""
     for attr in ("memory_per_pixel", "activation_bytes_per_pixel"):
         hook = getattr(prior, attr, None)
-        if hook is None:
+        if hook is None or isinstance(hook, property):  # a property read on the class: no statement
             continue
         if isinstance(prior, type) and callable(hook) and not isinstance(hook, (staticmethod, classmethod)):
             try:
@@ -653,7 +718,8 @@ def parse_bytes(value: int | float | str | None) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):  # numpy scalars too
+        value = float(value) if not isinstance(value, numbers.Integral) else int(value)
         if not math.isfinite(value) or value < 0:
             raise ValueRangeError(f"invalid memory size {value!r}: it must be a non-negative number of bytes; "
                                   f"give {_FORMS}")
@@ -753,8 +819,9 @@ def check_memory(need_bytes: int, device: str | torch.device | None, *, what: st
         advice.append(f"a method without backpropagation through the denoiser ({others} instead of "
                       f"{method}: about a third of the memory)")
     advice.append("a GPU with more memory" if dev.type == "cuda" else "a machine or GPU with more memory")
-    suggest = max(1, math.ceil(need_bytes * 1.25 / GiB))
-    advice.append(f"or raise the limit on purpose with {ENV_VAR}={suggest}G (or {ENV_VAR}=off)")
+    gib = max(1, math.ceil(need_bytes * 1.25 / GiB))
+    suggest = f"{gib}G" if gib < 1024 else f"{math.ceil(need_bytes * 1.25 / 2**40)}T"
+    advice.append(f"or raise the limit on purpose with {ENV_VAR}={suggest} (or {ENV_VAR}=off)")
     raise MemoryLimitError(
         f"{what} needs about {format_bytes(need_bytes)} of memory (estimate), more than the "
         f"{format_bytes(cap)} {source}; use " + ", ".join(advice)
