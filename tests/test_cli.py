@@ -120,3 +120,52 @@ def test_console_script_names_itself(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("usage: pnpdiff "), r.stdout
     r = subprocess.run([sys.executable, "-m", "pnpdiff", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("usage: python -m pnpdiff "), r.stdout
+
+
+def test_overrides_are_honoured_from_the_readme_command(tmp_path: Path) -> None:
+    """``python -m pnpdiff recipes/deblur.yaml steps=3 size=64 output=X``: X relative to the
+    working directory, 3 steps, a 64x64 image."""
+    r = subprocess.run([sys.executable, "-m", "pnpdiff", str(ROOT / "recipes" / "deblur.yaml"), "steps=3", "size=64",
+                        "output=X", "operator.sigma=2", "--no-progress"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "X" / "metrics.json").read_text())
+    assert m["steps"] == 3 and m["image_size"] == [64, 64] and m["operator"]["sigma"] == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [("steps=abc", "steps"), ("operator.sigma=three", "operator.sigma"), ("colour=red", "colour"),
+     ("steps", "KEY=VALUE"), ("=5", "KEY=VALUE"), ("noise.sigma_y=-1", "noise.sigma_y"), ("size=[64]", "size"),
+     ("steps.x=1", "steps")],
+)
+def test_bad_overrides_one_line_exit_2(tmp_path: Path, capsys, override: str, needle: str) -> None:
+    rc = main([str(_recipe(tmp_path, SMALL)), override, "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and needle in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_dry_run_prints_the_resolved_recipe_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    recipe = _recipe(tmp_path, SMALL)
+    assert main([str(recipe), "steps=7", "operator.sigma=2.5", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    d = yaml.safe_load(out)
+    assert d["steps"] == 7 and d["operator"] == {"name": "GaussianBlur", "sigma": 2.5}
+    assert d["method"] == "diffpir" and d["output"] == str((tmp_path / "out").resolve())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_list_and_version(capsys) -> None:
+    import pnpdiff
+    from pnpdiff.priors import known_priors
+    from pnpdiff.recipes import RECIPE_OPERATORS
+    from pnpdiff.solvers import SOLVERS
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pnpdiff {pnpdiff.__version__}"
+    assert main(["--list"]) == 0
+    words = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")]
+    for name in [*SOLVERS, *known_priors(), *RECIPE_OPERATORS, "deblur.yaml"]:
+        assert name in words, name
