@@ -566,7 +566,7 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
 
 def output_names(recipe: Recipe) -> list[str]:
     """The files a run of ``recipe`` writes into its output folder."""
-    names = ["observed.png", "restored.png", "metrics.json"]
+    names = ["observed.png", "restored.png", "metrics.json", "metrics.csv", "recipe.yaml"]
     if recipe.image is not None:
         names += ["ground_truth.png", "comparison.png"]
     return names
@@ -677,7 +677,37 @@ def run_recipe(
                 tmp / "comparison.png",
             )
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        _write_csv(tmp / "metrics.csv", [{"image": spec, **metrics}])
+        resolved = recipe_to_dict(recipe)
+        resolved["output"] = str(target.resolve())
+        resolved["steps"] = metrics["steps"]
+        if dev_spec is not None:
+            resolved["device"] = dev_spec
+        (tmp / "recipe.yaml").write_text(
+            f"# the recipe of this run, resolved (pnpdiff {_version()}); rerun with: python -m pnpdiff "
+            f"{target.resolve() / 'recipe.yaml'}\n" + yaml.safe_dump(resolved, sort_keys=False)
+        )
     return metrics
+
+
+def _version() -> str:
+    from pnpdiff import __version__
+
+    return __version__
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per image; nested values (the operator) as JSON."""
+    import csv
+
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
 
 
 def _x_shape_guess(op_spec: dict[str, Any], y_shape: tuple[int, ...]) -> tuple[int, ...]:

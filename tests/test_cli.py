@@ -36,8 +36,8 @@ def test_recipe_writes_all_outputs(tmp_path: Path, capsys) -> None:
     assert rc == 0
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
-    assert names == [".pnpdiff-manifest.json", "comparison.png", "ground_truth.png", "metrics.json", "observed.png",
-                     "restored.png"]
+    assert names == [".pnpdiff-manifest.json", "comparison.png", "ground_truth.png", "metrics.csv", "metrics.json",
+                     "observed.png", "recipe.yaml", "restored.png"]
     manifest = json.loads((out / ".pnpdiff-manifest.json").read_text())
     assert sorted(manifest["files"]) == names[1:]
     m = json.loads((out / "metrics.json").read_text())
