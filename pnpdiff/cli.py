@@ -13,7 +13,6 @@ traceback; 130 when interrupted (Ctrl-C), after removing what the run had starte
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -120,9 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
         return 130
-    print(json.dumps(metrics, indent=2))
-    print(f"wrote {out}/")
+    print(_summary(metrics, out))
     return 0
+
+
+def _summary(m: dict, out: object) -> str:
+    """The one line printed at the end of a run (the numbers are also in metrics.json)."""
+    parts = ["1 image", f"{m['method']}, {m['steps']} steps"]
+    if "psnr_restored" in m:
+        parts.append(f"PSNR {m['psnr_restored']:.2f} dB (observed {m['psnr_observed']:.2f}), "
+                     f"SSIM {m['ssim_restored']:.3f}")
+    else:
+        parts.append(f"sigma_y {m['sigma_y']:.4g}{' (estimated)' if m.get('sigma_y_estimated') else ''}")
+    parts.append(f"{m['seconds']:.1f} s")
+    return f"pnpdiff: {', '.join(parts)} -> {out}/"
 
 
 def _first_line(obj: object) -> str:

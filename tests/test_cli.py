@@ -169,3 +169,10 @@ def test_list_and_version(capsys) -> None:
     words = [ln.split()[0] for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")]
     for name in [*SOLVERS, *known_priors(), *RECIPE_OPERATORS, "deblur.yaml"]:
         assert name in words, name
+
+
+def test_run_ends_with_a_one_line_summary(tmp_path: Path, capsys) -> None:
+    assert main([str(_recipe(tmp_path, SMALL)), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert out.count("\n") == 1 and f"PSNR {m['psnr_restored']:.2f} dB" in out and str(tmp_path / "out") in out, out
