@@ -57,6 +57,8 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     # astronaut 0.04: 24.02, 0.09: 23.97, 0.25: 23.41, 0.6: 22.81 and on coffee 0.05: 26.50,
     # 0.1: 26.70, 0.25: 26.52; SR x4 on astronaut 0.05: 23.65, 0.1: 23.66, 0.25: 23.46.
     ("natural", "*", "reddiff"): {"lam": 0.1},
+    # one denoiser call at sigma_y (docs/denoising.md)
+    ("*", "*", "mmse"): {"steps": 1},
 }
 
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="list the recipes, priors (with their offline status), operators and methods")
     parser.add_argument("--version", action="store_true", help="print the pnpdiff version")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # KEY=VALUE may come before or after the flags
     if args.version:
         from pnpdiff import __version__
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _summary(m: dict, out: object) -> str:
     """The one line printed at the end of a run (the numbers are also in metrics.json)."""
-    parts = ["1 image", f"{m['method']}, {m['steps']} steps"]
+    parts = ["1 image", f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
     if "psnr_restored" in m:
         parts.append(f"PSNR {m['psnr_restored']:.2f} dB (observed {m['psnr_observed']:.2f}), "
                      f"SSIM {m['ssim_restored']:.3f}")

@@ -662,6 +662,8 @@ def run_recipe(
         if truth is not None:
             save_image(truth, tmp / "ground_truth.png", bits=bits)
             obs_full = y_vis
+            if obs_full.shape[1] != truth.shape[1]:  # colourisation: the grey observation in every channel
+                obs_full = obs_full.expand(-1, truth.shape[1], -1, -1)
             if obs_full.shape != truth.shape:  # e.g. super-resolution: compare bicubic upsampling
                 import torch.nn.functional as F
 

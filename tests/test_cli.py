@@ -176,3 +176,9 @@ def test_run_ends_with_a_one_line_summary(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert out.count("\n") == 1 and f"PSNR {m['psnr_restored']:.2f} dB" in out and str(tmp_path / "out") in out, out
+
+
+def test_overrides_may_follow_the_flags(tmp_path: Path, capsys) -> None:
+    assert main([str(_recipe(tmp_path, SMALL)), "--dry-run", "steps=9", "--no-progress", "size=40"]) == 0
+    out = capsys.readouterr().out
+    assert "steps: 9" in out and "size: 40" in out
