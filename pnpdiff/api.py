@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff import schedules
+from pnpdiff import memory, schedules
 from pnpdiff.errors import (
     MemoryLimitError,
     OperatorError,
@@ -20,7 +20,7 @@ from pnpdiff.errors import (
     UnknownNameError,
     ValueRangeError,
 )
-from pnpdiff.io import to_tensor
+from pnpdiff.io import check_range, to_tensor
 from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
 from pnpdiff.solvers.common import estimate_noise_level
@@ -338,7 +338,7 @@ def solve(
     if x_y.numel() == 0:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     dev = _device(device, x_y)
-    _check_data_range(x_y, "y", data_range, sigma_y)
+    check_range(x_y, "y", data_range, sigma_y)
     op = _as_operator(operator)
     if method is None:
         method = default_method(task_of(op))
@@ -427,7 +427,7 @@ def solve(
         out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)
     except torch.OutOfMemoryError:
         raise MemoryLimitError(
-            f"the {method} solve of a {_describe(x_shape)} image ran out of memory on {dev}; "
+            f"the {method} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
             "use a smaller image, a method without backpropagation (diffpir, dpir, ddnm) or a "
             "device with more memory"
         ) from None
@@ -438,40 +438,9 @@ def solve(
     return back(out)
 
 
-def _check_data_range(x: torch.Tensor, name: str, data_range: tuple[float, float] | None,
-                      sigma_y: float | None = None) -> None:
-    """Refuse NaN/inf always, and values far outside the prior's declared data range. Noise may
-    push a measurement past the ends: half the range on either side is allowed, or six noise
-    standard deviations when ``sigma_y`` is given and larger (it catches 0..255 data either way)."""
-    if not bool(torch.isfinite(x).all()):
-        raise ValueRangeError(f"{name} contains NaN or infinite values")
-    if data_range is None:
-        return
-    lo, hi = float(data_range[0]), float(data_range[1])
-    margin = max(0.5 * (hi - lo), 6.0 * float(sigma_y or 0.0))
-    x_lo, x_hi = float(x.min()), float(x.max())
-    if x_hi > hi + margin or x_lo < lo - margin:
-        hint = "; divide 8-bit data by 255" if (lo, hi) == (0.0, 1.0) else ""
-        raise ValueRangeError(
-            f"{name} values span [{x_lo:.3g}, {x_hi:.3g}], but the prior expects data in "
-            f"[{lo:g}, {hi:g}]{hint}"
-        )
-
-
-def _describe(shape: Any) -> str:
-    s = tuple(int(v) for v in shape)
-    if len(s) >= 3:
-        return f"{s[-2]}x{s[-1]} {'RGB' if s[-3] == 3 else f'{s[-3]}-channel'}"
-    return "x".join(map(str, s))
-
-
 def _check_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
                   dtype: torch.dtype, max_memory: int | str | None) -> None:
     """Refuse, before anything large is allocated, a solve that cannot fit in memory."""
-    try:
-        from pnpdiff import memory
-    except ImportError:  # pragma: no cover - the module ships with pnpdiff
-        return
     need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype)
-    what = f"a {_describe(x_shape)} image with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
+    what = f"{memory.describe_shape(x_shape)} with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
     memory.check_memory(need, dev, what=what, limit=max_memory)

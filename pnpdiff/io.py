@@ -95,21 +95,29 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # small helpers
 
 
-def check_range(x: Tensor, name: str = "image") -> None:
-    """Refuse NaN/inf and values far outside [0, 1] (noise may push a little past the ends).
+def check_range(x: Tensor, name: str = "image", data_range: tuple[float, float] | None = (0.0, 1.0),
+                sigma_y: float | None = None) -> None:
+    """Refuse NaN/inf always, and values far outside ``data_range`` (a prior's declared range;
+    ``None``: no range, nothing else is checked). Noise may push a measurement past the ends: half
+    the range is allowed on either side, or six noise standard deviations when ``sigma_y`` is
+    given and larger (0..255 data are caught either way).
 
     Raises
     ------
     ValueRangeError
-        If ``x`` has NaN or infinite values or values below -0.5 or above 1.5.
+        If ``x`` has NaN or infinite values, or values outside the range and its margin.
     """
     if not bool(torch.isfinite(x).all()):
         raise ValueRangeError(f"{name} contains NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
-    if hi > 1.5 or lo < -0.5:
+    if data_range is None:
+        return
+    lo, hi = float(data_range[0]), float(data_range[1])
+    margin = max(0.5 * (hi - lo), 6.0 * float(sigma_y or 0.0))
+    x_lo, x_hi = float(x.min()), float(x.max())
+    if x_hi > hi + margin or x_lo < lo - margin:
+        hint = "; divide 8-bit data by 255 and 16-bit data by 65535" if (lo, hi) == (0.0, 1.0) else ""
         raise ValueRangeError(
-            f"{name} values span [{lo:.3g}, {hi:.3g}], but pnpdiff expects images in [0, 1]; "
-            "divide 8-bit data by 255 and 16-bit data by 65535"
+            f"{name} values span [{x_lo:.3g}, {x_hi:.3g}], but the prior expects data in [{lo:g}, {hi:g}]{hint}"
         )
 
 
