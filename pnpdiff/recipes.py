@@ -103,6 +103,13 @@ class Recipe:
     source: Path | None = None
 
     @property
+    def resolved_method(self) -> str:
+        """``method``, or the one :func:`pnpdiff.solve` picks for the operator when it is absent."""
+        from pnpdiff.api import default_method, task_of
+
+        return self.method or default_method(task_of(str(self.operator["name"])))
+
+    @property
     def prior_name(self) -> str:
         """The prior's name as written (``"natural"``, ``"ffhq:/path"``)."""
         if isinstance(self.prior, dict):
@@ -262,9 +269,9 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         noise = {"sigma_y": recipe.sigma_y, **noise}
     d["noise"] = noise
     d["prior"] = recipe.prior
-    from pnpdiff.api import default_method, default_steps, task_of
+    from pnpdiff.api import default_steps, task_of
 
-    method = recipe.method or default_method(task_of(str(recipe.operator["name"])))
+    method = recipe.resolved_method
     d["method"] = method
     d["steps"] = recipe.steps if recipe.steps is not None else default_steps(
         recipe.prior_name, task_of(str(recipe.operator["name"])), method)
@@ -591,7 +598,7 @@ def run_recipe(
     ``output`` (relative to the current directory) replaces the recipe's folder; ``overwrite``
     allows writing into an existing folder that holds other files (never replacing them).
     """
-    from pnpdiff.api import _check_memory, _device, default_method, default_steps, solve, task_of
+    from pnpdiff.api import _check_memory, _device, default_steps, solve, task_of
     from pnpdiff.io import load_source_image, save_image, source_image_shape
     from pnpdiff.metrics import psnr, ssim
     from pnpdiff.outputs import OutputFolder
@@ -613,7 +620,7 @@ def run_recipe(
         y_shape = (1, c, h, w)
         x_shape = _x_shape_guess(recipe.operator, y_shape)
     prior = load_prior(recipe.prior)
-    method = recipe.method or default_method(task_of(str(recipe.operator["name"])))
+    method = recipe.resolved_method
     dev = _device(dev_spec, torch.empty(0))
     _check_memory(x_shape, y_shape, prior, method, dev, torch.float32, recipe.max_memory)
 
@@ -667,7 +674,7 @@ def run_recipe(
             if obs_full.shape != truth.shape:  # e.g. super-resolution: compare bicubic upsampling
                 import torch.nn.functional as F
 
-                obs_full = F.interpolate(y_vis, size=truth.shape[-2:], mode="bicubic", align_corners=False)
+                obs_full = F.interpolate(obs_full, size=truth.shape[-2:], mode="bicubic", align_corners=False)
                 metrics["observed_upsampling"] = "bicubic"
             for key, img in (("observed", obs_full), ("restored", x_hat)):
                 metrics[f"psnr_{key}"] = round(float(psnr(img, truth)[0]), 3)
