@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
 
             recipe = load_recipe(args.recipe, overrides=args.overrides)
-            out = args.output if args.output is not None else recipe.output
+            out = os.path.normpath(args.output if args.output is not None else recipe.output)
             if args.dry_run:
                 import yaml
 
