@@ -6,6 +6,7 @@ import inspect
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -249,7 +250,7 @@ def solve(
     method: str | None = None,
     steps: int | None = None,
     sigma_y: float | None = None,
-    seed: int | None = None,
+    seed: int | Sequence[int] | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     max_memory: int | str | None = None,
@@ -278,9 +279,11 @@ def solve(
     sigma_y : float, optional
         Standard deviation of the measurement noise in [0, 1] units. Default: estimated from ``y``
         by the median absolute deviation of its finest wavelet coefficients.
-    seed : int, optional
+    seed : int or sequence of int, optional
         Seed of the ``torch.Generator`` that drives every random draw (same seed, same device:
-        same result).
+        same result). A sequence gives one seed per image of the batch: each image then draws
+        its noise from its own generator, and its result does not depend on the other images
+        in the batch.
     device : str or torch.device, optional
         Where to compute; default the input tensor's device, else CUDA when available.
     progress : bool
@@ -322,7 +325,10 @@ def solve(
     n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1)
     if sigma_y is not None:
         sigma_y = check_real("sigma_y", sigma_y, minimum=0.0)
-    if seed is not None:
+    seeds: list[int] | None = None
+    if isinstance(seed, (list, tuple)):
+        seeds = [check_int(f"seed[{i}]", s, minimum=0, maximum=2**63 - 1) for i, s in enumerate(seed)]
+    elif seed is not None:
         seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     if not isinstance(progress, bool):
         raise ValueRangeError(f"progress must be true or false, got {progress!r}")
@@ -420,8 +426,12 @@ def solve(
         if s_min is not None:
             s_min = min(s_min, s_max)
         sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
-    generator = None
-    if seed is not None:
+    generator: torch.Generator | list[torch.Generator] | None = None
+    if seeds is not None:
+        if len(seeds) != x_y.shape[0]:
+            raise ShapeError(f"{len(seeds)} seeds for a batch of {x_y.shape[0]} images; give one seed per image")
+        generator = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
+    elif seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))
     try:
         out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)

@@ -7,13 +7,18 @@ file.
 
 Exit status: 0 on success; 2 for a mistake the user can fix (bad recipe, missing file, output
 folder not pnpdiff's, run too large for the memory, ...), printed on one line without a
-traceback; 130 when interrupted (Ctrl-C), after removing what the run had started to write.
+traceback; 130 when interrupted (Ctrl-C), 143 on SIGTERM, after removing what the run had
+started to write (a batch run keeps every image it finished: run the same command again to resume).
+
+Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` a batch recipe is shared by the ranks
+(see :mod:`pnpdiff.batch`); only rank 0 prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 
@@ -88,12 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.recipe is None:
         parser.error("the following argument is required: recipe (or --list / --version)")
+    batch = False
+    previous = signal.getsignal(signal.SIGTERM)
+    with_sigterm = False
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM cleans up like Ctrl-C
+        with_sigterm = True
+    except ValueError:  # not the main thread (main() called from a thread)
+        pass
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
 
             recipe = load_recipe(args.recipe, overrides=args.overrides)
+            batch = recipe.is_batch
             out = os.path.normpath(args.output if args.output is not None else recipe.output)
             if args.dry_run:
                 import yaml
@@ -110,17 +124,71 @@ def main(argv: list[str] | None = None) -> int:
                 OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
                 print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
                 print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None).rstrip())
+                if batch:
+                    print(_batch_plan(recipe, args.overwrite))
                 return 0
             metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
                                  progress=not args.no_progress, overwrite=args.overwrite)
     except PnPError as err:
         print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
-        return 130
-    print(_summary(metrics, out))
+    except (KeyboardInterrupt, _Terminated) as err:
+        if batch:
+            print(f"pnpdiff: interrupted; every image finished so far is kept in {out}/ (run the same command "
+                  "again to resume)", file=sys.stderr)
+        else:
+            print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
+        return 143 if isinstance(err, _Terminated) else 130
+    finally:
+        if with_sigterm:
+            signal.signal(signal.SIGTERM, previous)
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        print(_batch_summary(metrics, out) if batch else _summary(metrics, out))
     return 0
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that a run cleans up as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _batch_plan(recipe: object, overwrite: bool) -> str:
+    """What a batch run would do, for ``--dry-run``: how many images, how many already done."""
+    from pathlib import Path
+
+    from pnpdiff.batch import fingerprint, image_names, list_inputs
+    from pnpdiff.outputs import OutputFolder
+    from pnpdiff.recipes import image_file_names, run_settings
+
+    paths = list_inputs(recipe.input_spec)
+    names = image_names(paths)
+    steps = run_settings(recipe, None)["steps"]
+    finished = 0
+    for name, path in zip(names, paths):
+        folder = OutputFolder(Path(recipe.output) / name, image_file_names(recipe), overwrite=overwrite)
+        meta = folder.finished()
+        if meta is not None and meta.get("fingerprint") == fingerprint(recipe, steps, name, path):
+            finished += 1
+        else:
+            folder.check()
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"# batch: {len(names)} image{'s' if len(names) != 1 else ''} ({shown}); {finished} finished already, "
+            f"{len(names) - finished} to compute, {recipe.batch_size} per denoiser call")
+
+
+def _batch_summary(m: dict, out: object) -> str:
+    """The one line printed at the end of a batch run."""
+    n = m["images"]
+    parts = [f"{n} image{'s' if n != 1 else ''}" + (f" ({m['resumed']} finished earlier)" if m["resumed"] else ""),
+             f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
+    if "psnr_restored_mean" in m:
+        parts.append(f"mean PSNR {m['psnr_restored_mean']:.2f} dB (observed {m['psnr_observed_mean']:.2f}), "
+                     f"SSIM {m['ssim_restored_mean']:.3f}")
+    parts.append(f"{m['wall_seconds']:.1f} s")
+    return f"pnpdiff: {', '.join(parts)} -> {out}/"
 
 
 def _summary(m: dict, out: object) -> str:

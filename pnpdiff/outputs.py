@@ -78,16 +78,24 @@ class OutputFolder:
     ...     save_image(x, tmp / "restored.png")
     """
 
-    def __init__(self, path: str | os.PathLike, names: Iterable[str], overwrite: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, names: Iterable[str], overwrite: bool = False,
+                 meta: dict | None = None) -> None:
         self.path = Path(path)
         self.names = sorted(set(names))
         self.overwrite = bool(overwrite)
+        #: JSON-able facts recorded in the manifest with the files (a batch run keeps each
+        #: image's recipe fingerprint and metrics there, see :meth:`finished`)
+        self.meta = meta
         for n in self.names:
             if not n or "/" in n or os.sep in n or n in (".", "..", MANIFEST) or n.startswith(_PARTIAL):
                 raise ValueError(f"invalid output file name {n!r}")  # programming error, not a user one
 
     # ----------------------------------------------------------------------------- inspection
     def _read_manifest(self) -> dict[str, list[str]] | None:
+        data = self._manifest_data()
+        return None if data is None else data["files"]
+
+    def _manifest_data(self) -> dict | None:
         p = self.path / MANIFEST
         if not p.exists():
             return None
@@ -96,7 +104,8 @@ class OutputFolder:
             files = data["files"]
             if not isinstance(files, dict):
                 raise TypeError
-            return {str(k): [str(h) for h in (v if isinstance(v, list) else [v])] for k, v in files.items()}
+            data["files"] = {str(k): [str(h) for h in (v if isinstance(v, list) else [v])] for k, v in files.items()}
+            return data
         except (OSError, ValueError, KeyError, TypeError):
             raise OutputFolderError(
                 f"output folder {self.path} has an unreadable pnpdiff manifest ({MANIFEST}); "
@@ -115,10 +124,37 @@ class OutputFolder:
         return own
 
     def _foreign(self, own: dict[str, str]) -> list[str]:
+        """Entries that are not pnpdiff's: neither a recorded unchanged file, nor the manifest, a
+        temporary folder, or a sub-folder that is itself a pnpdiff output (a batch run's image)."""
         return [
             e.name for e in self.path.iterdir()
             if e.name != MANIFEST and not e.name.startswith(_PARTIAL) and e.name not in own
+            and not (e.is_dir() and not e.is_symlink() and (e / MANIFEST).is_file())
         ]
+
+    def finished(self) -> dict | None:
+        """The ``meta`` recorded by the run that wrote this folder, if every one of ``names`` is
+        there, recorded and unchanged since; else None (absent, partial or edited)."""
+        if not self.path.is_dir():
+            return None
+        try:
+            data = self._manifest_data()
+        except OutputFolderError:
+            return None
+        if data is None or not isinstance(data.get("meta"), dict):
+            return None
+        own = self._own(data["files"])
+        if any(n not in own for n in self.names):
+            return None
+        return data["meta"]
+
+    def remove_partials(self) -> None:
+        """Remove temporary folders an earlier run left when it was killed (SIGKILL, power loss);
+        only pnpdiff's own ``.pnpdiff-partial-*`` entries. Call when no other run writes here."""
+        if self.path.is_dir():
+            for e in self.path.iterdir():
+                if e.name.startswith(_PARTIAL) and e.is_dir() and not e.is_symlink():
+                    shutil.rmtree(e, ignore_errors=True)
 
     def check(self) -> None:
         """Raise :class:`~pnpdiff.OutputFolderError` if the run may not write its files here.
@@ -168,7 +204,7 @@ class OutputFolder:
             ) from None
 
     # ------------------------------------------------------------------------------- writing
-    def _write_manifest(self, folder: Path, files: dict[str, list[str]]) -> None:
+    def _write_manifest(self, folder: Path, files: dict[str, list[str]], meta: dict | None = None) -> None:
         from pnpdiff import __version__
 
         data = {
@@ -177,6 +213,8 @@ class OutputFolder:
             "note": "files pnpdiff wrote here; a later run replaces only these, and only while unchanged",
             "files": {k: files[k] for k in sorted(files)},
         }
+        if meta is not None:
+            data["meta"] = meta
         tmp = folder / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, folder / MANIFEST)
@@ -215,7 +253,7 @@ class OutputFolder:
             if not existed:
                 if self.path.exists():
                     raise OutputFolderError(f"output folder {self.path} appeared while pnpdiff was running; run again")
-                self._write_manifest(tmp, {n: [h] for n, h in new.items()})
+                self._write_manifest(tmp, {n: [h] for n, h in new.items()}, self.meta)
                 os.chmod(tmp, 0o777 & ~_umask())
                 os.rename(tmp, self.path)
                 created.clear()
@@ -239,7 +277,7 @@ class OutputFolder:
             both.setdefault(n, [])
             if h not in both[n]:
                 both[n].append(h)
-        self._write_manifest(self.path, both)
+        self._write_manifest(self.path, both)  # no meta: the folder is not finished until step 4
         # 2. move the new files into place (each os.replace is atomic)
         for n in new:
             os.replace(tmp / n, self.path / n)
@@ -249,7 +287,7 @@ class OutputFolder:
                 with contextlib.suppress(FileNotFoundError):
                     (self.path / n).unlink()
         # 4. the manifest of this run
-        self._write_manifest(self.path, {n: [h] for n, h in new.items()})
+        self._write_manifest(self.path, {n: [h] for n, h in new.items()}, self.meta)
 
     @staticmethod
     def _remove_created(created: list[Path]) -> None:

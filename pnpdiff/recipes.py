@@ -67,8 +67,10 @@ __all__ = ["Recipe", "load_recipe", "parse_recipe", "apply_overrides", "recipe_t
 
 _TOP_KEYS = (
     "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
-    "method", "steps", "options", "seed", "device", "max_memory", "output",
+    "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
 )
+#: per-image files a run can save (``save:``); metrics and the resolved recipe are always written
+SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
 _NOISE_KEYS = ("sigma_y", "seed")
 #: operators a recipe can build (the others take tensors or objects: use the Python API)
 RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
@@ -101,6 +103,26 @@ class Recipe:
     task: str | None = None
     description: str | None = None
     source: Path | None = None
+    batch_size: int = 1
+    save: tuple[str, ...] | None = None
+    intermediates: int = 0
+
+    @property
+    def input_spec(self) -> str:
+        """``image`` or ``observed``, whichever the recipe gives."""
+        return str(self.image if self.image is not None else self.observed)
+
+    @property
+    def is_batch(self) -> bool:
+        """Whether the input is a folder or a glob (a batch run, one sub-folder per image)."""
+        return is_batch_spec(self.input_spec)
+
+    @property
+    def saved(self) -> tuple[str, ...]:
+        """The per-image images to save: ``save``, or every one that exists for this input."""
+        if self.save is not None:
+            return self.save
+        return SAVE_NAMES if self.image is not None else ("observed", "restored")
 
     @property
     def resolved_method(self) -> str:
@@ -166,6 +188,15 @@ def _resolve(p: str, base: Path | None) -> str:
 
 def _is_path_spec(s: str) -> bool:
     return not s.startswith("skimage:")
+
+
+def _is_glob(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def is_batch_spec(spec: str) -> bool:
+    """Whether an ``image`` / ``observed`` value names several images: a folder or a glob."""
+    return _is_path_spec(spec) and (_is_glob(spec) or Path(spec).is_dir())
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
@@ -282,6 +313,12 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         d["device"] = recipe.device
     if recipe.max_memory is not None:
         d["max_memory"] = recipe.max_memory
+    if recipe.is_batch or recipe.batch_size != 1:
+        d["batch_size"] = recipe.batch_size
+    if recipe.save is not None:
+        d["save"] = list(recipe.save)
+    if recipe.intermediates:
+        d["intermediates"] = recipe.intermediates
     d["output"] = str(Path(recipe.output).resolve())
     return d
 
@@ -394,6 +431,20 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     for key, v in (("task", task), ("description", description)):
         if v is not None and not isinstance(v, str):
             raise c.fail(key, f"expected text, got {v!r}")
+    batch_size = c.int_("batch_size", data.get("batch_size", 1), 1)
+    save = data.get("save")
+    if save is not None:
+        if isinstance(save, str):
+            save = [save]
+        if not isinstance(save, list) or not save:
+            raise c.fail("save", f"expected a list of {', '.join(SAVE_NAMES)}, got {save!r}")
+        for i, name in enumerate(save):
+            if name not in SAVE_NAMES:
+                raise c.fail(f"save[{i}]", f"expected one of {', '.join(SAVE_NAMES)}, got {name!r}")
+            if name in ("ground_truth", "comparison") and src_key == "observed":
+                raise c.fail(f"save[{i}]", f"{name} needs a ground truth ('image:'); with 'observed:' there is none")
+        save = tuple(n for n in SAVE_NAMES if n in save)
+    intermediates = c.int_("intermediates", data.get("intermediates", 0), 0)
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -412,6 +463,9 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         task=task,
         description=description,
         source=source,
+        batch_size=batch_size,
+        save=save,
+        intermediates=intermediates,
     )
 
 
@@ -554,6 +608,8 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
 
     h = max(int(t.shape[-2]) for _, t in panels)
     w = max(int(t.shape[-1]) for _, t in panels)
+    zoom = -(-160 // w) if w < 160 else 1  # small images are enlarged (nearest) so titles fit
+    h, w = h * zoom, w * zoom
     pad, title_h = 8, 28
     canvas = Image.new("RGB", (len(panels) * (w + pad) + pad, h + title_h + pad), "white")
     draw = ImageDraw.Draw(canvas)
@@ -571,12 +627,184 @@ def _comparison(panels: list[tuple[str, torch.Tensor]], path: Path) -> None:
     canvas.save(path)
 
 
-def output_names(recipe: Recipe) -> list[str]:
-    """The files a run of ``recipe`` writes into its output folder."""
-    names = ["observed.png", "restored.png", "metrics.json", "metrics.csv", "recipe.yaml"]
-    if recipe.image is not None:
-        names += ["ground_truth.png", "comparison.png"]
+#: files every run writes at the top of its output folder
+RUN_FILES = ("metrics.json", "metrics.csv", "recipe.yaml")
+
+
+def image_file_names(recipe: Recipe) -> list[str]:
+    """The files a run writes for each image (into the folder itself, or the image's sub-folder
+    in a batch run)."""
+    names = [f"{n}.png" for n in recipe.saved]
+    if recipe.intermediates:
+        names.append("intermediates.png")
     return names
+
+
+def output_names(recipe: Recipe) -> list[str]:
+    """The files a run of ``recipe`` writes at the top of its output folder."""
+    return list(RUN_FILES) if recipe.is_batch else image_file_names(recipe) + list(RUN_FILES)
+
+
+@dataclass
+class Measurement:
+    """One image's measurement as a recipe makes it: ``y``, the operator, the noise level and,
+    when the recipe gives a ground truth, ``truth``."""
+
+    y: torch.Tensor
+    operator: Any
+    sigma_y: float
+    sigma_estimated: bool
+    bits: int
+    truth: torch.Tensor | None = None
+
+
+def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
+    """Load ``spec`` and make its measurement: with ``image:``, ``y = A(x) + sigma_y n`` with
+    ``n`` drawn from ``noise_seed``; with ``observed:``, the file itself (``sigma_y`` estimated
+    when the recipe does not give it)."""
+    from pnpdiff.io import load_source_image
+    from pnpdiff.solvers.common import estimate_noise_level
+
+    if recipe.image is not None:
+        truth, bits = load_source_image(spec, recipe.size, None)
+        op = build_operator(recipe.operator, tuple(truth.shape))
+        g = torch.Generator().manual_seed(noise_seed)
+        with torch.no_grad():
+            clean = op(truth)
+        sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
+        y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
+        return Measurement(y, op, float(sigma_y), False, bits, truth)
+    y, bits = load_source_image(spec, recipe.size, None)
+    op = build_operator(recipe.operator, _x_shape_guess(recipe.operator, tuple(y.shape)))
+    if recipe.sigma_y is not None:
+        return Measurement(y, op, float(recipe.sigma_y), False, bits)
+    return Measurement(y, op, float(estimate_noise_level(y)), True, bits)
+
+
+def measurement_shapes(recipe: Recipe, spec: str, batch: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of ``x`` and ``y`` for ``spec`` read from its header alone (nothing decoded),
+    for ``batch`` images: what the memory check needs before any work starts."""
+    from pnpdiff.io import source_image_shape
+
+    c, h, w = source_image_shape(spec, recipe.size, None)
+    if recipe.image is not None:
+        return (batch, c, h, w), (batch, c, h, w)
+    y_shape = (batch, c, h, w)
+    return _x_shape_guess(recipe.operator, y_shape), y_shape
+
+
+class _Frames:
+    """A solver callback that keeps the denoised estimate ``x0_hat`` of every step (on the CPU,
+    at most 256 px on a side) for the strip of intermediates."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, torch.Tensor]] = []
+
+    def __call__(self, i: int, sigma: float, x: torch.Tensor, x0: torch.Tensor) -> None:
+        import torch.nn.functional as F
+
+        v = x0.detach().float().clamp(0, 1)
+        side = max(v.shape[-2:])
+        if side > 256:
+            v = F.interpolate(v, scale_factor=256 / side, mode="area")
+        self.frames.append((float(sigma), v.cpu()))
+
+    def strip(self, b: int, n: int) -> list[tuple[str, torch.Tensor]]:
+        """``n`` frames of image ``b``, evenly spaced from the first step to the last."""
+        if not self.frames:
+            return []
+        k = len(self.frames)
+        idx = sorted({round(j * (k - 1) / max(n - 1, 1)) for j in range(min(n, k))})
+        return [(f"step {i + 1}: {self.frames[i][0] * 255:.1f}/255", self.frames[i][1][b:b + 1]) for i in idx]
+
+
+def restore(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int | list[int], *,
+            prior: Any, steps: int | None, device: str | None, progress: bool
+            ) -> tuple[torch.Tensor, _Frames | None, float]:
+    """Run the recipe's solver on ``y`` (one image or a batch); return the restored images on the
+    CPU, the intermediate frames (when the recipe asks for them) and the seconds taken."""
+    from pnpdiff.api import solve
+
+    frames = _Frames() if recipe.intermediates else None
+    options = dict(recipe.options)
+    if frames is not None:
+        options["callback"] = frames
+    t0 = time.perf_counter()
+    x_hat = solve(y, op, prior=prior, method=recipe.resolved_method, steps=steps, sigma_y=sigma_y, seed=seed,
+                  device=device, progress=progress, max_memory=recipe.max_memory, **options)
+    return x_hat.cpu(), frames, time.perf_counter() - t0
+
+
+def write_image_files(folder: Path, recipe: Recipe, m: Measurement, x_hat: torch.Tensor,
+                      strip: list[tuple[str, torch.Tensor]], metrics: dict[str, Any]) -> None:
+    """Write one image's files (those in ``recipe.saved``, and the strip of intermediates) into
+    ``folder``; add PSNR / SSIM against the ground truth to ``metrics`` when there is one."""
+    from pnpdiff.io import save_image
+    from pnpdiff.metrics import psnr, ssim
+
+    saved = recipe.saved
+    y_vis = m.y.clamp(0, 1)
+    if "observed" in saved:
+        save_image(y_vis, folder / "observed.png", bits=m.bits)
+    if "restored" in saved:
+        save_image(x_hat, folder / "restored.png", bits=m.bits)
+    if m.truth is not None:
+        truth = m.truth
+        if "ground_truth" in saved:
+            save_image(truth, folder / "ground_truth.png", bits=m.bits)
+        obs_full = y_vis
+        if obs_full.shape[1] != truth.shape[1]:  # colourisation: the grey observation in every channel
+            obs_full = obs_full.expand(-1, truth.shape[1], -1, -1)
+        if obs_full.shape != truth.shape:  # e.g. super-resolution: compare bicubic upsampling
+            import torch.nn.functional as F
+
+            obs_full = F.interpolate(obs_full, size=truth.shape[-2:], mode="bicubic", align_corners=False)
+            metrics["observed_upsampling"] = "bicubic"
+        for key, img in (("observed", obs_full), ("restored", x_hat)):
+            metrics[f"psnr_{key}"] = round(float(psnr(img, truth)[0]), 3)
+            metrics[f"ssim_{key}"] = round(float(ssim(img, truth)[0]), 4)
+        if "comparison" in saved:
+            _comparison(
+                [(f"observed {metrics['psnr_observed']:.2f} dB", obs_full),
+                 (f"restored {metrics['psnr_restored']:.2f} dB", x_hat),
+                 ("ground truth", truth)],
+                folder / "comparison.png",
+            )
+    if strip:
+        _comparison(strip, folder / "intermediates.png")
+
+
+def write_run_files(folder: Path, recipe: Recipe, target: Path, metrics: dict[str, Any],
+                    rows: list[dict[str, Any]], steps: int, device: str | None) -> None:
+    """Write ``metrics.json``, ``metrics.csv`` (one row per image) and the resolved
+    ``recipe.yaml`` that reruns this run."""
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_csv(folder / "metrics.csv", rows)
+    resolved = recipe_to_dict(recipe)
+    resolved["output"] = str(target.resolve())
+    resolved["steps"] = steps
+    if device is not None:
+        resolved["device"] = device
+    (folder / "recipe.yaml").write_text(
+        f"# the recipe of this run, resolved (pnpdiff {_version()}); rerun with: python -m pnpdiff "
+        f"{target.resolve() / 'recipe.yaml'}\n" + yaml.safe_dump(resolved, sort_keys=False)
+    )
+
+
+def run_settings(recipe: Recipe, steps: int | None) -> dict[str, Any]:
+    """What every image of a run shares, as recorded in ``metrics.json``."""
+    from pnpdiff.api import default_steps, task_of
+
+    task = task_of(str(recipe.operator["name"]))
+    method = recipe.resolved_method
+    n = steps if steps is not None else recipe.steps
+    return {
+        "task": recipe.task if recipe.task is not None else task,
+        "method": method,
+        "prior": recipe.prior_name,
+        "operator": recipe.operator,
+        "steps": int(n if n is not None else default_steps(recipe.prior_name, task, method)),
+    }
 
 
 def run_recipe(
@@ -589,113 +817,53 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Run a recipe end to end and write its output folder; return the metrics dictionary.
 
-    Writes ``observed.png``, ``restored.png``, ``metrics.json`` and, when a ground truth exists,
-    ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR), plus the
-    manifest of :mod:`pnpdiff.outputs`. Images are 16-bit PNGs when the input is 16-bit.
+    A single image writes ``observed.png``, ``restored.png`` and, when a ground truth exists,
+    ``ground_truth.png`` and ``comparison.png`` (side by side, titled with PSNR) — or the subset
+    named by ``save`` — plus ``intermediates.png`` when ``intermediates`` is set, and
+    ``metrics.json``, ``metrics.csv``, ``recipe.yaml`` and the manifest of :mod:`pnpdiff.outputs`.
+    Images are 16-bit PNGs when the input is 16-bit. A folder or glob input is a batch run, see
+    :func:`pnpdiff.batch.run_batch`.
 
     The output folder is checked first (before any image or prior is loaded), then the memory
     the solve needs (before the image is decoded); an interrupted run leaves the folder as it was.
     ``output`` (relative to the current directory) replaces the recipe's folder; ``overwrite``
     allows writing into an existing folder that holds other files (never replacing them).
     """
-    from pnpdiff.api import _check_memory, _device, default_steps, solve, task_of
-    from pnpdiff.io import load_source_image, save_image, source_image_shape
-    from pnpdiff.metrics import psnr, ssim
+    if recipe.is_batch:
+        from pnpdiff.batch import run_batch
+
+        return run_batch(recipe, output=output, steps=steps, device=device, progress=progress, overwrite=overwrite)
+    from pnpdiff.api import _check_memory, _device
     from pnpdiff.outputs import OutputFolder
     from pnpdiff.priors import load_prior
-    from pnpdiff.solvers.common import estimate_noise_level
 
-    n_steps = steps if steps is not None else recipe.steps
     dev_spec = device if device is not None else recipe.device
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     out = OutputFolder(target, output_names(recipe), overwrite=overwrite)
     out.check()
 
-    spec = recipe.image if recipe.image is not None else str(recipe.observed)
-    c, h, w = source_image_shape(spec, recipe.size, None)
-    if recipe.image is not None:
-        x_shape: tuple[int, ...] = (1, c, h, w)
-        y_shape = x_shape
-    else:
-        y_shape = (1, c, h, w)
-        x_shape = _x_shape_guess(recipe.operator, y_shape)
+    spec = recipe.input_spec
+    x_shape, y_shape = measurement_shapes(recipe, spec)
     prior = load_prior(recipe.prior)
-    method = recipe.resolved_method
     dev = _device(dev_spec, torch.empty(0))
-    _check_memory(x_shape, y_shape, prior, method, dev, torch.float32, recipe.max_memory)
+    _check_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32, recipe.max_memory)
 
-    truth = None
-    sigma_estimated = False
-    if recipe.image is not None:
-        truth, bits = load_source_image(recipe.image, recipe.size, None)
-        op = build_operator(recipe.operator, tuple(truth.shape))
-        g = torch.Generator().manual_seed(recipe.noise_seed)
-        with torch.no_grad():
-            clean = op(truth)
-        sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
-        y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
-    else:
-        y, bits = load_source_image(str(recipe.observed), recipe.size, None)
-        op = build_operator(recipe.operator, _x_shape_guess(recipe.operator, tuple(y.shape)))
-        if recipe.sigma_y is not None:
-            sigma_y = recipe.sigma_y
-        else:
-            sigma_y = float(estimate_noise_level(y))
-            sigma_estimated = True
-
-    t0 = time.perf_counter()
-    x_hat = solve(y, op, prior=prior, method=method, steps=n_steps, sigma_y=sigma_y, seed=recipe.seed,
-                  device=dev_spec, progress=progress, max_memory=recipe.max_memory, **recipe.options)
-    seconds = time.perf_counter() - t0
-    x_hat = x_hat.cpu()
-
-    task = task_of(op)
+    m = measure(recipe, spec, recipe.noise_seed)
+    n_steps = steps if steps is not None else recipe.steps
+    x_hat, frames, seconds = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior, steps=n_steps,
+                                     device=dev_spec, progress=progress)
     metrics: dict[str, Any] = {
-        "task": recipe.task if recipe.task is not None else task,
-        "method": method,
-        "prior": recipe.prior_name,
-        "operator": recipe.operator,
-        "steps": int(n_steps if n_steps is not None else default_steps(recipe.prior_name, task, method)),
-        "sigma_y": round(float(sigma_y), 6),
-        "sigma_y_estimated": sigma_estimated,
+        **run_settings(recipe, steps),
+        "sigma_y": round(float(m.sigma_y), 6),
+        "sigma_y_estimated": m.sigma_estimated,
         "image_size": [int(x_hat.shape[-2]), int(x_hat.shape[-1])],
-        "bits": bits,
+        "bits": m.bits,
         "seconds": round(seconds, 3),
     }
     with out.transaction() as tmp:
-        y_vis = y.clamp(0, 1)
-        save_image(y_vis, tmp / "observed.png", bits=bits)
-        save_image(x_hat, tmp / "restored.png", bits=bits)
-        if truth is not None:
-            save_image(truth, tmp / "ground_truth.png", bits=bits)
-            obs_full = y_vis
-            if obs_full.shape[1] != truth.shape[1]:  # colourisation: the grey observation in every channel
-                obs_full = obs_full.expand(-1, truth.shape[1], -1, -1)
-            if obs_full.shape != truth.shape:  # e.g. super-resolution: compare bicubic upsampling
-                import torch.nn.functional as F
-
-                obs_full = F.interpolate(obs_full, size=truth.shape[-2:], mode="bicubic", align_corners=False)
-                metrics["observed_upsampling"] = "bicubic"
-            for key, img in (("observed", obs_full), ("restored", x_hat)):
-                metrics[f"psnr_{key}"] = round(float(psnr(img, truth)[0]), 3)
-                metrics[f"ssim_{key}"] = round(float(ssim(img, truth)[0]), 4)
-            _comparison(
-                [(f"observed {metrics['psnr_observed']:.2f} dB", obs_full),
-                 (f"restored {metrics['psnr_restored']:.2f} dB", x_hat),
-                 ("ground truth", truth)],
-                tmp / "comparison.png",
-            )
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        _write_csv(tmp / "metrics.csv", [{"image": spec, **metrics}])
-        resolved = recipe_to_dict(recipe)
-        resolved["output"] = str(target.resolve())
-        resolved["steps"] = metrics["steps"]
-        if dev_spec is not None:
-            resolved["device"] = dev_spec
-        (tmp / "recipe.yaml").write_text(
-            f"# the recipe of this run, resolved (pnpdiff {_version()}); rerun with: python -m pnpdiff "
-            f"{target.resolve() / 'recipe.yaml'}\n" + yaml.safe_dump(resolved, sort_keys=False)
-        )
+        strip = frames.strip(0, recipe.intermediates) if frames is not None else []
+        write_image_files(tmp, recipe, m, x_hat, strip, metrics)
+        write_run_files(tmp, recipe, target, metrics, [{"image": spec, **metrics}], metrics["steps"], dev_spec)
     return metrics
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -43,9 +43,19 @@ def clip_schedule(sigmas: Tensor, prior: Prior) -> Tensor:
     return sig
 
 
-def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like ``x`` from ``generator`` (on ``x``'s device)."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def randn_like(x: Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
+    """Standard normal noise shaped like ``x`` from ``generator`` (on ``x``'s device).
+
+    ``generator`` may be a sequence of generators, one per image of the batch: image ``b`` then
+    draws its noise from ``generator[b]`` alone, so its result does not depend on which other
+    images share its batch (what batch runs over folders rely on).
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    if len(generator) != x.shape[0]:
+        raise ValueRangeError(f"{len(generator)} generators for a batch of {x.shape[0]} images; give one per image")
+    one = (1, *x.shape[1:])
+    return torch.cat([torch.randn(one, generator=g, device=x.device, dtype=x.dtype) for g in generator])
 
 
 def _smooth_fill(y: Tensor, mask: Tensor, scales: Iterable[float] = (1, 2, 4, 8, 16, 32)) -> Tensor:

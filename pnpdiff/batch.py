@@ -1,0 +1,330 @@
+"""Batch runs: a recipe whose ``image`` / ``observed`` is a folder or a glob.
+
+Layout of the output folder::
+
+    OUTPUT/metrics.json   run settings, mean PSNR / SSIM, one entry per image
+    OUTPUT/metrics.csv    one row per image
+    OUTPUT/recipe.yaml    the resolved recipe (rerun it with python -m pnpdiff OUTPUT/recipe.yaml)
+    OUTPUT/<name>/        one folder per input image (its file name without the extension):
+                          observed.png, restored.png, ground_truth.png, comparison.png
+                          (or what ``save`` names), intermediates.png (``intermediates: N``)
+
+What a user can rely on:
+
+* **Nothing finished is lost.** Images are solved ``batch_size`` at a time (one denoiser call
+  per step for the whole batch) and each image's folder is committed atomically as soon as its
+  batch is done (:class:`pnpdiff.outputs.OutputFolder`); the run-level files are rewritten after
+  every batch. An interrupted run (Ctrl-C, SIGTERM, a crash, a killed machine) keeps every image
+  finished before the interruption.
+* **Resume.** Run the same command again: an image whose folder holds all its files, unchanged,
+  made with the same recipe (a fingerprint of every setting that changes its result, of its name
+  and of the input file's bytes, kept in the folder's manifest) is skipped; the others are
+  computed. ``batch_size``, ``device``, ``max_memory`` and ``output`` are not part of the
+  fingerprint: they change how a run is carried out, not what it computes.
+* **An image's result does not depend on its batch or process.** Its measurement noise and its
+  solver noise come from seeds derived from the run's seeds and the image's name
+  (:func:`derive_seed`), drawn from a generator of its own. Batches are formed from the images in
+  name order, by shape; grey and colour images and images with different noise levels are solved
+  in separate sub-batches.
+* **Scale-out.** Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` (or any launcher that
+  sets ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR``) the batches are dealt round-robin to the
+  ranks (``torch.distributed``: gloo on the CPU, NCCL with one GPU per rank); each rank writes its
+  own images and rank 0 writes the merged metrics after a barrier. The output folder must be
+  visible to every rank (a shared file system when the ranks run on several machines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pnpdiff.errors import InputFileError, RecipeError
+from pnpdiff.recipes import (
+    RUN_FILES,
+    Recipe,
+    image_file_names,
+    measure,
+    measurement_shapes,
+    recipe_to_dict,
+    restore,
+    run_settings,
+    write_image_files,
+    write_run_files,
+)
+
+__all__ = ["IMAGE_SUFFIXES", "list_inputs", "derive_seed", "run_batch"]
+
+#: file name endings a folder input is searched for (a glob takes whatever it matches)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+
+#: recipe keys that change how a run is carried out, not what it computes
+_NOT_FINGERPRINTED = ("output", "image", "observed", "batch_size", "device", "max_memory")
+
+
+def list_inputs(spec: str) -> list[Path]:
+    """The images a folder (its files with an image suffix, not recursive, hidden files skipped)
+    or a glob (``photos/*.png``, ``data/**/*.jpg``) names, sorted by path."""
+    p = Path(spec)
+    if p.is_dir():
+        files = [e for e in p.iterdir() if e.is_file() and not e.name.startswith(".")
+                 and e.suffix.lower() in IMAGE_SUFFIXES]
+        if not files:
+            raise InputFileError(f"input folder {p} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    else:
+        files = [Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file()]
+        if not files:
+            raise InputFileError(f"no file matches the input pattern {spec}")
+    return sorted(files)
+
+
+def image_names(paths: list[Path]) -> list[str]:
+    """Each input's name (its file name without the extension): the name of its output folder
+    and of its seeds. Two inputs with the same name are an error."""
+    names = [p.stem for p in paths]
+    seen: dict[str, Path] = {}
+    for p, n in zip(paths, names):
+        if n in seen:
+            raise RecipeError(f"inputs {seen[n]} and {p} would share the output folder {n!r}; rename one of them")
+        if n.startswith(".") or n in RUN_FILES:
+            raise RecipeError(f"input {p}: its name {n!r} cannot be an output folder; rename it")
+        seen[n] = p
+    return names
+
+
+def derive_seed(seed: int, name: str, stream: str) -> int:
+    """The seed of image ``name`` for the random ``stream`` (``"noise"``: the simulated
+    measurement noise, ``"solver"``: the solver's draws) of a run seeded ``seed``, a 63-bit hash
+    of all three: the same image gets the same noise in any batch, process or later run, and its
+    two streams are independent even when both seeds are equal."""
+    digest = hashlib.sha256(f"pnpdiff/{stream}/{int(seed)}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(recipe: Recipe, steps: int, name: str, source: Path) -> str:
+    """What an image's result depends on, hashed: the recipe's settings (without the keys in
+    ``_NOT_FINGERPRINTED``), the steps run, the image's name and its file's bytes."""
+    settings = {k: v for k, v in recipe_to_dict(recipe).items() if k not in _NOT_FINGERPRINTED}
+    settings["steps"] = steps
+    blob = json.dumps({"recipe": settings, "name": name, "source": _file_sha256(source)}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class _Ranks:
+    """This process's place in a ``torch.distributed`` run (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if self.world == 1:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+
+@contextlib.contextmanager
+def _distributed(device: str | None) -> Iterator[tuple[_Ranks, str | None]]:
+    """Join the process group a launcher such as ``torchrun`` set up (``WORLD_SIZE`` > 1): gloo
+    on the CPU, NCCL on CUDA with the GPU ``LOCAL_RANK``; yield the ranks and this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        yield _Ranks(), device
+        return
+    import torch.distributed as dist
+
+    if not dist.is_available():  # pragma: no cover - torch built without distributed support
+        raise RecipeError("WORLD_SIZE is set but this torch has no torch.distributed; run without torchrun")
+    use_cuda = (device is None and torch.cuda.is_available()) or (device is not None and device.startswith("cuda"))
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        yield _Ranks(dist.get_rank(), dist.get_world_size()), device
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _summary(settings: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json of a batch run: the settings, the means over the images, one entry each."""
+    out: dict[str, Any] = {**settings, "images": len(rows)}
+    for key in ("psnr_observed", "psnr_restored", "ssim_observed", "ssim_restored"):
+        vals = [r[key] for r in rows if key in r]
+        if vals and len(vals) == len(rows):
+            out[f"{key}_mean"] = round(sum(vals) / len(vals), 4)
+    out["seconds"] = round(sum(float(r.get("seconds", 0.0)) for r in rows), 3)
+    out["per_image"] = rows
+    return out
+
+
+def run_batch(
+    recipe: Recipe,
+    output: str | os.PathLike | None = None,
+    steps: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run a recipe over every image of its folder / glob input (see the module docstring).
+
+    Returns the contents of ``metrics.json`` plus ``computed`` and ``resumed`` (how many images
+    this call solved and how many it found finished) and ``wall_seconds`` (this call's time).
+    """
+    from pnpdiff.api import _check_memory, _device, _is_grey_rgb
+    from pnpdiff.outputs import OutputFolder
+    from pnpdiff.priors import load_prior
+
+    t_start = time.perf_counter()
+    dev_spec = device if device is not None else recipe.device
+    target = Path(output).expanduser() if output is not None else Path(recipe.output)
+    top = OutputFolder(target, RUN_FILES, overwrite=overwrite)
+    top.check()
+    paths = list_inputs(recipe.input_spec)
+    names = image_names(paths)
+    settings = run_settings(recipe, steps)
+    n_steps = settings["steps"]
+    per_image = image_file_names(recipe)
+
+    # what is finished already, and may the rest be written? (read only: nothing is written yet)
+    done: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, Path, OutputFolder]] = []
+    for name, path in zip(names, paths):
+        fp = fingerprint(recipe, n_steps, name, path)
+        folder = OutputFolder(target / name, per_image, overwrite=overwrite, meta={"fingerprint": fp})
+        meta = folder.finished()
+        if meta is not None and meta.get("fingerprint") == fp and isinstance(meta.get("metrics"), dict):
+            done[name] = meta["metrics"]
+        else:
+            folder.check()
+            todo.append((name, path, folder))
+
+    # batches: consecutive images (name order) of one shape, at most batch_size of them
+    batches: list[list[tuple[str, Path, OutputFolder]]] = []
+    largest: dict[tuple[int, ...], tuple[str, int]] = {}  # x shape -> (an image of it, largest batch)
+    last = None
+    for item in todo:
+        shape = measurement_shapes(recipe, str(item[1]))[0]
+        if batches and shape == last and len(batches[-1]) < recipe.batch_size:
+            batches[-1].append(item)
+        else:
+            batches.append([item])
+        largest[shape] = (str(item[1]), max(largest.get(shape, ("", 0))[1], len(batches[-1])))
+        last = shape
+
+    prior = load_prior(recipe.prior) if todo else None
+    with _distributed(dev_spec) as (ranks, dev_spec):
+        if todo:
+            dev = _device(dev_spec, torch.empty(0))
+            for spec, b in largest.values():
+                x_shape, y_shape = measurement_shapes(recipe, spec, batch=b)
+                _check_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32, recipe.max_memory)
+        rows: dict[str, dict[str, Any]] = dict(done)
+
+        def write_top() -> None:
+            ordered = [rows[n] for n in names if n in rows]
+            with top.transaction() as tmp:
+                write_run_files(tmp, recipe, target, _summary(settings, ordered), ordered, n_steps, dev_spec)
+
+        if ranks.rank == 0:  # the folder and its run files exist before any image is written
+            top.remove_partials()
+            for _, _, folder in todo:
+                folder.remove_partials()
+            write_top()
+        ranks.barrier()
+
+        mine = [b for k, b in enumerate(batches) if k % ranks.world == ranks.rank]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sum(len(b) for b in mine), unit="image", position=ranks.rank,
+                       desc=f"rank {ranks.rank}" if ranks.world > 1 else "images")
+        computed: dict[str, dict[str, Any]] = {}
+        try:
+            for batch in mine:
+                for row_name, row in _solve_batch(recipe, batch, prior, n_steps, dev_spec, progress, _is_grey_rgb):
+                    computed[row_name] = rows[row_name] = row
+                    if bar is not None:
+                        bar.update(1)
+                if ranks.rank == 0:
+                    write_top()
+        finally:
+            if bar is not None:
+                bar.close()
+        ranks.barrier()
+        for part in ranks.gather(computed):
+            rows.update(part)
+        if ranks.rank == 0:
+            write_top()
+        ranks.barrier()
+    ordered = [rows[n] for n in names if n in rows]
+    return {**_summary(settings, ordered), "computed": len(todo), "resumed": len(done),
+            "wall_seconds": round(time.perf_counter() - t_start, 3), "output": str(target)}
+
+
+def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any, n_steps: int,
+                 device: str | None, progress: bool, is_grey: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Measure, solve and commit one batch; yield ``(name, metrics row)`` per image as it is
+    committed. Images that cannot share a solve (grey vs colour, different noise levels) are
+    solved in sub-batches."""
+    items = []
+    for name, path, folder in batch:
+        m = measure(recipe, str(path), derive_seed(recipe.noise_seed, name, "noise"))
+        items.append((name, path, folder, m))
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for it in items:
+        m = it[3]
+        groups.setdefault((tuple(m.y.shape), bool(is_grey(m.y)), m.sigma_y), []).append(it)
+    for group in groups.values():
+        y = torch.cat([it[3].y for it in group])
+        seeds = [derive_seed(recipe.seed, it[0], "solver") for it in group]
+        t0 = time.perf_counter()
+        x_hat, frames, _ = restore(recipe, y, group[0][3].operator, group[0][3].sigma_y, seeds, prior=prior,
+                                   steps=n_steps, device=device, progress=progress)
+        seconds = (time.perf_counter() - t0) / len(group)
+        for b, (name, path, folder, m) in enumerate(group):
+            row: dict[str, Any] = {
+                "image": name,
+                "source": str(path),
+                "seed": seeds[b],
+                "noise_seed": derive_seed(recipe.noise_seed, name, "noise"),
+                "sigma_y": round(float(m.sigma_y), 6),
+                "sigma_y_estimated": m.sigma_estimated,
+                "image_size": [int(x_hat.shape[-2]), int(x_hat.shape[-1])],
+                "bits": m.bits,
+            }
+            strip = frames.strip(b, recipe.intermediates) if frames is not None else []
+            with folder.transaction() as tmp:
+                write_image_files(tmp, recipe, m, x_hat[b:b + 1], strip, row)
+                row["seconds"] = round(seconds, 3)
+                folder.meta = {**(folder.meta or {}), "metrics": row}
+            yield name, row
