@@ -46,6 +46,24 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM back while a few file operations run (a probe, a commit's moves):
+    an interrupt then lands before or after them, never half-way, so no temporary folder or
+    half-written manifest is left behind. A no-op where signal masks do not exist (Windows)."""
+    import signal
+
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # pragma: no cover - Windows
+        yield
+        return
+    old = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, old)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -196,8 +214,8 @@ class OutputFolder:
         """Check that ``folder`` accepts new entries (a real write: permission bits, read-only
         mounts and pseudo file systems such as /proc all answer differently)."""
         try:
-            d = tempfile.mkdtemp(prefix=_PARTIAL, dir=folder)
-            os.rmdir(d)
+            with _signals_deferred():
+                os.rmdir(tempfile.mkdtemp(prefix=_PARTIAL, dir=folder))
         except OSError as err:
             raise OutputFolderError(
                 f"cannot write output folder {target}: {err.strerror or err} in {folder}; choose another output folder"
@@ -228,6 +246,8 @@ class OutputFolder:
         created: list[Path] = []
         existed = self.path.is_dir()
         try:
+            deferred = contextlib.ExitStack()
+            deferred.enter_context(_signals_deferred())
             if existed:
                 tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path))
             else:
@@ -241,10 +261,13 @@ class OutputFolder:
                     created.append(d)
                 tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path.parent))
         except OSError as err:
+            deferred.close()
             self._remove_created(created)
             raise OutputFolderError(f"cannot create output folder {self.path}: {err.strerror or err}") from None
         try:
+            deferred.close()  # interrupts are welcome while the caller writes: they undo the transaction
             yield tmp
+            deferred.enter_context(_signals_deferred())  # ... but not while the results move into place
             written = sorted(e.name for e in tmp.iterdir())
             unexpected = set(written) - set(self.names)
             if unexpected:
@@ -266,6 +289,7 @@ class OutputFolder:
         finally:
             if tmp.exists() and tmp.parent == self.path:
                 shutil.rmtree(tmp, ignore_errors=True)
+            deferred.close()
 
     def _commit_into_existing(self, tmp: Path, new: dict[str, str]) -> None:
         self.check()  # the folder may have changed while the run was working
