@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.device is not None:
                     recipe.device = args.device
                 OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
+                if recipe.translation is not None:
+                    print(f"# {args.recipe} is a {recipe.translation.kind.upper()} config, translated key by key "
+                          "(docs/peer_configs.md):")
+                    print(recipe.translation.table())
                 print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
                 print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None).rstrip())
                 if batch:

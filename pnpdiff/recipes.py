@@ -106,6 +106,8 @@ class Recipe:
     batch_size: int = 1
     save: tuple[str, ...] | None = None
     intermediates: int = 0
+    #: the :class:`pnpdiff.peers.Translation` when the file was a DPS / DiffPIR config
+    translation: Any = field(default=None, repr=False, compare=False)
 
     @property
     def input_spec(self) -> str:
@@ -203,17 +205,29 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Read and validate a recipe file (see the module docstring for keys and path rules).
 
     ``overrides`` are command-line ``KEY=VALUE`` strings applied before validation (see
-    :func:`apply_overrides`).
+    :func:`apply_overrides`). A config of the DPS or DiffPIR code bases is translated first
+    (:mod:`pnpdiff.peers`; the translation is kept as ``recipe.translation``), so overrides are
+    pnpdiff keys in either case.
     """
+    from pnpdiff.peers import translate
+
     p = Path(path).expanduser()
     data = read_recipe_data(p)
+    translation = translate(data, p)  # a DPS or DiffPIR config: its pnpdiff recipe
+    if translation is not None:
+        data = translation.recipe
     if overrides:
         data = apply_overrides(data, overrides, where=f"{p}: ")
-    return parse_recipe(data, source=p)
+    recipe = parse_recipe(data, source=p)
+    recipe.translation = translation
+    return recipe
 
 
 def read_recipe_data(p: Path) -> Any:
-    """The parsed YAML of a recipe file (``yaml.safe_load``), with one-line errors."""
+    """The parsed YAML of a recipe file (``yaml.safe_load``, plus the ``!!python/tuple`` tag of
+    DPS's configs: :func:`pnpdiff.peers.load_yaml`), with one-line errors."""
+    from pnpdiff.peers import load_yaml
+
     from pnpdiff.errors import InputFileError
 
     if p.is_dir():
@@ -226,7 +240,7 @@ def read_recipe_data(p: Path) -> Any:
         msg = err.strerror if isinstance(err, OSError) and err.strerror else "not a UTF-8 text file"
         raise RecipeError(f"cannot read recipe {p}: {msg}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as err:
         raise RecipeError(f"{p} is not valid YAML: {' '.join(str(err).split())}") from None
 
