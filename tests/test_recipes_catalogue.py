@@ -24,7 +24,8 @@ SMALL_RUNS = {
 
 
 def test_catalogue_is_complete():
-    for name in ("deblur.yaml", "sr4.yaml", "inpaint.yaml", "colorize.yaml", "sr_ffhq.yaml", *SMALL_RUNS):
+    for name in ("deblur.yaml", "sr4.yaml", "inpaint.yaml", "colorize.yaml", "sr_ffhq.yaml", "batch.yaml",
+                 *SMALL_RUNS):
         assert name in ALL
 
 
@@ -74,6 +75,16 @@ def test_recipe_restores_at_small_size(name, tmp_path):
     assert metrics["image_size"] == [48, 48]
     assert metrics["psnr_restored"] > metrics["psnr_observed"], metrics
     assert json.loads((out / "metrics.json").read_text())["psnr_restored"] == metrics["psnr_restored"]
+
+
+def test_batch_recipe_restores_every_photo_of_its_folder(tmp_path):
+    recipe = _small("batch.yaml", 6)
+    assert recipe.is_batch
+    m = run_recipe(recipe, output=tmp_path / "batch", progress=False)
+    photos = sorted(p.stem for p in (RECIPES / "photos").glob("*.png"))
+    assert len(photos) == 6 and [r["image"] for r in m["per_image"]] == photos
+    assert all(r["psnr_restored"] > r["psnr_observed"] for r in m["per_image"]), m["per_image"]
+    assert json.loads((tmp_path / "batch" / "metrics.json").read_text())["images"] == 6
 
 
 def test_colorize_recipe_runs_at_small_size(tmp_path):
