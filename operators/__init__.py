@@ -3,6 +3,8 @@
 Every operator is a :class:`LinearOperator` (a :class:`torch.nn.Module`) with ``forward``
 (``A``), an exact ``adjoint`` (``A^T``), ``gram``, ``pinv``, ``prox`` and, where the structure
 allows it, a spectral (SVD) view. See each class's docstring for which parts are closed forms.
+The nonlinear forward models (:class:`PhaseRetrieval`, :class:`SaturatedBlur`, in
+``nonlinear.py``) are plain differentiable modules with ``forward`` only, for DPS and RED-diff.
 """
 
 from .base import Composition, DiagonalOperator, LinearOperator, batch_dot, conjugate_gradient
@@ -50,3 +52,7 @@ __all__ += [
     "Downsample", "downsample_taps", "Identity", "Colorize", "Matrix",
     "to_deepinv", "from_deepinv", "as_operator", "DeepinvOperator",
 ]
+# --- nonlinear forward models, forward only (nonlinear.py) ---
+from .nonlinear import PhaseRetrieval, SaturatedBlur  # noqa: E402
+
+__all__ += ["PhaseRetrieval", "SaturatedBlur"]

@@ -1,0 +1,165 @@
+"""Nonlinear forward models: Fourier phase retrieval and a saturating camera.
+
+These are differentiable :class:`torch.nn.Module` s with a ``forward`` only -- *not*
+:class:`~pnpdiff.operators.LinearOperator` s: they have no adjoint, pseudo-inverse or proximal
+map. They are meant for the solvers that need nothing but ``A(x)`` and vector-Jacobian products
+through it (``method="dps"`` and ``method="reddiff"``). Like the linear operators they are batched
+(``(B, C, H, W)`` images, every image and channel handled alike), device- and dtype-agnostic
+(half precisions are computed in float32 and returned in the input's dtype) and free of Python
+loops over pixels or images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import _checks
+from .base import LinearOperator
+from .blur import GaussianBlur
+
+__all__ = ["PhaseRetrieval", "SaturatedBlur"]
+
+#: largest ``oversample`` accepted: a padded side of ``(1 + 16 / 4) = 5`` times the image's
+_MAX_OVERSAMPLE = 16.0
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Real dtype the FFTs run in (half precisions are promoted to float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class PhaseRetrieval(nn.Module):
+    r"""Fourier phase retrieval: the magnitude of the 2-D DFT of the zero-padded image, per channel.
+
+    ``A(x) = |F(pad(x))|``, with ``F`` the orthonormal 2-D DFT (``norm="ortho"``, so that
+    ``||A(x)|| = ||x||`` by Parseval and measurement noise is on the image's scale) and the zero
+    frequency shifted to the centre, as in the DPS phase-retrieval experiment (Chung et al.,
+    "Diffusion Posterior Sampling for General Noisy Inverse Problems", ICLR 2023; its
+    ``PhaseRetrievalOperator`` takes the magnitude of a centred orthonormal FFT, which is this
+    output exactly). DPS applies it to the image on its [-1, 1] scale; here it acts on the image
+    as given, in [0, 1] (a different measurement of the same photo: its zero frequency dominates).
+
+    Parameters
+    ----------
+    oversample : float
+        Zero padding, in ``[0, 16]``. Each side of an ``H x W`` image gets
+        ``p_h = int(oversample / 8 * H)`` zero rows (top and bottom) and
+        ``p_w = int(oversample / 8 * W)`` zero columns (left and right). This is DPS's rule with
+        the image size in place of the constant 256 the DPS code hard-codes, so at 256x256 the
+        padding is DPS's (64 pixels per side for the default 2.0, a 384x384 spectrum). ``0`` is no
+        padding (the measurement then has as many entries as the image).
+
+    Shapes
+    ------
+    ``(B, C, H, W)`` -> ``(B, C, H + 2 p_h, W + 2 p_w)`` (see :meth:`output_shape`), non-negative,
+    zero frequency at index ``((H + 2 p_h) // 2, (W + 2 p_w) // 2)``. The values are *not* in
+    [0, 1]: the zero frequency of an image with mean ``m`` is
+    ``m H W / sqrt((H + 2 p_h)(W + 2 p_w))`` (about 77 for a 256x256 photo of mean 0.45).
+
+    Notes
+    -----
+    The magnitude is unchanged by a circular shift of the padded image, a change of sign and a
+    180-degree rotation (the "twin image"), so the inverse problem has several exact solutions:
+    a solver may return a shifted or rotated image. The padding (a known support) is what makes
+    the problem well posed up to these ambiguities. The gradient of ``|z|`` at a frequency where
+    ``z = 0`` is taken as zero (PyTorch's convention).
+    """
+
+    def __init__(self, oversample: float = 2.0) -> None:
+        super().__init__()
+        self.oversample = _checks.real(oversample, "oversample", minimum=0.0, maximum=_MAX_OVERSAMPLE)
+
+    def extra_repr(self) -> str:
+        return f"oversample={self.oversample:g}"
+
+    def padding(self, height: int, width: int) -> tuple[int, int]:
+        """Zero rows and columns added on *each* side of an ``height x width`` image: ``(p_h, p_w)``."""
+        return int((self.oversample / 8.0) * height), int((self.oversample / 8.0) * width)
+
+    def output_shape(self, shape: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+        """Shape of ``A(x)`` for an input of shape ``shape`` (``(..., H, W)``)."""
+        *lead, h, w = tuple(shape)
+        ph, pw = self.padding(h, w)
+        return (*lead, h + 2 * ph, w + 2 * pw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        LinearOperator._check_image(x, "x")
+        ph, pw = self.padding(*x.shape[-2:])
+        padded = F.pad(x.to(_work_dtype(x.dtype)), (pw, pw, ph, ph))
+        spectrum = torch.fft.fft2(padded, norm="ortho")
+        return torch.fft.fftshift(spectrum.abs(), dim=(-2, -1)).to(x.dtype)
+
+
+class SaturatedBlur(nn.Module):
+    r"""Saturating camera: Gaussian blur, then the sensor response tanh(gain v) / tanh(gain).
+
+    ``A(x) = s(k * x)`` with ``k * x`` the :class:`~pnpdiff.operators.GaussianBlur` of the image
+    (optics first) and ``s(v) = tanh(gain * v) / tanh(gain)`` applied to every pixel (the sensor's
+    tone curve). ``s`` maps [0, 1] onto [0, 1], is odd, increasing and invertible
+    (:meth:`inverse_response`); its slope is ``gain / tanh(gain)`` at 0 and
+    ``gain (1 - tanh(gain)^2) / tanh(gain)`` at 1 (``gain = 3``: 3.01 and 0.03), so highlights are
+    compressed and their detail sinks into the measurement noise. This is the "tanh saturation +
+    blur" nonlinear model used to test DPS, with the two stages in the order of a camera.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation of the Gaussian blur in pixels (positive).
+    gain : float
+        Steepness of the saturation (positive): small values approach the identity response
+        (``gain -> 0``: ``s(v) -> v``), large ones a hard clip.
+    kernel_size : int, optional
+        Side of the blur kernel; default ``2 * ceil(3 * sigma) + 1``.
+    boundary : {"circular", "reflect", "zeros"}
+        Boundary condition of the blur (see :class:`~pnpdiff.operators.Blur`).
+
+    Attributes
+    ----------
+    blur : GaussianBlur
+        The linear stage (a submodule: ``.to(device)`` moves it too).
+
+    Shapes
+    ------
+    ``(B, C, H, W)`` -> ``(B, C, H, W)``; values in [0, 1] for images in [0, 1].
+    """
+
+    def __init__(
+        self,
+        sigma: float = 2.0,
+        gain: float = 3.0,
+        kernel_size: int | None = None,
+        boundary: str = "circular",
+    ) -> None:
+        super().__init__()
+        self.sigma = _checks.real(sigma, "sigma", positive=True)
+        self.gain = _checks.real(gain, "gain", positive=True)
+        if kernel_size is not None:
+            kernel_size = _checks.integer(kernel_size, "kernel_size", minimum=1)
+        self.kernel_size = kernel_size
+        self.blur = GaussianBlur(self.sigma, kernel_size=kernel_size, boundary=boundary)
+        self.boundary = self.blur.boundary
+        self._tanh_gain = math.tanh(self.gain)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}, gain={self.gain:g}"
+
+    def response(self, v: Tensor) -> Tensor:
+        """The sensor response ``s(v) = tanh(gain * v) / tanh(gain)``, element-wise."""
+        return torch.tanh(self.gain * v) / self._tanh_gain
+
+    def inverse_response(self, u: Tensor, eps: float = 1e-6) -> Tensor:
+        """``s^{-1}(u) = atanh(tanh(gain) * u) / gain``, element-wise.
+
+        ``s`` maps the real line onto ``(-1 / tanh(gain), 1 / tanh(gain))``; values of a noisy
+        measurement outside that range have no preimage and are clipped to within ``eps`` (relative)
+        of its ends before inverting.
+        """
+        t = (u * self._tanh_gain).clamp(-(1 - eps), 1 - eps)
+        return torch.atanh(t) / self.gain
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.response(self.blur(x))
