@@ -83,6 +83,8 @@ def task_of(operator: Any) -> str:
         return "denoise"
     if name == "Colorize":
         return "colorize"
+    if name in ("SaturatedBlur", "PhaseRetrieval"):
+        return "nonlinear"
     return "generic"
 
 
@@ -106,7 +108,10 @@ def default_steps(prior_name: str, task: str, method: str) -> int:
 
 def default_method(task: str) -> str:
     """The method ``solve`` runs when none is given: the prior's MMSE estimate (one denoiser call
-    at ``sigma_y``, Tweedie's formula) for denoising, DiffPIR for every other task."""
+    at ``sigma_y``, Tweedie's formula) for denoising, DPS for a nonlinear forward model (it needs
+    only ``A(x)`` and autograd), DiffPIR for every other task."""
+    if task == "nonlinear":
+        return "dps"
     return "mmse" if task == "denoise" and "mmse" in SOLVERS else "diffpir"
 
 

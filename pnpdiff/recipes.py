@@ -74,7 +74,7 @@ SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
 _NOISE_KEYS = ("sigma_y", "seed")
 #: operators a recipe can build (the others take tensors or objects: use the Python API)
 RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
-                    "Identity")
+                    "Identity", "SaturatedBlur")
 _MASK_KINDS = ("random", "box", "freeform")
 
 
@@ -226,9 +226,8 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 def read_recipe_data(p: Path) -> Any:
     """The parsed YAML of a recipe file (``yaml.safe_load``, plus the ``!!python/tuple`` tag of
     DPS's configs: :func:`pnpdiff.peers.load_yaml`), with one-line errors."""
-    from pnpdiff.peers import load_yaml
-
     from pnpdiff.errors import InputFileError
+    from pnpdiff.peers import load_yaml
 
     if p.is_dir():
         raise InputFileError(f"recipe {p} is a folder; pass a YAML file such as recipes/deblur.yaml")

@@ -20,6 +20,7 @@ SMALL_RUNS = {
     "inpaint_box.yaml": 8,
     "denoise.yaml": None,  # mmse: one denoiser call
     "deblur_reflect.yaml": 8,
+    "dps_nonlinear.yaml": 6,
 }
 
 
@@ -134,3 +135,12 @@ def test_colorize_restores_three_channels_consistent_with_the_grey():
 def test_colorize_beats_the_grey_observation():
     *_, grey_psnr, restored_psnr = _colorize_small()
     assert restored_psnr > grey_psnr
+
+
+def test_a_nonlinear_operator_defaults_to_dps():
+    """Without 'method', a nonlinear forward model must not go to diffpir (which needs a prox and
+    would fail with 'not a linear operator')."""
+    from pnpdiff.recipes import parse_recipe
+
+    r = parse_recipe({"image": "skimage:camera", "operator": {"name": "SaturatedBlur", "sigma": 1.0}})
+    assert r.resolved_method == "dps"
