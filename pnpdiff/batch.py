@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff.errors import InputFileError, RecipeError
+from pnpdiff.errors import InputFileError, PnPError, RecipeError
 from pnpdiff.recipes import (
     RUN_FILES,
     Recipe,
@@ -68,12 +68,13 @@ __all__ = ["IMAGE_SUFFIXES", "list_inputs", "derive_seed", "run_batch"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
 
 #: recipe keys that change how a run is carried out, not what it computes
-_NOT_FINGERPRINTED = ("output", "image", "observed", "batch_size", "device", "max_memory")
+_NOT_FINGERPRINTED = ("output", "image", "observed", "batch_size", "device", "max_memory", "task", "description")
 
 
-def list_inputs(spec: str) -> list[Path]:
+def list_inputs(spec: str, exclude: str | os.PathLike | None = None) -> list[Path]:
     """The images a folder (its files with an image suffix, not recursive, hidden files skipped)
-    or a glob (``photos/*.png``, ``data/**/*.jpg``) names, sorted by path."""
+    or a glob (``photos/*.png``, ``data/**/*.jpg``) names, sorted by path; files under
+    ``exclude`` (the run's output folder, which a recursive glob may reach) are left out."""
     p = Path(spec)
     if p.is_dir():
         files = [e for e in p.iterdir() if e.is_file() and not e.name.startswith(".")
@@ -82,6 +83,9 @@ def list_inputs(spec: str) -> list[Path]:
             raise InputFileError(f"input folder {p} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     else:
         files = [Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file()]
+        if exclude is not None:
+            out = Path(exclude).resolve()
+            files = [f for f in files if out not in f.resolve().parents]
         if not files:
             raise InputFileError(f"no file matches the input pattern {spec}")
     return sorted(files)
@@ -166,7 +170,11 @@ def _distributed(device: str | None) -> Iterator[tuple[_Ranks, str | None]]:
         device = f"cuda:{local}"
     started = not dist.is_initialized()
     if started:
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        except (RuntimeError, ValueError) as err:
+            raise PnPError(f"WORLD_SIZE={world} but the torch.distributed process group cannot be joined "
+                           f"({' '.join(str(err).split())[:200]}); start the run with torchrun") from None
     try:
         yield _Ranks(dist.get_rank(), dist.get_world_size()), device
     finally:
@@ -208,7 +216,7 @@ def run_batch(
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     top = OutputFolder(target, RUN_FILES, overwrite=overwrite)
     top.check()
-    paths = list_inputs(recipe.input_spec)
+    paths = list_inputs(recipe.input_spec, exclude=target)
     names = image_names(paths)
     settings = run_settings(recipe, steps)
     n_steps = settings["steps"]

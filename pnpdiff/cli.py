@@ -167,7 +167,7 @@ def _batch_plan(recipe: object, overwrite: bool) -> str:
     from pnpdiff.outputs import OutputFolder
     from pnpdiff.recipes import image_file_names, run_settings
 
-    paths = list_inputs(recipe.input_spec)
+    paths = list_inputs(recipe.input_spec, exclude=recipe.output)
     names = image_names(paths)
     steps = run_settings(recipe, None)["steps"]
     finished = 0

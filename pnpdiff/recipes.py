@@ -850,6 +850,9 @@ def run_recipe(
     from pnpdiff.outputs import OutputFolder
     from pnpdiff.priors import load_prior
 
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise PnPError(f"this recipe restores one image ({recipe.input_spec}); torchrun shares the images of a "
+                       "batch run (image: a folder or a glob) among its processes: run this one without torchrun")
     dev_spec = device if device is not None else recipe.device
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     out = OutputFolder(target, output_names(recipe), overwrite=overwrite)

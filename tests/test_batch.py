@@ -325,3 +325,25 @@ def test_save_of_a_ground_truth_file_needs_a_ground_truth(tmp_path: Path) -> Non
     r.write_text("observed: skimage:camera\noperator: Identity\nsave: [restored, comparison]\n")
     p = _cli(["r.yaml"], tmp_path)
     assert p.returncode == 2 and "save[1]: comparison needs a ground truth" in p.stderr, p.stderr
+
+
+def test_recursive_glob_never_reads_the_runs_own_outputs(tmp_path: Path) -> None:
+    """An output folder inside the input tree: a rerun must not take restored.png & co. for inputs."""
+    names = _make_folder(tmp_path / "data" / "a", n=2)
+    r = tmp_path / "g.yaml"
+    r.write_text("image: 'data/**/*.png'\noperator: {name: GaussianBlur, sigma: 1.0}\nsteps: 2\noutput: data/out\n")
+    first = run_recipe(load_recipe(r), progress=False)
+    second = run_recipe(load_recipe(r), progress=False)
+    assert [row["image"] for row in second["per_image"]] == names
+    assert first["computed"] == 2 and second["computed"] == 0 and second["resumed"] == 2
+
+
+def test_torchrun_on_a_single_image_recipe_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Every rank would restore the same image into the same folder: one clear line instead."""
+    from pnpdiff.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    rc = main([str(ROOT / "recipes" / "deblur.yaml"), f"output={tmp_path / 'x'}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "without torchrun" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists()
