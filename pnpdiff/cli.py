@@ -244,11 +244,11 @@ def _listing() -> str:
 
     lines = []
     folder = Path(__file__).resolve().parent.parent / "recipes"
-    recipes = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    recipes = sorted(folder.glob("*.yaml")) + sorted(folder.glob("peers/*.yaml")) if folder.is_dir() else []
     lines.append(f"recipes ({folder}):" if recipes else "recipes: none found beside the package")
     for r in recipes:
         comment = next((ln.lstrip("# ").strip() for ln in r.read_text().splitlines() if ln.startswith("#")), "")
-        lines.append(f"  {r.name:<22} {comment}")
+        lines.append(f"  {r.relative_to(folder).as_posix():<22} {comment}")
     lines.append("priors:")
     for name in known_priors():
         lines.append(f"  {name:<22} {_REGISTRY[name].description} [{_prior_status(name)}]")
