@@ -206,6 +206,10 @@ def test_mcgdiff_setup() -> None:
     A, sigma_y = random_svd_operator(2, 8, g)
     s = torch.linalg.svdvals(A)
     assert A.shape == (2, 8) and bool((s <= 1).all()) and 0 <= sigma_y <= float(s.max())
-    # reproducible
-    A2, sy2 = random_svd_operator(2, 8, torch.Generator().manual_seed(0).manual_seed(0))
-    assert A2.shape == A.shape and isinstance(sy2, float)
+    # reproducible: the same seed gives the same values (not only the same shapes)
+    g2 = torch.Generator().manual_seed(0)
+    prior2 = mcgdiff_mixture(8, g2)
+    A2, sy2 = random_svd_operator(2, 8, g2)
+    assert torch.equal(prior2.weights, prior.weights) and torch.equal(A2, A) and sy2 == sigma_y
+    A3, _ = random_svd_operator(2, 8, g2)
+    assert not torch.equal(A3, A)  # and the generator really is consumed

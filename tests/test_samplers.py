@@ -41,11 +41,22 @@ def test_gaussian_moments(setup, sampler):
     assert c_err < 2.5 * max(c_exact, 0.02)
 
 
-def test_euler_is_ddim_eta0(setup):
+def test_euler_and_ddim_eta0_match_the_euler_product(setup):
+    """Each against an independent closed form, not against each other: for N(mu, S) and one
+    eigen-direction (variance lam) an Euler step of dx/dsigma = (x - D(x, sigma)) / sigma from t to s
+    scales x - mu by (lam + s t) / (lam + t^2) (the exact ODE would scale it by
+    sqrt((lam + s^2) / (lam + t^2))). tests/test_samplers_moments.py checks convergence to the exact ODE."""
     prior, sig, x_T, _ = setup
-    a = euler(prior, sig[::5].contiguous(), x_T[:200])
-    b = ddim(prior, sig[::5].contiguous(), x_T[:200], eta=0.0)
-    assert torch.equal(a, b)
+    sig = sig[::5].contiguous()
+    mu = prior.mean().flatten()
+    lam, U = torch.linalg.eigh(prior.covariance())
+    scale = torch.ones_like(lam)
+    s_list = sig.tolist()
+    for t, s in zip(s_list[:-1], s_list[1:]):
+        scale = scale * (lam + s * t) / (lam + t * t)
+    expected = mu + ((x_T[:200] - mu) @ U) * scale @ U.T
+    for out in (euler(prior, sig, x_T[:200]), ddim(prior, sig, x_T[:200], eta=0.0)):
+        torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
 
 
 def test_ddim_eta1_is_ddpm(setup):
