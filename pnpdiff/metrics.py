@@ -33,10 +33,12 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     """Structural similarity per image (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03).
 
     Computed by kornia on the valid part of the image (no padding), averaged over channels and
-    pixels, as in Wang et al. (2004). Shape ``(B,)``.
+    pixels, as in Wang et al. (2004), with kornia's denominator ``eps`` set to 0 (the constants
+    C1, C2 already keep it positive), so identical images score exactly 1 as in scikit-image.
+    Shape ``(B,)``.
     """
     import kornia
 
     x, ref = _pair(x, ref)
-    m = kornia.metrics.ssim(x, ref, window_size=11, max_val=data_range, padding="valid")
+    m = kornia.metrics.ssim(x, ref, window_size=11, max_val=data_range, eps=0.0, padding="valid")
     return m.flatten(1).mean(1)
