@@ -21,14 +21,16 @@ def time_travel_path(n_steps: int, travel_length: int = 0, travel_repeat: int = 
     """Indices into a schedule of ``n_steps + 1`` sigmas, with DDNM's time travel (RePaint's jumps).
 
     Without travel (``travel_length <= 0`` or ``travel_repeat <= 1``) this is ``0, 1, ..., n_steps``.
-    Otherwise, as in the official DDNM code (RePaint's ``get_schedule_jump``), on reaching index
-    ``n_steps - k * travel_length`` (``k = 0, 1, ...``, while that index is above
-    ``travel_length``) the path jumps back ``travel_length`` indices, ``travel_repeat - 1`` times.
-    A decrease of the index between two consecutive entries means "re-noise".
+    Otherwise, as in the official DDNM code (RePaint's ``get_schedule_jump``: jumps at timesteps
+    ``j = 0, L, 2L, ... < T - L``, i.e. at indices ``n_steps - 1 - j``), on reaching index
+    ``n_steps - 1 - k * travel_length`` the path jumps back ``travel_length`` indices,
+    ``travel_repeat - 1`` times. A decrease of the index between two consecutive entries means
+    "re-noise"; the official code's ``travel_length`` single up-steps are one entry here (they
+    add up to one jump in distribution).
     """
     if travel_length <= 0 or travel_repeat <= 1:
         return list(range(n_steps + 1))
-    jumps = {n_steps - k: travel_repeat - 1 for k in range(0, n_steps - travel_length, travel_length)}
+    jumps = {n_steps - 1 - k: travel_repeat - 1 for k in range(0, n_steps - travel_length, travel_length)}
     i, path = 0, [0]
     while i < n_steps:
         i += 1
@@ -94,7 +96,10 @@ def ddnm(
         Fraction of fresh noise in each transition (official code: 0.85; unitless).
     travel_length, travel_repeat : int
         Time travel (the paper's Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go
-        back ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
+        back ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times.
+        The re-noising draws ``x_s ~ q(x_s | x_t)`` from the current iterate, as the paper's
+        Algorithm 3 writes it (the official code re-noises its estimate ``x0_hat`` instead).
+        Default off.
     x_init : Tensor, optional
         Starting estimate; default :func:`~pnpdiff.solvers.common.initial_estimate`.
     generator : torch.Generator, optional
@@ -197,7 +202,10 @@ def ddnm_plus(
         (FFDNet, Gaussian blur 1.5, sigma_y = 0.01, 50 steps: 22.9 dB with 3e-2, 9.3 dB with 0).
     travel_length, travel_repeat : int
         Time travel (Algorithm 3, Sec. 3.3): after every ``travel_length`` steps go back
-        ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times. Default off.
+        ``travel_length`` steps by re-noising, ``travel_repeat - 1`` times.
+        The re-noising draws ``x_s ~ q(x_s | x_t)`` from the current iterate, as the paper's
+        Algorithm 3 writes it (the official code re-noises its estimate ``x0_hat`` instead).
+        Default off.
     x_init : Tensor, optional
         Starting estimate; default :func:`~pnpdiff.solvers.common.initial_estimate`.
     generator : torch.Generator, optional
