@@ -158,6 +158,10 @@ class DeepinvOperator(LinearOperator):
         self.closed_form_prox = self._deepinv_prox and own_prox
         self._deepinv_pinv = _overrides(physics, "A_dagger", linear_physics)
         self.has_svd = all(hasattr(physics, k) for k in ("V_adjoint", "V", "U_adjoint", "U", "mask"))
+        if type(physics).__name__ == "Inpainting" and torch.is_tensor(getattr(physics, "mask", None)):
+            # a pixel mask (1 = observed): solvers start from the same smooth fill of the holes as
+            # for pnpdiff's Inpaint (only for inpainting: MRI's mask lives in k-space)
+            self.mask = physics.mask
 
     def extra_repr(self) -> str:
         return f"physics={type(self.physics).__name__}, deepinv_prox={self._deepinv_prox}"

@@ -110,9 +110,10 @@ def test_interrupted_batch_keeps_finished_images_and_resumes(tmp_path: Path, sig
     assert rc == code, err
     assert "Traceback" not in err and err.strip().count("\n") == 0, err
     assert "run the same command again to resume" in err
-    assert 2 <= len(before) < 6, sorted(before)
+    assert 2 <= len(before) < 6, (sorted(before), err)
     out = tmp_path / "out"
-    assert not [e for e in out.rglob(".pnpdiff-partial-*")], "an interrupted commit left its temporary folder"
+    left = [str(e.relative_to(out)) for e in out.rglob(".pnpdiff-partial-*")]
+    assert not left, f"an interrupted commit left its temporary folder: {left}, {err}"
     # the run-level files list what was finished (rewritten after each batch: at most one behind)
     listed = set(_rows(out / "metrics.csv"))
     assert listed <= set(before) and len(listed) >= len(before) - 1, (listed, sorted(before))

@@ -70,10 +70,15 @@ def register_prior(name: str, factory: Factory, *, description: str = "",
     overwrite : bool
         Allow replacing an existing entry.
     """
-    if ":" in name or not name:
-        raise ValueError(f"invalid prior name {name!r}")
+    from pnpdiff.errors import ValueRangeError
+
+    if not isinstance(name, str) or ":" in name or not name.strip():
+        raise ValueRangeError(f"invalid prior name {name!r}: a non-empty name without ':' (the 'name:/path' separator)")
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"prior {name!r} is already registered")
+        raise ValueRangeError(f"prior {name!r} is already registered; pass overwrite=True to replace it")
+    if not callable(factory):
+        raise ValueRangeError(f"the factory of prior {name!r} must be callable as factory(path, **options) -> Prior, "
+                              f"got {type(factory).__name__}")
     _REGISTRY[name] = PriorEntry(name, factory, description, card)
 
 
