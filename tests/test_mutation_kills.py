@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 import torch
-
 from pnpdiff.operators import Matrix
+
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.ddnm import ddnm
 from pnpdiff.solvers.dpir import dpir
