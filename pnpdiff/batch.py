@@ -49,6 +49,7 @@ from typing import Any
 import torch
 
 from pnpdiff.errors import InputFileError, PnPError, RecipeError
+from pnpdiff.outputs import OutputFolder, file_sha256
 from pnpdiff.recipes import (
     RUN_FILES,
     Recipe,
@@ -114,20 +115,12 @@ def derive_seed(seed: int, name: str, stream: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(recipe: Recipe, steps: int, name: str, source: Path) -> str:
     """What an image's result depends on, hashed: the recipe's settings (without the keys in
     ``_NOT_FINGERPRINTED``), the steps run, the image's name and its file's bytes."""
     settings = {k: v for k, v in recipe_to_dict(recipe).items() if k not in _NOT_FINGERPRINTED}
     settings["steps"] = steps
-    blob = json.dumps({"recipe": settings, "name": name, "source": _file_sha256(source)}, sort_keys=True,
+    blob = json.dumps({"recipe": settings, "name": name, "source": file_sha256(source)}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -194,6 +187,28 @@ def _summary(settings: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     return out
 
 
+def scan(recipe: Recipe, target: Path, n_steps: int, overwrite: bool
+         ) -> tuple[list[str], dict[str, dict[str, Any]], list[tuple[str, Path, OutputFolder]]]:
+    """What a batch run into ``target`` would do, reading only: the image names (in order), the
+    finished ones (name -> their metrics row) and the rest as ``(name, path, OutputFolder)``,
+    each checked to be writable (an :class:`~pnpdiff.OutputFolderError` otherwise)."""
+    paths = list_inputs(recipe.input_spec, exclude=target)
+    names = image_names(paths)
+    per_image = image_file_names(recipe)
+    done: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, Path, OutputFolder]] = []
+    for name, path in zip(names, paths):
+        fp = fingerprint(recipe, n_steps, name, path)
+        folder = OutputFolder(target / name, per_image, overwrite=overwrite, meta={"fingerprint": fp})
+        meta = folder.finished()
+        if meta is not None and meta.get("fingerprint") == fp and isinstance(meta.get("metrics"), dict):
+            done[name] = meta["metrics"]
+        else:
+            folder.check()
+            todo.append((name, path, folder))
+    return names, done, todo
+
+
 def run_batch(
     recipe: Recipe,
     output: str | os.PathLike | None = None,
@@ -208,7 +223,6 @@ def run_batch(
     this call solved and how many it found finished) and ``wall_seconds`` (this call's time).
     """
     from pnpdiff.api import _check_memory, _device, _is_grey_rgb
-    from pnpdiff.outputs import OutputFolder
     from pnpdiff.priors import load_prior
 
     t_start = time.perf_counter()
@@ -216,24 +230,9 @@ def run_batch(
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     top = OutputFolder(target, RUN_FILES, overwrite=overwrite)
     top.check()
-    paths = list_inputs(recipe.input_spec, exclude=target)
-    names = image_names(paths)
     settings = run_settings(recipe, steps)
     n_steps = settings["steps"]
-    per_image = image_file_names(recipe)
-
-    # what is finished already, and may the rest be written? (read only: nothing is written yet)
-    done: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[str, Path, OutputFolder]] = []
-    for name, path in zip(names, paths):
-        fp = fingerprint(recipe, n_steps, name, path)
-        folder = OutputFolder(target / name, per_image, overwrite=overwrite, meta={"fingerprint": fp})
-        meta = folder.finished()
-        if meta is not None and meta.get("fingerprint") == fp and isinstance(meta.get("metrics"), dict):
-            done[name] = meta["metrics"]
-        else:
-            folder.check()
-            todo.append((name, path, folder))
+    names, done, todo = scan(recipe, target, n_steps, overwrite)
 
     # batches: consecutive images (name order) of one shape, at most batch_size of them
     batches: list[list[tuple[str, Path, OutputFolder]]] = []

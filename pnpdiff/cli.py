@@ -163,24 +163,13 @@ def _batch_plan(recipe: object, overwrite: bool) -> str:
     """What a batch run would do, for ``--dry-run``: how many images, how many already done."""
     from pathlib import Path
 
-    from pnpdiff.batch import fingerprint, image_names, list_inputs
-    from pnpdiff.outputs import OutputFolder
-    from pnpdiff.recipes import image_file_names, run_settings
+    from pnpdiff.batch import scan
+    from pnpdiff.recipes import run_settings
 
-    paths = list_inputs(recipe.input_spec, exclude=recipe.output)
-    names = image_names(paths)
-    steps = run_settings(recipe, None)["steps"]
-    finished = 0
-    for name, path in zip(names, paths):
-        folder = OutputFolder(Path(recipe.output) / name, image_file_names(recipe), overwrite=overwrite)
-        meta = folder.finished()
-        if meta is not None and meta.get("fingerprint") == fingerprint(recipe, steps, name, path):
-            finished += 1
-        else:
-            folder.check()
+    names, done, todo = scan(recipe, Path(recipe.output), run_settings(recipe, None)["steps"], overwrite)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    return (f"# batch: {len(names)} image{'s' if len(names) != 1 else ''} ({shown}); {finished} finished already, "
-            f"{len(names) - finished} to compute, {recipe.batch_size} per denoiser call")
+    return (f"# batch: {len(names)} image{'s' if len(names) != 1 else ''} ({shown}); {len(done)} finished already, "
+            f"{len(todo)} to compute, {recipe.batch_size} per denoiser call")
 
 
 def _batch_summary(m: dict, out: object) -> str:

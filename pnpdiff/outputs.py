@@ -31,14 +31,15 @@ from pathlib import Path
 
 from pnpdiff.errors import OutputFolderError
 
-__all__ = ["MANIFEST", "OutputFolder"]
+__all__ = ["MANIFEST", "OutputFolder", "file_sha256"]
 
 #: name of the manifest pnpdiff writes into every output folder
 MANIFEST = ".pnpdiff-manifest.json"
 _PARTIAL = ".pnpdiff-partial-"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -136,7 +137,7 @@ class OutputFolder:
         for name, hashes in (manifest or {}).items():
             p = self.path / name
             if p.is_file() and not p.is_symlink():
-                h = _sha256(p)
+                h = file_sha256(p)
                 if h in hashes:
                     own[name] = h
         return own
@@ -272,7 +273,7 @@ class OutputFolder:
             unexpected = set(written) - set(self.names)
             if unexpected:
                 raise ValueError(f"wrote files not declared to OutputFolder: {sorted(unexpected)}")
-            new = {n: _sha256(tmp / n) for n in written}
+            new = {n: file_sha256(tmp / n) for n in written}
             if not existed:
                 if self.path.exists():
                     raise OutputFolderError(f"output folder {self.path} appeared while pnpdiff was running; run again")

@@ -33,7 +33,7 @@ import torch
 from pnpdiff.operators import GaussianBlur, Matrix
 
 from pnpdiff.priors.gaussian import GaussianPrior
-from pnpdiff.solvers.ddnm import ddnm, ddnm_plus
+from pnpdiff.solvers.ddnm import ddnm, ddnm_plus, time_travel_path
 from pnpdiff.solvers.ddrm import ddrm
 from pnpdiff.solvers.diffpir import diffpir
 from pnpdiff.solvers.dpir import dpir
@@ -350,6 +350,22 @@ def _official_times(T_sampling: int, travel_length: int = 1, travel_repeat: int 
                 ts.append(t)
     ts.append(-1)
     return ts
+
+
+def test_time_travel_path_is_the_official_one():
+    """The official path in indices ``T - 1 - t``, its runs of single up-steps merged into one jump
+    (an off-by-one in the jump positions fails this)."""
+    for T, L, R in [(10, 2, 2), (20, 3, 3), (7, 1, 2), (50, 5, 2)]:
+        idx = [T - 1 - t for t in _official_times(T, L, R)]
+        merged, going_back = [idx[0]], False
+        for a, b in zip(idx, idx[1:]):
+            if b < a and going_back:  # a further single up-step of the same jump
+                merged[-1] = b
+            else:
+                merged.append(b)
+            going_back = b < a
+        assert time_travel_path(T, L, R) == merged, (T, L, R)
+    assert time_travel_path(10, 2, 2)[:6] == [0, 1, 2, 3, 1, 2]
 
 
 def _pairs(T_sampling: int, skip: int):

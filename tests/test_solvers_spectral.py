@@ -114,39 +114,6 @@ def test_mixture_posterior_d80(method):
     assert sliced_wasserstein(_run(method, p, 100), ref) < 0.8 * baseline
 
 
-def _official_schedule_jump(t_sampling: int, travel_length: int, travel_repeat: int) -> list[int]:
-    """RePaint's / DDNM's ``get_schedule_jump``, transcribed: timesteps T-1 ... 0, -1 with jumps
-    up by one timestep at a time."""
-    jumps = {j: travel_repeat - 1 for j in range(0, t_sampling - travel_length, travel_length)}
-    t, ts = t_sampling, []
-    while t >= 1:
-        t -= 1
-        ts.append(t)
-        if jumps.get(t, 0) > 0:
-            jumps[t] -= 1
-            for _ in range(travel_length):
-                t += 1
-                ts.append(t)
-    ts.append(-1)
-    return ts
-
-
-def test_time_travel_path_is_the_official_one():
-    """The official path in indices ``T - 1 - t``, its runs of single up-steps merged into one jump
-    (an off-by-one in the jump positions fails this)."""
-    for T, L, R in [(10, 2, 2), (20, 3, 3), (7, 1, 2), (50, 5, 2)]:
-        idx = [T - 1 - t for t in _official_schedule_jump(T, L, R)]
-        merged, going_back = [idx[0]], False
-        for a, b in zip(idx, idx[1:]):
-            if b < a and going_back:  # a further single up-step of the same jump
-                merged[-1] = b
-            else:
-                merged.append(b)
-            going_back = b < a
-        assert time_travel_path(T, L, R) == merged, (T, L, R)
-    assert time_travel_path(10, 2, 2)[:6] == [0, 1, 2, 3, 1, 2]
-
-
 def test_time_travel_path():
     assert time_travel_path(5) == [0, 1, 2, 3, 4, 5]
     path = time_travel_path(6, travel_length=2, travel_repeat=2)
