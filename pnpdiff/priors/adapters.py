@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from pnpdiff.errors import ShapeError
-from pnpdiff.priors.base import Prior, as_sigma, check_data_range
+from pnpdiff.priors.base import Prior, as_sigma, check_data_moment, check_data_range
 
 __all__ = [
     "ddpm_alphas_cumprod",
@@ -120,7 +120,8 @@ class _Meta:
 
     @staticmethod
     def apply(prior: Prior, *, sigma_min: float | None, sigma_max: float | None,
-              channels: int | None, size: tuple[int, int] | None, name: str | None) -> None:
+              channels: int | None, size: tuple[int, int] | None, name: str | None,
+              data_mean: float | Tensor | None = None, data_var: float | Tensor | None = None) -> None:
         if sigma_min is not None:
             prior.sigma_min = float(sigma_min)
         if sigma_max is not None:
@@ -131,6 +132,8 @@ class _Meta:
             prior.size = (int(size[0]), int(size[1]))
         if name is not None:
             prior.name = name
+        prior.data_mean = check_data_moment(data_mean, "data_mean")
+        prior.data_var = check_data_moment(data_var, "data_var", non_negative=True)
 
 
 class _VPPrior(Prior):
@@ -140,7 +143,8 @@ class _VPPrior(Prior):
                  learned_variance: bool | None = None, model_kwargs: dict | None = None,
                  sigma_min: float | None = None, sigma_max: float | None = None,
                  channels: int | None = None, size: tuple[int, int] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, data_mean: float | Tensor | None = None,
+                 data_var: float | Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         self.table = VPTable(ddpm_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod)
@@ -148,7 +152,7 @@ class _VPPrior(Prior):
         self.model_kwargs = dict(model_kwargs or {})
         _Meta.apply(self, sigma_min=self.table.sigma_min if sigma_min is None else sigma_min,
                     sigma_max=self.table.sigma_max if sigma_max is None else sigma_max,
-                    channels=channels, size=size, name=name)
+                    channels=channels, size=size, name=name, data_mean=data_mean, data_var=data_var)
 
     def timestep(self, sigma: float | Tensor) -> Tensor:
         """Continuous model timestep for ``sigma`` ([0, 1] units), float64."""
@@ -208,6 +212,11 @@ class EpsPrior(_VPPrior):
         Valid range; default that of the table (0.005 .. 78.7 for the default table).
     channels, size, name
         Descriptive attributes (see :class:`~pnpdiff.priors.Prior`).
+    data_mean, data_var : float or Tensor, optional
+        Mean and per-coordinate variance of the clean data (numbers, or tensors broadcasting to
+        one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
+        data_var)``. Default: the middle of the data range, no variance (see
+        :class:`~pnpdiff.priors.Prior`).
     """
 
     name = "eps-model"
@@ -261,6 +270,11 @@ class EDMPrior(Prior):
         ``sigma_data`` of the training data in [-1, 1] units (0.5 in EDM).
     sigma_min, sigma_max : float
         Valid range in pnpdiff's [0, 1] units; default EDM's [0.002, 80] halved.
+    data_mean, data_var : float or Tensor, optional
+        Mean and per-coordinate variance of the clean data (numbers, or tensors broadcasting to
+        one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
+        data_var)``. Default: the middle of the data range, no variance (see
+        :class:`~pnpdiff.priors.Prior`).
     """
 
     name = "edm-model"
@@ -269,14 +283,15 @@ class EDMPrior(Prior):
                  precondition: bool = True, model_kwargs: dict | None = None,
                  sigma_min: float | None = 0.001, sigma_max: float | None = 40.0,
                  channels: int | None = None, size: tuple[int, int] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, data_mean: float | Tensor | None = None,
+                 data_var: float | Tensor | None = None) -> None:
         super().__init__()
         self.model = model
         self.sigma_data = float(sigma_data)
         self.precondition = precondition
         self.model_kwargs = dict(model_kwargs or {})
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
-                    name=name)
+                    name=name, data_mean=data_mean, data_var=data_var)
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         self.check_image(x)
@@ -320,6 +335,11 @@ class DeepinvPrior(Prior):
         Range of the clean data, default ``(0.0, 1.0)`` (deepinv's denoisers are image
         denoisers); ``None`` for a denoiser of data that live anywhere (see
         :class:`~pnpdiff.priors.Prior`).
+    data_mean, data_var : float or Tensor, optional
+        Mean and per-coordinate variance of the clean data (numbers, or tensors broadcasting to
+        one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
+        data_var)``. Default: the middle of the data range, no variance (see
+        :class:`~pnpdiff.priors.Prior`).
     """
 
     name = "deepinv"
@@ -328,13 +348,14 @@ class DeepinvPrior(Prior):
                  sigma_min: float | None = None, sigma_max: float | None = None,
                  channels: int | None = None, size: tuple[int, int] | None = None,
                  name: str | None = None,
-                 data_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+                 data_range: tuple[float, float] | None = (0.0, 1.0),
+                 data_mean: float | Tensor | None = None, data_var: float | Tensor | None = None) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.sigma_arg = sigma_arg
         self.data_range = check_data_range(data_range)
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
-                    name=name or f"deepinv:{type(denoiser).__name__}")
+                    name=name or f"deepinv:{type(denoiser).__name__}", data_mean=data_mean, data_var=data_var)
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         self.check_image(x)
@@ -361,6 +382,11 @@ class CallablePrior(Prior):
         Range of the clean data: ``(0.0, 1.0)`` (the default) for an image denoiser, another
         ``(lo, hi)``, or ``None`` when the data live anywhere (a scientific prior): then
         :func:`pnpdiff.solve` neither checks the measurement's range nor clips the result.
+    data_mean, data_var : float or Tensor, optional
+        Mean and per-coordinate variance of the clean data (numbers, or tensors broadcasting to
+        one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
+        data_var)``. Default: the middle of the data range, no variance (see
+        :class:`~pnpdiff.priors.Prior`).
     """
 
     name = "callable"
@@ -368,12 +394,13 @@ class CallablePrior(Prior):
     def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], *, sigma_min: float | None = None,
                  sigma_max: float | None = None, channels: int | None = None,
                  size: tuple[int, int] | None = None, name: str | None = None,
-                 data_range: tuple[float, float] | None = (0.0, 1.0)) -> None:
+                 data_range: tuple[float, float] | None = (0.0, 1.0),
+                 data_mean: float | Tensor | None = None, data_var: float | Tensor | None = None) -> None:
         super().__init__()
         self.fn = fn
         self.data_range = check_data_range(data_range)
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
-                    name=name or getattr(fn, "__name__", "callable"))
+                    name=name or getattr(fn, "__name__", "callable"), data_mean=data_mean, data_var=data_var)
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         self.check_image(x)

@@ -10,6 +10,7 @@ priors, ``None`` for priors whose data live anywhere, such as Gaussian mixtures)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,7 +18,31 @@ from torch import Tensor, nn
 
 from pnpdiff.errors import ShapeError, ValueRangeError
 
-__all__ = ["Prior", "as_sigma", "check_data_range"]
+__all__ = ["Prior", "as_sigma", "check_data_range", "check_data_moment", "standard_normal"]
+
+#: a generator, one generator per batch element, or None (torch's global generator)
+GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
+
+
+def standard_normal(shape: Sequence[int], generator: GeneratorLike = None,
+                    device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+    """Standard normal noise of ``shape`` from ``generator``.
+
+    ``generator`` may be one generator, ``None``, or one generator per batch element (image
+    ``b`` then draws from ``generator[b]`` alone). ``device`` defaults to the (first)
+    generator's device, ``dtype`` to the default dtype.
+    """
+    shape = tuple(int(v) for v in shape)
+    gens = None if generator is None or isinstance(generator, torch.Generator) else list(generator)
+    if device is None and generator is not None:
+        device = (gens[0] if gens else generator).device
+    dtype = dtype or torch.get_default_dtype()
+    if gens is None:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(gens) != shape[0]:
+        raise ValueRangeError(f"{len(gens)} generators for a batch of {shape[0]} images; give one per image")
+    one = (1, *shape[1:])
+    return torch.cat([torch.randn(one, generator=g, device=device, dtype=dtype) for g in gens])
 
 
 def as_sigma(sigma: float | Tensor, x: Tensor) -> Tensor:
@@ -61,6 +86,30 @@ def check_data_range(data_range: Any) -> tuple[float, float] | None:
     return (lo, hi)
 
 
+def check_data_moment(value: Any, name: str, *, non_negative: bool = False) -> float | Tensor | None:
+    """Validate a ``data_mean`` / ``data_var`` declaration: ``None``, a finite number, or a tensor
+    of finite values (``>= 0`` for a variance) that broadcasts to one sample.
+
+    Raises
+    ------
+    ValueRangeError
+        Anything else.
+    """
+    if value is None:
+        return None
+    what = "a finite number >= 0" if non_negative else "a finite number"
+    msg = f"{name} must be None, {what}, or a tensor of such values broadcasting to one sample; got {value!r}"
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueRangeError(msg)
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueRangeError(msg) from None
+    if not bool(torch.isfinite(t).all()) or (non_negative and bool((t < 0).any())):
+        raise ValueRangeError(msg)
+    return float(t) if t.ndim == 0 else t
+
+
 class Prior(nn.Module):
     """Base class of priors: an MMSE denoiser ``D(x, sigma) ~ E[x0 | x0 + sigma * n = x]``.
 
@@ -83,6 +132,14 @@ class Prior(nn.Module):
         its result to it. ``None``: no range is declared (data anywhere, e.g. a Gaussian mixture
         or a scientific prior): nothing is checked or clipped, and a grey image stored as RGB is
         not special-cased.
+    data_mean, data_var : float, Tensor or None
+        Mean and per-coordinate variance of the clean data ``x0`` (a number, or a tensor that
+        broadcasts to one sample, e.g. ``(C, 1, 1)`` per channel). Samplers and the solvers that
+        start from noise draw ``x_T ~ N(data_mean, sigma_T^2 + data_var)`` (:meth:`start`).
+        Unstated (``None``): the mean is the middle of ``data_range`` (0.5 for [0, 1] images, and
+        0.5 when no range is declared either) and the variance 0 -- the VE image of a VP sampler's
+        ``N(0, I)`` start, ``0.5 + sigma_T n``. A trained prior states both (measured on its
+        training data, stored in its model card); a Gaussian or mixture prior knows them exactly.
     """
 
     sigma_min: float = 0.0
@@ -92,6 +149,8 @@ class Prior(nn.Module):
     name: str = "prior"
     accepts_grey: bool = False
     data_range: tuple[float, float] | None = (0.0, 1.0)
+    data_mean: float | Tensor | None = None
+    data_var: float | Tensor | None = None
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:  # pragma: no cover - abstract
         """Posterior-mean estimate of the clean image from ``x = x0 + sigma * n``."""
@@ -121,3 +180,45 @@ class Prior(nn.Module):
                 f"prior '{self.name}' was trained on {self.size[0]}x{self.size[1]} images, got "
                 f"{x.shape[-2]}x{x.shape[-1]}; resize or crop the image to that size"
             )
+
+    def data_moments(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and per-coordinate variance of the clean data, broadcast to ``like``'s shape.
+
+        See :attr:`data_mean` / :attr:`data_var` for what is used when they are not stated.
+        Returned on ``like``'s device and dtype.
+        """
+        if self.data_mean is not None:
+            mean = self.data_mean
+        elif self.data_range is not None:
+            mean = (self.data_range[0] + self.data_range[1]) / 2
+        else:
+            mean = 0.5
+        var = 0.0 if self.data_var is None else self.data_var
+        kw = {"device": like.device, "dtype": like.dtype}
+        return (torch.as_tensor(mean, **kw).expand_as(like), torch.as_tensor(var, **kw).expand_as(like))
+
+    def start(self, shape: Sequence[int], sigma: float, generator: GeneratorLike = None,
+              device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        """Draw a starting point ``x_T ~ N(data_mean, (sigma^2 + data_var) I)`` of ``shape``.
+
+        The Gaussian with the first two moments of the noisy marginal ``p_sigma`` (exact for a
+        Gaussian prior): started there, the probability-flow ODE carries the right distribution
+        to ``sigma = 0``; the old ``0.5 + sigma n`` start is what an image prior gives when
+        nothing else is stated (then the result is bit-identical to it).
+
+        Parameters
+        ----------
+        shape : sequence of int
+            ``(B, *sample_shape)``.
+        sigma : float
+            Noise level of the start (the schedule's first sigma).
+        generator : torch.Generator or sequence of torch.Generator, optional
+            Source of the noise; a sequence gives image ``b`` its noise from ``generator[b]``.
+        device, dtype : optional
+            Of the result (default: the generator's device, the default dtype).
+        """
+        n = standard_normal(shape, generator, device, dtype)
+        mean, var = self.data_moments(n)
+        if not bool((var > 0).any()):
+            return mean + sigma * n
+        return mean + (sigma**2 + var).sqrt() * n

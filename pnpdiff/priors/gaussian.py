@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from pnpdiff.errors import ShapeError, ValueRangeError
-from pnpdiff.priors.base import Prior, as_sigma
+from pnpdiff.priors.base import GeneratorLike, Prior, as_sigma, standard_normal
 
 __all__ = [
     "GaussianMixturePrior",
@@ -223,6 +223,32 @@ class GaussianMixturePrior(Prior):
         within = (self.weights[:, None, None] * self.covariances()).sum(0)
         between = (self.weights[:, None] * dm).T @ dm
         return within + between
+
+    def data_moments(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The exact mixture mean and per-coordinate variance, broadcast to ``like``."""
+        kw = {"device": like.device, "dtype": like.dtype}
+        m = self.mean().reshape(self.shape).to(**kw)
+        v = torch.diagonal(self.covariance()).reshape(self.shape).to(**kw)
+        return m.expand_as(like), v.expand_as(like)
+
+    def start(self, shape: Sequence[int], sigma: float, generator: GeneratorLike = None,
+              device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        """Draw ``x_T ~ N(m, S + sigma^2 I)``: the mixture's exact mean ``m`` and covariance ``S``
+        (the first two moments of ``p_sigma``; ``p_sigma`` itself for a single Gaussian).
+
+        The full covariance is used up to ``d = 2048`` (a Cholesky factor in float64); beyond
+        that the per-coordinate variance (``diag S``), as for any prior.
+        """
+        n = standard_normal(shape, generator, device, dtype)
+        if n.ndim < 2 or math.prod(n.shape[1:]) != self.dim:
+            raise ShapeError(f"prior '{self.name}' draws samples of shape (B, *{self.shape}) or (B, {self.dim}), "
+                             f"got {tuple(n.shape)}")
+        if self.dim > 2048:
+            return super().start(shape, sigma, generator, device, dtype)
+        cov = self.covariance() + float(sigma) ** 2 * torch.eye(self.dim, dtype=_F64, device=self.means.device)
+        chol = torch.linalg.cholesky(cov).to(n.device)
+        x = self.mean().flatten().to(n.device) + n.reshape(n.shape[0], -1).to(_F64) @ chol.T
+        return x.reshape(n.shape).to(n.dtype)
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                dtype: torch.dtype | None = None) -> Tensor:

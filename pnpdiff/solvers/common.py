@@ -9,7 +9,7 @@ from torch import Tensor
 
 from pnpdiff.errors import OperatorError, ValueRangeError
 from pnpdiff.operators import GaussianBlur
-from pnpdiff.priors.base import Prior
+from pnpdiff.priors.base import Prior, standard_normal
 
 __all__ = [
     "Callback",
@@ -50,12 +50,7 @@ def randn_like(x: Tensor, generator: torch.Generator | Sequence[torch.Generator]
     draws its noise from ``generator[b]`` alone, so its result does not depend on which other
     images share its batch (what batch runs over folders rely on).
     """
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    if len(generator) != x.shape[0]:
-        raise ValueRangeError(f"{len(generator)} generators for a batch of {x.shape[0]} images; give one per image")
-    one = (1, *x.shape[1:])
-    return torch.cat([torch.randn(one, generator=g, device=x.device, dtype=x.dtype) for g in generator])
+    return standard_normal(x.shape, generator, x.device, x.dtype)
 
 
 def _smooth_fill(y: Tensor, mask: Tensor, scales: Iterable[float] = (1, 2, 4, 8, 16, 32)) -> Tensor:

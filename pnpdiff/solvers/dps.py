@@ -14,18 +14,27 @@ __all__ = ["dps", "starting_point", "residual_norm"]
 
 
 def starting_point(y: Tensor, operator: object, sigma_y: float, sigma_start: float,
-                   x_init: Tensor | None) -> Tensor:
+                   x_init: Tensor | None, prior: Prior | None = None) -> Tensor:
     """The estimate a solver starts from (before noise at ``sigma_start`` is added).
 
     ``x_init`` if given; for a linear operator (one with ``adjoint`` and ``prox``)
-    :func:`~pnpdiff.solvers.common.initial_estimate`; for a nonlinear callable, mid-grey 0.5 in
-    the measurement's shape (the caller passes ``x_init`` when ``x`` and ``y`` differ in shape).
+    :func:`~pnpdiff.solvers.common.initial_estimate`; for a nonlinear callable, the mean of the
+    prior's data (:meth:`~pnpdiff.priors.base.Prior.data_moments`: mid-grey 0.5 for an image
+    prior that states none) in the measurement's shape (the caller passes ``x_init`` when ``x``
+    and ``y`` differ in shape).
     """
     if x_init is not None:
         return x_init
-    if hasattr(operator, "adjoint") and hasattr(operator, "prox"):
+    if has_prox(operator):
         return initial_estimate(y, operator, sigma_y, sigma_start)
-    return torch.full_like(y, 0.5)
+    if prior is None:
+        return torch.full_like(y, 0.5)
+    return prior.data_moments(y)[0].clone()
+
+
+def has_prox(operator: object) -> bool:
+    """Whether the solvers start from the measurement (a linear operator with adjoint and prox)."""
+    return hasattr(operator, "adjoint") and hasattr(operator, "prox")
 
 
 def residual_norm(y: Tensor, ax: Tensor) -> Tensor:
@@ -87,8 +96,10 @@ def dps(
         The paper's ``zeta'`` (step ``zeta' / ||y - A(x0)||``), see **Units**.
     x_init : Tensor, optional
         Starting estimate, noised at the first sigma. Default: the initial estimate from the
-        measurement for a linear operator (:func:`~pnpdiff.solvers.common.initial_estimate`),
-        0.5 everywhere (in ``y``'s shape) for a nonlinear callable.
+        measurement for a linear operator (:func:`~pnpdiff.solvers.common.initial_estimate`);
+        for a nonlinear callable the prior's own start in ``y``'s shape,
+        ``N(data mean, sigma_T^2 + data variance)`` (:meth:`~pnpdiff.priors.base.Prior.start`;
+        ``0.5 + sigma_T n`` for an image prior that states no moments).
     generator : torch.Generator, optional
         Source of all randomness.
     callback : callable, optional
@@ -108,8 +119,11 @@ def dps(
     forward-only pass for DiffPIR.
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    x0 = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init)
-    x = x0 + sigmas[0] * randn_like(x0, generator)
+    if x_init is None and not has_prox(operator):  # nothing measured to start from: the prior's start
+        x = prior.start(y.shape, sigmas[0], generator, y.device, y.dtype)
+    else:
+        x0 = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init)
+        x = x0 + sigmas[0] * randn_like(x0, generator)
     for i in steps_iter(len(sigmas) - 1, progress, "dps"):
         t, s = sigmas[i], sigmas[i + 1]
         with torch.enable_grad():

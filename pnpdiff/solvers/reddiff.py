@@ -83,8 +83,8 @@ def reddiff(
         data's range for other problems.
     x_init : Tensor, optional
         Initial mean. Default: the initial estimate from the measurement for a linear operator
-        (:func:`~pnpdiff.solvers.common.initial_estimate`), 0.5 everywhere (``y``'s shape) for a
-        nonlinear callable.
+        (:func:`~pnpdiff.solvers.common.initial_estimate`); for a nonlinear callable the mean of the
+        prior's data in ``y``'s shape (0.5 everywhere for an image prior that states none).
     generator : torch.Generator, optional
         Source of all randomness.
     callback : callable, optional
@@ -98,7 +98,7 @@ def reddiff(
         The optimised mean ``mu``.
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    mu = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init).detach().clone()
+    mu = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init, prior).detach().clone()
     n_x, n_y = mu[0].numel(), y[0].numel()  # N and M: entries of one image, of one measurement
     m1, m2 = torch.zeros_like(mu), torch.zeros_like(mu)  # Adam moments, betas (0.9, 0.99)
     b1, b2 = 0.9, 0.99

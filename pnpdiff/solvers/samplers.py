@@ -4,8 +4,11 @@ Each sampler draws from the prior by following a decreasing sigma schedule from 
 at the first sigma) down to 0, in variance-exploding form on [0, 1] images
 (``x = x0 + sigma * noise``); the only model call is ``prior.denoise(x, sigma)``. They share one
 signature, ``sampler(prior, sigmas, x_T, *, generator, callback, progress, ...)``, where ``x_T``
-is either a starting tensor or a shape (then ``x_T = 0.5 + sigma_T * n``: the VE image of a VP
-sampler's ``N(0, I)`` start, centred on mid-grey).
+is either a starting tensor or a shape: then ``x_T`` is drawn from ``N(m, sigma_T^2 + v)`` with
+``m`` and ``v`` the mean and variance of the prior's data (:meth:`~pnpdiff.priors.base.Prior.start`;
+an image prior that states none gives ``0.5 + sigma_T * n``, the VE image of a VP sampler's
+``N(0, I)`` start centred on mid-grey). A start that misses the data's spread is not corrected
+by the deterministic samplers: the probability-flow ODE carries it to the end.
 
 * :func:`ddpm` -- ancestral sampling (Ho et al. 2020), the Brownian bridge of ``ALGORITHMS.md``;
 * :func:`ddim` -- DDIM (Song et al. 2021) with its ``eta``; ``eta = 0`` is the Euler step;
@@ -27,20 +30,17 @@ __all__ = ["ddpm", "ddim", "euler", "heun"]
 
 
 def _start(
+    prior: Prior,
     x_T: Tensor | Sequence[int],
     sigma_T: float,
     generator: torch.Generator | None,
     device: torch.device | str | None,
     dtype: torch.dtype | None,
 ) -> Tensor:
-    """``x_T`` itself, or ``0.5 + sigma_T * n`` of the given shape."""
+    """``x_T`` itself, or a draw from ``N(data mean, sigma_T^2 + data variance)`` of the given shape."""
     if torch.is_tensor(x_T):
         return x_T.to(device=device or x_T.device, dtype=dtype or x_T.dtype)
-    if device is None and generator is not None:
-        device = generator.device
-    n = torch.randn(tuple(int(v) for v in x_T), generator=generator, device=device,
-                    dtype=dtype or torch.get_default_dtype())
-    return 0.5 + sigma_T * n
+    return prior.start(x_T, sigma_T, generator, device, dtype)
 
 
 @torch.no_grad()
@@ -73,7 +73,8 @@ def ddpm(
         Decreasing schedule ending in 0; clipped to ``prior.sigma_max``.
     x_T : Tensor or sequence of int
         Start at the first sigma of the clipped schedule (e.g. ``x0_guess + sigma_T * n``), or the
-        shape of the batch to draw (then ``0.5 + sigma_T * n``).
+        shape of the batch to draw (then from ``N(m, sigma_T^2 + v)``, the prior's data mean
+        and variance: :meth:`~pnpdiff.priors.base.Prior.start`).
     generator : torch.Generator, optional
         Source of all randomness.
     callback : callable, optional
@@ -89,7 +90,7 @@ def ddpm(
         Samples (the iterate at sigma = 0).
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    x = _start(x_T, sigmas[0], generator, device, dtype)
+    x = _start(prior, x_T, sigmas[0], generator, device, dtype)
     for i in steps_iter(len(sigmas) - 1, progress, "ddpm"):
         t, s = sigmas[i], sigmas[i + 1]
         x0 = prior.denoise(x, t)
@@ -148,7 +149,7 @@ def ddim(
         Samples (the iterate at sigma = 0).
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    x = _start(x_T, sigmas[0], generator, device, dtype)
+    x = _start(prior, x_T, sigmas[0], generator, device, dtype)
     for i in steps_iter(len(sigmas) - 1, progress, "ddim"):
         t, s = sigmas[i], sigmas[i + 1]
         x0 = prior.denoise(x, t)
@@ -206,7 +207,7 @@ def euler(
         Samples (the iterate at sigma = 0).
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    x = _start(x_T, sigmas[0], generator, device, dtype)
+    x = _start(prior, x_T, sigmas[0], generator, device, dtype)
     for i in steps_iter(len(sigmas) - 1, progress, "euler"):
         t, s = sigmas[i], sigmas[i + 1]
         x0 = prior.denoise(x, t)
@@ -264,7 +265,7 @@ def heun(
         Samples (the iterate at sigma = 0).
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
-    x = _start(x_T, sigmas[0], generator, device, dtype)
+    x = _start(prior, x_T, sigmas[0], generator, device, dtype)
     for i in steps_iter(len(sigmas) - 1, progress, "heun"):
         t, s = sigmas[i], sigmas[i + 1]
         x0 = prior.denoise(x, t)
