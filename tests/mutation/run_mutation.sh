@@ -7,7 +7,8 @@
 #        SEED=S       sampling seed (default 0)
 #        TIMEOUT=T    seconds per mutant test run (default 240)
 #        WORKDIR=DIR  copy location (default /tmp/pnpdiff-mutation; deleted and re-created)
-#        TESTS="..."  test files for each mutant (default: the fast solver/schedule tests)
+#        TESTS="..."  test files for each mutant (default: the fast solver/schedule/adapter tests)
+#        DESELECT=... pytest -k expression (default drops the slowest tests; empty keeps all)
 #        PYTHON=...   interpreter whose site-packages hold torch, pytest and cosmic-ray
 #                     (default: .venv/bin/python of the repository, else python3)
 set -euo pipefail
@@ -20,8 +21,8 @@ TIMEOUT=${TIMEOUT:-240}
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$REPO/.venv/bin/python" ]; then PYTHON=$REPO/.venv/bin/python; else PYTHON=python3; fi
 fi
-TESTS=${TESTS:-"tests/test_official_loops.py tests/test_official_loops_more.py tests/test_posterior_covariance.py tests/test_solvers_spectral.py tests/test_solvers_guided.py tests/test_samplers.py tests/test_samplers_moments.py tests/test_schedules.py tests/test_schedules_formulas.py"}
-DESELECT=${DESELECT-"not mixture_posterior_d80"}
+TESTS=${TESTS:-"tests/test_official_loops.py tests/test_official_loops_more.py tests/test_posterior_covariance.py tests/test_solvers_spectral.py tests/test_solvers_guided.py tests/test_samplers.py tests/test_samplers_moments.py tests/test_schedules.py tests/test_schedules_formulas.py tests/test_mutation_kills.py tests/test_denoise.py tests/test_operators_nonlinear.py tests/test_solve.py tests/test_priors_adapters.py tests/test_priors_adm.py"}
+DESELECT=${DESELECT-"not mixture_posterior_d80 and not state_dict_loads_as_ffhq and not state_dict_keys_match_deepinv"}
 [ $# -gt 0 ] || set -- pnpdiff/solvers
 
 # 1. copy the tracked files (the working tree, uncommitted edits included) -- never mutate $REPO
