@@ -115,11 +115,56 @@ def _train_main(command: str, argv: list[str]) -> int:
     return 0
 
 
+def _recipe_task(argv: list[str]) -> str | None:
+    """The ``task`` of the recipe named first on the command line, if it is readable (else None)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or "=" in first or not first.endswith((".yaml", ".yml")) or not os.path.isfile(first):
+        return None
+    try:
+        import yaml
+
+        with open(first) as f:
+            data = yaml.safe_load(f)
+    except Exception:  # noqa: BLE001 - the recipe loader reports it properly
+        return None
+    return data.get("task") if isinstance(data, dict) and isinstance(data.get("task"), str) else None
+
+
+def _sample_main(argv: list[str]) -> int:
+    """``pnpdiff RECIPE`` for a ``task: sample`` recipe: a grid of samples."""
+    parser = _Parser(prog=_prog(), description="Draw a grid of samples from a prior (a task: sample recipe).")
+    parser.add_argument("recipe")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("--output")
+    parser.add_argument("--device")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        from pnpdiff.sampling import run_sample_recipe
+
+        info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
+                                 overwrite=args.overwrite, progress=not args.no_progress)
+    except PnPError as err:
+        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
+        return 130
+    print(f"{info['n']} samples from {info['prior']} -> {info['output']}/samples.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a recipe; print a user error on one line and return 2, print the metrics on success."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _TRAIN_COMMANDS:
         return _train_main(argv[0], argv[1:])
+    task = _recipe_task(argv)
+    if task in _TRAIN_COMMANDS:  # python -m pnpdiff recipes/train_digits.yaml trains too
+        return _train_main(task, argv)
+    if task == "sample":
+        return _sample_main(argv)
     prog = _prog()
     parser = _Parser(
         prog=prog,

@@ -213,6 +213,10 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
     p = Path(path).expanduser()
     data = read_recipe_data(p)
+    task = data.get("task") if isinstance(data, dict) else None
+    if task in ("train", "train-classifier", "sample"):
+        raise RecipeError(f"{p}: a task: {task} recipe, not a restoration; run it with python -m pnpdiff "
+                          f"{'train ' if task == 'train' else 'train-classifier ' if task != 'sample' else ''}{p}")
     translation = translate(data, p)  # a DPS or DiffPIR config: its pnpdiff recipe
     if translation is not None:
         data = translation.recipe

@@ -7,11 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pnpdiff.recipes import load_recipe, run_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-ALL = sorted(p.name for p in RECIPES.glob("*.yaml"))
+
+#: restoration recipes (training and sampling recipes are run by tests/test_training.py / test_digits.py)
+OTHER_TASKS = ("train", "train-classifier", "sample")
+ALL = sorted(p.name for p in RECIPES.glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") not in OTHER_TASKS)
+OTHERS = sorted(p.name for p in RECIPES.glob("*.yaml") if p.name not in ALL)
 
 # new offline recipes -> steps for the small (48x48) end-to-end run
 SMALL_RUNS = {
@@ -28,6 +33,18 @@ def test_catalogue_is_complete():
     for name in ("deblur.yaml", "sr4.yaml", "inpaint.yaml", "colorize.yaml", "sr_ffhq.yaml", "batch.yaml",
                  *SMALL_RUNS):
         assert name in ALL
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_training_and_sampling_recipes_are_refused_by_the_restoration_loader(name):
+    from pnpdiff.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="python -m pnpdiff"):
+        load_recipe(RECIPES / name)
+
+
+def test_other_recipes_are_known():
+    assert set(OTHERS) == {"train_digits.yaml", "train_digits_classifier.yaml", "sample_digits.yaml"}
 
 
 @pytest.mark.parametrize("name", ALL)
