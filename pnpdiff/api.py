@@ -264,6 +264,8 @@ def solve(
     cfg: float | None = None,
     classifier: Any = None,
     classifier_scale: float | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -312,6 +314,12 @@ def solve(
         Classifier guidance (Dhariwal and Nichol 2021): ``"digits"``, a ``classifier.pt`` path or
         a loaded classifier, and its scale ``s`` (default 1). Guidance changes the denoiser, so it
         composes with every method (DPS and PiGDM differentiate through it).
+    precision : {"fp32", "bf16", "fp16"}
+        Precision of the denoiser's network (``torch.autocast``; ``"fp16"`` on CUDA only); the
+        data-consistency steps, FFTs, CG and the schedule stay in float32 / float64
+        (:mod:`pnpdiff.priors.runtime`).
+    compile : bool
+        Run the denoiser through ``torch.compile`` (cached per shape; pays off on long solves).
     **options
         Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR), ``schedule`` (a name from
         :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas) and its range
@@ -397,6 +405,9 @@ def solve(
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
     _check_memory(x_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory)
     prior_obj = prior_obj.to(dev)
+    from pnpdiff.priors.runtime import with_runtime
+
+    prior_obj = with_runtime(prior_obj, precision, compile, dev)
     if label is not None or cfg is not None or classifier is not None or classifier_scale is not None:
         from pnpdiff.guidance import guided
 

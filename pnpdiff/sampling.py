@@ -18,7 +18,8 @@ SAMPLERS = ("ddpm", "ddim", "euler", "heun")
 def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float | None = None,
            classifier: Any = None, classifier_scale: float | None = None, method: str = "ddim",
            steps: int = 50, eta: float = 0.0, seed: int | None = None, sigmas: Tensor | None = None,
-           device: torch.device | str | None = None, progress: bool = False) -> Tensor:
+           device: torch.device | str | None = None, progress: bool = False, precision: str = "fp32",
+           compile: bool = False) -> Tensor:
     """Draw ``n`` samples from a prior with one of the library's samplers.
 
     Parameters
@@ -52,6 +53,9 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
         Default: CUDA when available.
     progress : bool
         Show a progress bar.
+    precision, compile : optional
+        How the network runs (``"fp32"``, ``"bf16"``, ``"fp16"`` on CUDA; ``torch.compile``), see
+        :mod:`pnpdiff.priors.runtime`.
 
     Returns
     -------
@@ -73,7 +77,10 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     if p.size is None or p.channels is None:
         raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
                                "(e.g. 'digits' or a prior from pnpdiff train)")
-    model = guided(p, label=label, cfg=cfg, classifier=classifier, classifier_scale=classifier_scale)
+    from pnpdiff.priors.runtime import with_runtime
+
+    model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,
+                   classifier_scale=classifier_scale)
     if sigmas is None:
         sigmas = karras(steps, sigma_min=max(p.sigma_min, 1e-4), sigma_max=p.sigma_max)
     g = torch.Generator(device="cpu")
