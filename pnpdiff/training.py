@@ -336,12 +336,70 @@ class _Run:
             raise PnPError(f"resume: the checkpoint is at step {ck['step']}, beyond steps={self.cfg.steps}")
         return ck
 
-    def bar(self, start: int):  # noqa: ANN202
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
+    def bar(self, start: int) -> None:
+        """Start the clock, the loss average and (with ``progress``) the progress bar."""
+        self.t0, self.acc, self.count, self._bar = time.perf_counter(), 0.0, 0, None
+        if self.progress:
+            from tqdm.auto import tqdm
 
-        return tqdm(total=self.cfg.steps, initial=start, desc=f"train {self.kind}", leave=False, file=sys.stderr)
+            self._bar = tqdm(total=self.cfg.steps, initial=start, desc=f"train {self.kind}", leave=False,
+                             file=sys.stderr)
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def setup(self, build: Any) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer,
+                                          torch.Generator, int]:
+        """Seeded network (``build()``), its EMA copy, AdamW, the data generator and the first step
+        (restored from the checkpoint with ``resume``)."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        net = build().to(self.device)
+        ema = copy.deepcopy(net).requires_grad_(False)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        start = 0
+        ck = self.load_checkpoint()
+        if ck is not None:
+            net.load_state_dict(ck["net"])
+            ema.load_state_dict(ck["ema"])
+            opt.load_state_dict(ck["opt"])
+            gen.set_state(ck["generator"])
+            self.log_rows = [list(r) for r in ck.get("log", [])]
+            start = int(ck["step"])
+        return net, ema, opt, gen, start
+
+    def lr(self, step: int) -> float:
+        """Learning rate of (0-based) step ``step``: linear warm-up to ``lr``."""
+        return self.cfg.lr * min(1.0, (step + 1) / max(self.cfg.warmup, 1))
+
+    def warm_up(self, opt: torch.optim.Optimizer, step: int) -> None:
+        for group in opt.param_groups:
+            group["lr"] = self.lr(step)
+
+    def update(self, net: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, loss: Tensor,
+               step: int) -> int:
+        """One optimiser step on ``loss`` (clipped), the EMA, the progress bar and the log; returns
+        the number of steps done."""
+        cfg = self.cfg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        _ema_update(ema, net, cfg.ema, step)
+        value = float(loss.detach())
+        self.acc, self.count = self.acc + value, self.count + 1
+        done = step + 1
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{value:.4f}")
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            self.log_rows.append([done, round(self.acc / self.count, 6), self.lr(step),
+                                  round(time.perf_counter() - self.t0, 2)])
+            self.acc, self.count = 0.0, 0
+        return done
 
 
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
@@ -437,28 +495,14 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
     cfg = _config(config, settings)
     run = _Run(cfg, "prior", progress)
     run.check_output()
-    torch.manual_seed(cfg.seed)
     net_cfg = _net_config(cfg, run.x.shape[1], run.classes)
-    net = SmallUNet(net_cfg).to(run.device)
-    ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    start = 0
-    ck = run.load_checkpoint()
-    if ck is not None:
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["generator"])
-        run.log_rows = [list(r) for r in ck.get("log", [])]
-        start = int(ck["step"])
+    net, ema, opt, gen, start = run.setup(lambda: SmallUNet(net_cfg))
     x_all = run.x.to(run.device)
     lab_all = run.labels.to(run.device) if run.labels is not None else None
     sd = run.sigma_data
     mean = torch.tensor(run.data_mean, device=run.device).view(1, -1, 1, 1)
     shadow = TrainedPrior(ema, _prior_card(cfg, run, net_cfg, start))
-    t0, acc, count = time.perf_counter(), 0.0, 0
-    bar = run.bar(start)
+    run.bar(start)
     for step in range(start, cfg.steps):
         idx = torch.randint(0, x_all.shape[0], (cfg.batch_size,), generator=gen)
         sigma = draw_sigma(cfg, cfg.batch_size, gen)
@@ -472,8 +516,7 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
             label = torch.where(drop.to(run.device), torch.full_like(lab_all[idx.to(run.device)], run.classes),
                                 lab_all[idx.to(run.device)])
         c_skip, c_out, c_in, c_noise = preconditioning(s, sd)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+        run.warm_up(opt, step)
         with _autocast(cfg, run.device):
             F = net(c_in * (x - mean), c_noise, label).float()
         if cfg.prediction == "edm":
@@ -483,21 +526,7 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
         else:
             d = x - s * F
         loss = (loss_weight(cfg.prediction, s, sd) * (d - x0) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        _ema_update(ema, net, cfg.ema, step)
-        acc, count = acc + float(loss.detach()), count + 1
-        done = step + 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            run.log_rows.append([done, round(acc / count, 6), cfg.lr * min(1.0, done / max(cfg.warmup, 1)),
-                                 round(time.perf_counter() - t0, 2)])
-            acc, count = 0.0, 0
+        done = run.update(net, ema, opt, loss, step)
         files: dict[str, Any] = {}
         if cfg.sample_every and (done % cfg.sample_every == 0 or done == cfg.steps):
             shadow.card = _prior_card(cfg, run, net_cfg, done)
@@ -518,8 +547,7 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
             })
         if files:
             run.commit(files)
-    if bar is not None:
-        bar.close()
+    run.close_bar()
     from pnpdiff.priors.trained import load_trained
 
     return load_trained(run.out / "prior.pt").to(run.device)
@@ -541,26 +569,12 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
     cfg = _config(config, settings)
     run = _Run(cfg, "classifier", progress)
     run.check_output()
-    torch.manual_seed(cfg.seed)
     net_cfg = _net_config(cfg, run.x.shape[1], run.classes)
-    net = NoiseClassifier(net_cfg).to(run.device)
-    ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    start = 0
-    ck = run.load_checkpoint()
-    if ck is not None:
-        net.load_state_dict(ck["net"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["generator"])
-        run.log_rows = [list(r) for r in ck.get("log", [])]
-        start = int(ck["step"])
+    net, ema, opt, gen, start = run.setup(lambda: NoiseClassifier(net_cfg))
     x_all, lab_all = run.x.to(run.device), run.labels.to(run.device)
     mean = torch.tensor(run.data_mean, device=run.device).view(1, -1, 1, 1)
     lo, hi = math.log(cfg.sigma_min), math.log(cfg.sigma_max)
-    t0, acc, count = time.perf_counter(), 0.0, 0
-    bar = run.bar(start)
+    run.bar(start)
     for step in range(start, cfg.steps):
         idx = torch.randint(0, x_all.shape[0], (cfg.batch_size,), generator=gen)
         sigma = torch.exp(lo + (hi - lo) * torch.rand(cfg.batch_size, generator=gen))
@@ -569,26 +583,11 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
         ii = idx.to(run.device)
         x = x_all[ii] + s * noise.to(run.device)
         _, _, c_in, c_noise = preconditioning(s, run.sigma_data)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
+        run.warm_up(opt, step)
         with _autocast(cfg, run.device):
             logits = net(c_in * (x - mean), c_noise).float()
         loss = torch.nn.functional.cross_entropy(logits, lab_all[ii])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        _ema_update(ema, net, cfg.ema, step)
-        acc, count = acc + float(loss.detach()), count + 1
-        done = step + 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            run.log_rows.append([done, round(acc / count, 6), cfg.lr * min(1.0, done / max(cfg.warmup, 1)),
-                                 round(time.perf_counter() - t0, 2)])
-            acc, count = 0.0, 0
+        done = run.update(net, ema, opt, loss, step)
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             card = {"name": cfg.name, "architecture": "pnpdiff.unet.NoiseClassifier", "model": net_cfg.to_dict(),
                     "parameters": sum(p.numel() for p in net.parameters()), "classes": run.classes,
@@ -607,8 +606,7 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
                 "model_card.yaml": _card_yaml(card),
                 "train_log.csv": run.log_csv(),
             })
-    if bar is not None:
-        bar.close()
+    run.close_bar()
     from pnpdiff.priors.trained import load_classifier
 
     return load_classifier(run.out / "classifier.pt").to(run.device)

@@ -197,6 +197,16 @@ def _read(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
     return data
 
 
+def _with_weights(net: torch.nn.Module, data: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """``net`` with the file's weights, or a :class:`PnPError` if they do not fit the card."""
+    try:
+        net.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        raise PnPError(f"{path}: the weights do not match the model card's architecture "
+                       f"({str(err).splitlines()[0][:160]})") from None
+    return net
+
+
 def is_trained_file(path: str | Path) -> bool:
     """Whether ``path`` is a prior written by ``pnpdiff train`` (a quick look, no error)."""
     try:
@@ -227,26 +237,14 @@ def load_trained(path: str | Path, *, name: str | None = None) -> TrainedPrior:
     card = dict(data["card"])
     if name is not None:
         card["name"] = name
-    net = SmallUNet(UNetConfig.from_dict(card["model"]))
-    try:
-        net.load_state_dict(data["state_dict"])
-    except RuntimeError as err:
-        raise PnPError(f"{path}: the weights do not match the model card's architecture "
-                       f"({str(err).splitlines()[0][:160]})") from None
-    return TrainedPrior(net, card)
+    return TrainedPrior(_with_weights(SmallUNet(UNetConfig.from_dict(card["model"])), data, path), card)
 
 
 def load_classifier(path: str | Path) -> TrainedClassifier:
     """Load a classifier written by ``pnpdiff train-classifier`` (see :func:`load_trained`)."""
     data = _read(path, CLASSIFIER_FORMAT, "classifier")
     card = dict(data["card"])
-    net = NoiseClassifier(UNetConfig.from_dict(card["model"]))
-    try:
-        net.load_state_dict(data["state_dict"])
-    except RuntimeError as err:
-        raise PnPError(f"{path}: the weights do not match the card's architecture "
-                       f"({str(err).splitlines()[0][:160]})") from None
-    return TrainedClassifier(net, card)
+    return TrainedClassifier(_with_weights(NoiseClassifier(UNetConfig.from_dict(card["model"])), data, path), card)
 
 
 def weights_path(filename: str) -> Path:
