@@ -30,6 +30,7 @@ ensure_operators()
 
 from pnpdiff import operators, schedules  # noqa: E402
 from pnpdiff.api import solve  # noqa: E402
+from pnpdiff.posterior import sample_posterior  # noqa: E402
 from pnpdiff.priors import Prior, load_prior  # noqa: E402
 from pnpdiff.sampling import sample  # noqa: E402
 from pnpdiff.training import train, train_classifier  # noqa: E402
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "solve",
+    "sample_posterior",
     "sample",
     "train",
     "train_classifier",

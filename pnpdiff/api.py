@@ -60,6 +60,11 @@ DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("natural", "*", "reddiff"): {"lam": 0.1},
     # one denoiser call at sigma_y (docs/denoising.md)
     ("*", "*", "mmse"): {"steps": 1},
+    # posterior samplers (docs/posterior.md). DAPS: the paper's annealing 100 -> 0.1 on [-1, 1]
+    # (poly-7 = Karras), halved; PnP-DM: rho_0 = 10, rho_min = 0.3 on [-1, 1], halved, geometric
+    ("*", "*", "smc"): {"steps": 50},
+    ("*", "*", "daps"): {"steps": 50, "schedule": "karras", "schedule_max": 50.0, "schedule_min": 0.05},
+    ("*", "*", "pnpdm"): {"steps": 40, "schedule": "geometric", "schedule_max": 5.0, "schedule_min": 0.15},
 }
 
 

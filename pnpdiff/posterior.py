@@ -1,0 +1,158 @@
+"""``pnpdiff.sample_posterior``: many draws from the posterior ``p(x | y)``, for uncertainty maps.
+
+Two kinds of methods:
+
+* ``method="smc"`` (:func:`pnpdiff.solvers.smc`, MCGdiff): one sequential Monte Carlo run per
+  measurement with ``particles`` particles; the samples are drawn from its final weighted
+  particles. Exact as the number of particles (and steps) grows, for linear operators with a
+  spectral view and Gaussian noise.
+* every other method of :data:`pnpdiff.solvers.SOLVERS`: ``n`` independent runs, batched (the
+  measurement is repeated ``n`` times along the batch, one seed per run), so each sample is what
+  :func:`pnpdiff.solve` returns for that seed. These samplers are approximate: their spread is
+  the method's, not necessarily the posterior's (``docs/posterior.md`` measures it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pnpdiff.api import _as_operator, check_int, default_method, solve, task_of
+from pnpdiff.errors import PnPWarning, UnknownNameError, ValueRangeError
+from pnpdiff.io import to_tensor
+from pnpdiff.priors import load_prior
+from pnpdiff.solvers import SOLVERS
+
+__all__ = ["sample_posterior", "run_seeds", "POINT_ESTIMATES"]
+
+#: methods that return the same estimate whatever the seed (their "samples" have no spread)
+POINT_ESTIMATES = frozenset({"mmse", "dpir"})
+
+
+def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
+    """The ``n x b`` per-run seeds :func:`sample_posterior` derives from one ``seed``.
+
+    Drawn from a generator seeded with ``seed``, row by row, so that the first ``k`` rows do not
+    depend on ``n``: ``sample_posterior(..., n=8, seed=s)[:4]`` equals ``n=4`` with the same seed.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    return [torch.randint(0, 2**62, (b,), generator=g).tolist() for _ in range(n)]
+
+
+def sample_posterior(
+    y: Any,
+    operator: Any,
+    prior: Any = "natural",
+    n: int = 8,
+    method: str | None = None,
+    sigma_y: float | None = None,
+    seed: int | None = None,
+    *,
+    batch_size: int | None = None,
+    **options: Any,
+) -> Tensor:
+    """Draw ``n`` samples from the posterior ``p(x | y)`` of ``y = A(x) + n``.
+
+    Parameters
+    ----------
+    y, operator, prior, sigma_y
+        As for :func:`pnpdiff.solve` (``sigma_y`` is estimated from ``y`` when not given).
+    n : int
+        Number of samples.
+    method : str, optional
+        ``"smc"`` (default for an operator with a spectral view: ``Matrix``, ``Inpaint``,
+        ``Colorize``, circular blurs, ``Downsample``): MCGdiff's sequential Monte Carlo, whose
+        samples converge to the posterior as its ``particles`` grow (default ``max(n, 64)``
+        particles; cost: ``particles`` denoiser calls per step). Any other method of
+        :data:`pnpdiff.solvers.SOLVERS` (default otherwise: :func:`pnpdiff.solve`'s): ``n``
+        independent, batched runs. ``"mmse"`` and ``"dpir"`` are point estimates: their ``n``
+        samples are identical (a :class:`~pnpdiff.PnPWarning` says so).
+    seed : int, optional
+        Seed of every random draw: run ``k`` of the independent methods gets its own seed
+        (:func:`run_seeds`), and so does each measurement's SMC run. The same seed gives the same
+        samples; for the independent methods the first ``k`` samples do not depend on ``n`` or on
+        ``batch_size``. ``None``: torch's global generator.
+    batch_size : int, optional
+        Independent runs per :func:`pnpdiff.solve` call (default all ``n`` at once); lower it when
+        ``n`` copies of the image do not fit in memory. Ignored by ``"smc"`` (use its
+        ``chunk_size``).
+    **options
+        Passed to :func:`pnpdiff.solve` (``steps``, ``device``, ``progress``, ``max_memory``,
+        schedule options and the method's hyper-parameters, e.g. ``particles`` for ``"smc"``).
+
+    Returns
+    -------
+    Tensor
+        ``(n, *x.shape)``: ``x.shape`` is the shape of the tensor :func:`pnpdiff.solve` returns
+        for a tensor ``y`` (``(C, H, W)`` for a ``(C, H, W)`` image, ``(B, C, H, W)`` for a batch,
+        ``(B, d)`` for vectors under a non-image prior); ``(C, H, W)`` for an array, a PIL image
+        or a path. ``samples.mean(0)`` is the posterior-mean estimate and ``samples.std(0)`` the
+        per-pixel posterior standard deviation.
+
+    Raises
+    ------
+    PnPError
+        As :func:`pnpdiff.solve`; an ``n`` or ``batch_size`` below 1 is a
+        :class:`~pnpdiff.ValueRangeError`.
+
+    References
+    ----------
+    Cardoso, Janati El Idrissi, Le Corff and Moulines, "Monte Carlo guided Diffusion for Bayesian
+    linear inverse problems", ICLR 2024 (``method="smc"``).
+
+    Examples
+    --------
+    >>> samples = pnpdiff.sample_posterior(y, Downsample(4), n=16, seed=0)  # doctest: +SKIP
+    >>> mean, std = samples.mean(0), samples.std(0)  # doctest: +SKIP
+    """
+    n = check_int("n", n, minimum=1)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+    if seed is not None:
+        seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    if method is not None and (not isinstance(method, str) or method not in SOLVERS):
+        raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
+    if "seed" in options or "samples" in options:
+        raise ValueRangeError("sample_posterior takes one seed and draws n samples itself; "
+                              "pass seed= and n= (not per-run seeds or 'samples')")
+    prior_obj = load_prior(prior)
+    op = _as_operator(operator)
+    if method is None:
+        method = "smc" if getattr(op, "has_svd", False) else default_method(task_of(op))
+    if method in POINT_ESTIMATES and n > 1:
+        warnings.warn(f"method {method!r} is a point estimate: its {n} samples are identical (zero spread); "
+                      "use method='smc' or a stochastic solver for uncertainty", PnPWarning, stacklevel=2)
+
+    if getattr(prior_obj, "data_range", (0.0, 1.0)) is None and torch.is_tensor(y) and y.is_floating_point():
+        yt, rank = y, None  # vectors of a non-image prior keep their layout
+    else:
+        yt, _ = to_tensor(y)
+        rank = y.ndim if torch.is_tensor(y) else 3
+    b = yt.shape[0]
+
+    if method == "smc":
+        if "particles" not in options:
+            options["particles"] = max(n, int(inspect.signature(SOLVERS["smc"]).parameters["particles"].default))
+        seeds = None if seed is None else [s[0] for s in run_seeds(seed, b, 1)]
+        out = solve(yt, op, prior_obj, method="smc", sigma_y=sigma_y, seed=seeds, samples=n, **options)
+    else:
+        per_run = None if seed is None else run_seeds(seed, n, b)
+        step = n if batch_size is None else batch_size
+        parts = []
+        for k0 in range(0, n, step):
+            k1 = min(n, k0 + step)
+            rep = yt.repeat(k1 - k0, *([1] * (yt.ndim - 1)))
+            seeds_k: Sequence[int] | None = None
+            if per_run is not None:
+                seeds_k = [s for row in per_run[k0:k1] for s in row]
+            parts.append(solve(rep, op, prior_obj, method=method, sigma_y=sigma_y, seed=seeds_k, **options))
+        out = torch.cat(parts)
+    out = out.reshape(n, b, *out.shape[1:])
+    if rank is None or rank == 4:
+        return out
+    return out[:, 0] if rank == 3 else out[:, 0, 0]
