@@ -408,7 +408,13 @@ def solve(
             ) from None
         if hasattr(prior_obj, "check_image"):
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
-    _check_memory(x_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory)
+    mem_shape, extra = tuple(x_shape), 0
+    if method == "smc":  # the denoiser sees chunk_size particles at a time; all N are stored (about 8 copies)
+        n_part = int(options.get("particles", params["particles"].default))
+        chunk = int(options.get("chunk_size", params["chunk_size"].default))
+        mem_shape = (x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:])
+        extra = 8 * n_part * math.prod(x_shape) * x_y.element_size()
+    _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra)
     prior_obj = prior_obj.to(dev)
     from pnpdiff.priors.runtime import with_runtime
 
@@ -488,8 +494,9 @@ def solve(
 
 
 def _check_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
-                  dtype: torch.dtype, max_memory: int | str | None) -> None:
-    """Refuse, before anything large is allocated, a solve that cannot fit in memory."""
-    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype)
+                  dtype: torch.dtype, max_memory: int | str | None, extra: int = 0) -> None:
+    """Refuse, before anything large is allocated, a solve that cannot fit in memory (``extra``:
+    bytes a method holds beyond the estimate, e.g. smc's particles)."""
+    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype) + int(extra)
     what = f"{memory.describe_shape(x_shape)} with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
     memory.check_memory(need, dev, what=what, limit=max_memory)

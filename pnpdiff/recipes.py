@@ -37,6 +37,14 @@ Keys
     Largest memory the run may use (``8G``, ``512M``, bytes, ``off``); default what is available.
 ``output``
     The output folder (see :mod:`pnpdiff.outputs` for what may be replaced in it).
+``samples``
+    ``N >= 2``: draw N posterior samples (:func:`pnpdiff.sample_posterior`, with ``method`` and
+    ``options``; SMC's samples come from one run of ``options.particles`` particles, the other
+    methods' from N independent runs) and write ``mean.png`` (the posterior mean), ``std.png`` (the
+    per-pixel posterior standard deviation, averaged over channels, viridis with a colour bar in
+    [0, 1] units) beside ``restored.png`` (the first sample); ``metrics.json`` gains ``samples``,
+    ``std_mean``, ``std_max`` and, with a ground truth, ``psnr_mean`` / ``ssim_mean``. One image
+    only (not a batch run).
 ``task``, ``description``
     Free text recorded in ``metrics.json``.
 
@@ -68,6 +76,7 @@ __all__ = ["Recipe", "load_recipe", "parse_recipe", "apply_overrides", "recipe_t
 _TOP_KEYS = (
     "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
     "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
+    "samples",
 )
 #: per-image files a run can save (``save:``); metrics and the resolved recipe are always written
 SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
@@ -106,6 +115,8 @@ class Recipe:
     batch_size: int = 1
     save: tuple[str, ...] | None = None
     intermediates: int = 0
+    #: posterior samples to draw (``pnpdiff.sample_posterior``); 0: one restoration
+    samples: int = 0
     #: the :class:`pnpdiff.peers.Translation` when the file was a DPS / DiffPIR config
     translation: Any = field(default=None, repr=False, compare=False)
 
@@ -336,6 +347,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         d["save"] = list(recipe.save)
     if recipe.intermediates:
         d["intermediates"] = recipe.intermediates
+    if recipe.samples:
+        d["samples"] = recipe.samples
     d["output"] = str(Path(recipe.output).resolve())
     return d
 
@@ -462,6 +475,11 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
                 raise c.fail(f"save[{i}]", f"{name} needs a ground truth ('image:'); with 'observed:' there is none")
         save = tuple(n for n in SAVE_NAMES if n in save)
     intermediates = c.int_("intermediates", data.get("intermediates", 0), 0)
+    samples = c.int_("samples", data.get("samples", 0), 0)
+    if samples == 1:
+        raise c.fail("samples", "a posterior standard deviation needs at least 2 samples (0: no sampling)")
+    if samples and is_batch_spec(src):
+        raise c.fail("samples", "posterior sampling restores one image; give one image (not a folder or a glob)")
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -483,6 +501,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         batch_size=batch_size,
         save=save,
         intermediates=intermediates,
+        samples=samples,
     )
 
 
@@ -654,6 +673,8 @@ def image_file_names(recipe: Recipe) -> list[str]:
     names = [f"{n}.png" for n in recipe.saved]
     if recipe.intermediates:
         names.append("intermediates.png")
+    if recipe.samples:
+        names += ["mean.png", "std.png"]
     return names
 
 
@@ -750,6 +771,66 @@ def restore(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int 
     x_hat = solve(y, op, prior=prior, method=recipe.resolved_method, steps=steps, sigma_y=sigma_y, seed=seed,
                   device=device, progress=progress, max_memory=recipe.max_memory, **options)
     return x_hat.cpu(), frames, time.perf_counter() - t0
+
+
+def draw_samples(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int, *, prior: Any,
+                 steps: int | None, device: str | None, progress: bool) -> tuple[torch.Tensor, float]:
+    """``recipe.samples`` posterior samples of one image (``pnpdiff.sample_posterior``), ``(n, 1, C,
+    H, W)`` on the CPU, and the seconds taken."""
+    from pnpdiff.posterior import sample_posterior
+
+    t0 = time.perf_counter()
+    out = sample_posterior(y, op, prior, n=recipe.samples, method=recipe.resolved_method, sigma_y=sigma_y, seed=seed,
+                           steps=steps, device=device, progress=progress, max_memory=recipe.max_memory,
+                           **recipe.options)
+    return out.cpu(), time.perf_counter() - t0
+
+
+#: anchors of the viridis colour map (van der Walt and Smith, matplotlib's default), low to high
+_VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
+
+
+def _colour(v: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] ``(H, W)`` -> viridis RGB ``(3, H, W)`` in [0, 1] (piecewise-linear anchors)."""
+    lut = torch.tensor(_VIRIDIS, dtype=torch.float32) / 255
+    k = lut.shape[0] - 1
+    pos = v.clamp(0, 1) * k
+    i = pos.floor().clamp(max=k - 1).long()
+    f = (pos - i)[..., None]
+    return (lut[i] * (1 - f) + lut[i + 1] * f).permute(2, 0, 1)
+
+
+def save_std_map(std: torch.Tensor, path: Path) -> float:
+    """Save the per-pixel posterior standard deviation ``(1, C, H, W)`` (mean over channels) as a
+    viridis image with a colour bar labelled in [0, 1] image units (0 at the bottom, the map's
+    largest value at the top); return that largest value."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from pnpdiff.io import to_pil
+
+    s = std[0].float().mean(0)
+    top = float(s.max()) if float(s.max()) > 0 else 1.0
+    img = to_pil(_colour(s / top)[None]).convert("RGB")
+    h, w = s.shape
+    zoom = -(-160 // max(h, w)) if max(h, w) < 160 else 1
+    img = img.resize((w * zoom, h * zoom), Image.NEAREST)
+    h, w = h * zoom, w * zoom
+    pad, bar, label = 8, max(12, w // 16), 64
+    canvas = Image.new("RGB", (w + 3 * pad + bar + label, h + 2 * pad), "white")
+    canvas.paste(img, (pad, pad))
+    ramp = torch.linspace(1, 0, h)[:, None].expand(h, bar)
+    canvas.paste(to_pil(_colour(ramp)[None]).convert("RGB"), (w + 2 * pad, pad))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    x_txt = w + 2 * pad + bar + 4
+    for frac in (1.0, 0.5, 0.0):
+        y_txt = pad + int((1 - frac) * (h - 12))
+        draw.text((x_txt, y_txt), f"{frac * top:.3f}", fill="black", font=font)
+    canvas.save(path)
+    return top
 
 
 def write_image_files(folder: Path, recipe: Recipe, m: Measurement, x_hat: torch.Tensor,
@@ -870,8 +951,14 @@ def run_recipe(
 
     m = measure(recipe, spec, recipe.noise_seed)
     n_steps = steps if steps is not None else recipe.steps
-    x_hat, frames, seconds = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior, steps=n_steps,
-                                     device=dev_spec, progress=progress)
+    draws = None
+    if recipe.samples:  # restored.png is the first posterior sample; mean.png and std.png summarise all
+        draws, seconds = draw_samples(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior, steps=n_steps,
+                                      device=dev_spec, progress=progress)
+        x_hat, frames = draws[0], None
+    else:
+        x_hat, frames, seconds = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior,
+                                         steps=n_steps, device=dev_spec, progress=progress)
     metrics: dict[str, Any] = {
         **run_settings(recipe, steps),
         "sigma_y": round(float(m.sigma_y), 6),
@@ -883,8 +970,29 @@ def run_recipe(
     with out.transaction() as tmp:
         strip = frames.strip(0, recipe.intermediates) if frames is not None else []
         write_image_files(tmp, recipe, m, x_hat, strip, metrics)
+        if draws is not None:
+            write_sample_files(tmp, m, draws, metrics)
         write_run_files(tmp, recipe, target, metrics, [{"image": spec, **metrics}], metrics["steps"], dev_spec)
     return metrics
+
+
+def write_sample_files(folder: Path, m: Measurement, draws: torch.Tensor, metrics: dict[str, Any]) -> None:
+    """``mean.png`` (the posterior-mean estimate), ``std.png`` (per-pixel posterior standard
+    deviation, colour bar in [0, 1] units) and their metrics: ``samples``, ``std_mean`` (over pixels
+    and channels), ``std_max`` (the top of the colour bar: the largest channel-averaged pixel std),
+    and PSNR / SSIM of the mean when there is a ground truth."""
+    from pnpdiff.io import save_image
+    from pnpdiff.metrics import psnr, ssim
+
+    mean = draws.mean(0).clamp(0, 1)
+    std = draws.std(0)
+    save_image(mean, folder / "mean.png", bits=m.bits)
+    metrics["samples"] = int(draws.shape[0])
+    metrics["std_mean"] = round(float(std.mean()), 6)
+    metrics["std_max"] = round(save_std_map(std, folder / "std.png"), 6)
+    if m.truth is not None:
+        metrics["psnr_mean"] = round(float(psnr(mean, m.truth)[0]), 3)
+        metrics["ssim_mean"] = round(float(ssim(mean, m.truth)[0]), 4)
 
 
 def _version() -> str:

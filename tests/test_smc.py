@@ -231,3 +231,13 @@ def test_point_estimates_warn_and_bad_arguments_raise() -> None:
     for bad in ({"n": 0}, {"batch_size": 0}, {"method": "nope"}, {"samples": 3}):
         with pytest.raises(PnPError):
             pnpdiff.sample_posterior(p.y, p.operator, p.prior, **{"n": 2, **bad})
+
+
+def test_memory_check_counts_the_particles() -> None:
+    from pnpdiff.operators import Inpaint
+
+    y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    op = Inpaint((torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(1)) > 0.5).float())
+    with pytest.raises(pnpdiff.MemoryLimitError):
+        pnpdiff.solve(y, op, "natural", method="smc", particles=10**6, steps=2, progress=False, max_memory="1G",
+                      sigma_y=0.02, device="cpu")
