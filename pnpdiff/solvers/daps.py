@@ -55,7 +55,8 @@ def daps(
     ``dx / dsigma = (x - D(x, sigma)) / sigma`` over Karras sigmas from ``t`` to ``ode_sigma_min``
     and a last step to 0 (:func:`pnpdiff.solvers.euler`, the paper's ``poly-7`` steps). Only
     ``A(x)`` and its vector-Jacobian product are used (autograd through ``A``, never through the
-    denoiser), so any differentiable callable is a valid forward model.
+    denoiser; ``A^T`` directly for a linear operator), so any differentiable callable is a valid
+    forward model.
 
     **Units.** The paper's annealing runs from sigma 100 to 0.1 and the ODE to 0.01 on [-1, 1]
     images: 50, 0.05 and 0.005 here (half). Its Langevin step is an absolute learning rate
@@ -122,6 +123,7 @@ def daps(
         x0 = starting_point(y, operator, max(float(sigma_y), 1e-3), sig[0], x_init)
         x = x0 + sig[0] * randn_like(x0, generator)
     x0 = x
+    linear = hasattr(operator, "adjoint")
     levels = len(sig) - 1
     for i in steps_iter(levels, progress, "daps"):
         t, s = sig[i], sig[i + 1]
@@ -131,10 +133,13 @@ def daps(
         eta = lr * (1 + ratio * (lr_min_ratio - 1)) * min(t * t, beta * beta)
         x0 = x0_hat.clone()
         for _ in range(langevin_steps):
-            with torch.enable_grad():
-                xv = x0.detach().requires_grad_(True)
-                misfit = (y - operator(xv)).pow(2).sum() / (2 * beta * beta)
-                (g_lik,) = torch.autograd.grad(misfit, xv)
+            if linear:  # grad of ||y - A x||^2 / (2 beta^2) in closed form
+                g_lik = operator.adjoint(operator(x0) - y) / (beta * beta)
+            else:
+                with torch.enable_grad():
+                    xv = x0.detach().requires_grad_(True)
+                    misfit = (y - operator(xv)).pow(2).sum() / (2 * beta * beta)
+                    (g_lik,) = torch.autograd.grad(misfit, xv)
             grad = -(x0 - x0_hat) / (t * t) - g_lik
             x0 = x0 + eta * grad + math.sqrt(2 * eta) * randn_like(x0, generator)
         x = x0 + s * randn_like(x0, generator) if s > 0 else x0

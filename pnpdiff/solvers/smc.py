@@ -124,7 +124,7 @@ def smc(
 ) -> Tensor:
     r"""Sequential Monte Carlo posterior sampling: MCGdiff (Cardoso, Janati El Idrissi, Le Corff
     and Moulines, "Monte Carlo guided Diffusion for Bayesian linear inverse problems", ICLR 2024),
-    Algorithm 1 with its noisy-observation extension (Sec. 3.3), in variance-exploding form.
+    Algorithm 1 and its extension to noisy observations, in variance-exploding form.
 
     **Why MCGdiff.** Of the three asymptotically exact SMC samplers for diffusion priors, MCGdiff
     is the one written for exactly this setting -- linear ``A`` with Gaussian noise, on the
@@ -172,6 +172,14 @@ def smc(
     posterior as ``N -> infinity``; what is left is the Gaussian-kernel (step-count) error and the
     start ``x_T ~ N(data mean, T^2 + data var)`` (:meth:`~pnpdiff.priors.base.Prior.start`),
     exact for a Gaussian prior and for a mixture once ``T`` dwarfs its spread.
+
+    **Measured** (``docs/posterior.md``, the MCGdiff mixture, 100 steps): the distance to the exact
+    posterior falls with ``N`` and is 10-40x below every approximate method's at ``N = 5000``, but
+    one run's error is several times that of ``N`` exact samples (particle degeneracy: the
+    intermediate targets ``p_t g_t`` are not ``p(x_t | y)``, and the weights correct them once the
+    modes are frozen). A prototype of the twisted diffusion sampler with the Tweedie covariance
+    ``t^2 dD/dx`` in its twisting did no better at 8x the cost; the exact twisting ``p(y | x_t)``
+    (known for a mixture only) reaches the exact-sample floor, which locates the loss.
 
     ``sigma_y = 0`` pins every observed coordinate at ``tau_i = sigma_min``, the last positive
     sigma of the schedule (the kernel model has no mass at a noiseless constraint; the prior is
