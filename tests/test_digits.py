@@ -122,3 +122,15 @@ def test_guided_inpainting_follows_the_label(judge) -> None:
     assert r_as3 > r_free + 0.2, (r_free, r_as3)
     # the known half is kept: mean error below a sixth of one of the digits' 16 grey levels (measured 0.004)
     assert float((op(as3) - y)[..., 8:, :].abs().mean()) < 0.01
+
+
+def test_reddiff_deblur_with_a_diffusion_prior_starts_from_a_wiener_estimate() -> None:
+    """RED-diff starts *at* its initial estimate; regularised for sigma_start = 40 it was a near-inverse
+    filter (values +-20, 5.1 dB on the held-out digits). Fixed: 28.5 dB on these 48; the blurry y is ~22 dB."""
+    x, _ = digits("heldout", 16)
+    x = x[:48]
+    op = GaussianBlur(1.0)
+    ax = op(x)
+    y = ax + 0.05 * torch.randn(ax.shape, generator=torch.Generator().manual_seed(1))
+    out = pnpdiff.solve(y, op, prior="digits", method="reddiff", sigma_y=0.05, seed=0, progress=False)
+    assert float(psnr(out, x).mean()) > float(psnr(y.clamp(0, 1), x).mean()) + 2
