@@ -370,6 +370,18 @@ class _Run:
             start = int(ck["step"])
         return net, ema, opt, gen, start
 
+    def checkpoint_files(self, net: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
+                         gen: torch.Generator, done: int, card: dict[str, Any]) -> dict[str, Any]:
+        """The files of a checkpoint: the resumable state, the model file (EMA weights + card), the
+        card as YAML and the log. The model file is ``prior.pt`` or ``classifier.pt`` by ``kind``."""
+        fmt = PRIOR_FORMAT if self.kind == "prior" else CLASSIFIER_FORMAT
+        model = {"format": fmt, "card": card, "state_dict": {k: v.detach().cpu() for k, v in ema.state_dict().items()}}
+        state = {"format": _TRAIN_FORMAT, "kind": self.kind, "step": done, "fingerprint": _fingerprint(self.cfg),
+                 "net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                 "generator": gen.get_state(), "log": self.log_rows, self.kind: model}
+        return {"checkpoint.pt": state, f"{self.kind}.pt": model, "model_card.yaml": _card_yaml(card),
+                "train_log.csv": self.log_csv()}
+
     def lr(self, step: int) -> float:
         """Learning rate of (0-based) step ``step``: linear warm-up to ``lr``."""
         return self.cfg.lr * min(1.0, (step + 1) / max(self.cfg.warmup, 1))
@@ -534,17 +546,7 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             card = _prior_card(cfg, run, net_cfg, done)
             card["parameters"] = sum(p.numel() for p in net.parameters())
-            prior_file = {"format": PRIOR_FORMAT, "card": card,
-                          "state_dict": {k: v.detach().cpu() for k, v in ema.state_dict().items()}}
-            files.update({
-                "checkpoint.pt": {"format": _TRAIN_FORMAT, "kind": "prior", "step": done,
-                                  "fingerprint": _fingerprint(cfg), "net": net.state_dict(), "ema": ema.state_dict(),
-                                  "opt": opt.state_dict(), "generator": gen.get_state(), "log": run.log_rows,
-                                  "prior": prior_file},
-                "prior.pt": prior_file,
-                "model_card.yaml": _card_yaml(card),
-                "train_log.csv": run.log_csv(),
-            })
+            files.update(run.checkpoint_files(net, ema, opt, gen, done, card))
         if files:
             run.commit(files)
     run.close_bar()
@@ -595,17 +597,7 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
                     "sigma_data": run.sigma_data, "data_mean": run.data_mean, "sigma_min": cfg.sigma_min,
                     "sigma_max": cfg.sigma_max, "data": run.data_desc, "steps": done, "seed": cfg.seed,
                     "command": cfg.command}
-            clf_file = {"format": CLASSIFIER_FORMAT, "card": card,
-                        "state_dict": {k: v.detach().cpu() for k, v in ema.state_dict().items()}}
-            run.commit({
-                "checkpoint.pt": {"format": _TRAIN_FORMAT, "kind": "classifier", "step": done,
-                                  "fingerprint": _fingerprint(cfg), "net": net.state_dict(), "ema": ema.state_dict(),
-                                  "opt": opt.state_dict(), "generator": gen.get_state(), "log": run.log_rows,
-                                  "classifier": clf_file},
-                "classifier.pt": clf_file,
-                "model_card.yaml": _card_yaml(card),
-                "train_log.csv": run.log_csv(),
-            })
+            run.commit(run.checkpoint_files(net, ema, opt, gen, done, card))
     run.close_bar()
     from pnpdiff.priors.trained import load_classifier
 
