@@ -29,6 +29,23 @@ def clip_schedule(sigmas: Tensor, prior: Prior) -> Tensor:
 
     The solver starts at ``min(sigmas[0], prior.sigma_max)``: values above ``sigma_max`` are
     dropped and replaced by one step at ``sigma_max``. The trailing 0 is kept (appended if absent).
+
+    Parameters
+    ----------
+    sigmas : Tensor or sequence of float
+        Non-negative, non-increasing noise levels in [0, 1] units (see :mod:`pnpdiff.schedules`).
+    prior : Prior
+        The prior whose ``sigma_max`` bounds the schedule.
+
+    Returns
+    -------
+    Tensor
+        The clipped float64 schedule, ending in 0.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``sigmas`` is empty, increasing somewhere or negative.
     """
     sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
     if sig.numel() == 0:
@@ -80,7 +97,29 @@ def initial_estimate(y: Tensor, operator: object, sigma_y: float, sigma_start: f
       ``argmin_x ||A x - y||^2 + rho ||x - c||^2`` with ``c`` the mean of ``A^T y / A^T 1`` and
       ``rho = (sigma_y^2 + 1e-4) / sigma_start^2`` — Wiener-like for blur, the pseudo-inverse
       plus a constant on the null space for decimation (``A^+ y`` itself amplifies noise);
-    * a nonlinear callable: ``None`` is returned and the solver starts from noise around 0.5.
+    * a nonlinear callable: :class:`~pnpdiff.OperatorError` (the solvers that accept one start
+      from the prior instead).
+
+    Parameters
+    ----------
+    y : Tensor
+        Measurement, shape of the operator's output.
+    operator : LinearOperator
+        The measurement operator (anything with ``prox`` and ``adjoint``, or a ``mask``).
+    sigma_y : float
+        Measurement noise level in [0, 1] units.
+    sigma_start : float
+        Noise level the solver starts at; sets the regularisation ``rho``.
+
+    Returns
+    -------
+    Tensor
+        The estimate, shape of the operator's input.
+
+    Raises
+    ------
+    OperatorError
+        If ``operator`` is not linear (no ``prox`` / ``adjoint``).
     """
     mask = getattr(operator, "mask", None)
     if torch.is_tensor(mask):
@@ -104,6 +143,22 @@ def estimate_noise_level(y: Tensor) -> float:
 
     The median absolute value of the finest diagonal Haar wavelet coefficients divided by
     0.6745, averaged over channels; biased upwards on very textured images.
+
+    Parameters
+    ----------
+    y : Tensor
+        Noisy image(s), shape ``(..., H, W)``.
+
+    Returns
+    -------
+    float
+        The estimated noise standard deviation, in the units of ``y`` (0 for images smaller than
+        2x2).
+
+    References
+    ----------
+    D. L. Donoho and I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage",
+    Biometrika 81(3), 1994. https://doi.org/10.1093/biomet/81.3.425
     """
     if y.shape[-1] < 2 or y.shape[-2] < 2:
         return 0.0

@@ -107,6 +107,12 @@ def daps(
     -------
     Tensor
         One posterior sample per measurement (the Langevin ``x0`` of the last level).
+
+    References
+    ----------
+    B. Zhang, W. Chu, J. Berner, C. Meng, A. Anandkumar and Y. Song, "Improving Diffusion
+    Inverse Problem Solving with Decoupled Noise Annealing", CVPR 2025.
+    https://arxiv.org/abs/2407.01521
     """
     if ode_steps < 1 or langevin_steps < 0:
         raise ValueRangeError(f"daps needs ode_steps >= 1 and langevin_steps >= 0, got {ode_steps}, {langevin_steps}")

@@ -113,6 +113,11 @@ def ddnm(
     -------
     Tensor
         The restored image (the iterate at sigma = 0).
+
+    References
+    ----------
+    Y. Wang, J. Yu and J. Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion
+    Null-Space Model", ICLR 2023. https://arxiv.org/abs/2212.00490
     """
     if sigma_y > 0:
         warnings.warn(
@@ -219,6 +224,11 @@ def ddnm_plus(
     -------
     Tensor
         The restored image (the iterate at sigma = 0).
+
+    References
+    ----------
+    Y. Wang, J. Yu and J. Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion
+    Null-Space Model", ICLR 2023. https://arxiv.org/abs/2212.00490
     """
     _check_travel(travel_length, travel_repeat)
     sigmas = clip_schedule(sigmas, prior).tolist()

@@ -113,6 +113,11 @@ def ddrm(
     -------
     Tensor
         The restored image (the iterate at sigma = 0).
+
+    References
+    ----------
+    B. Kawar, M. Elad, S. Ermon and J. Song, "Denoising Diffusion Restoration Models",
+    NeurIPS 2022. https://arxiv.org/abs/2201.11793
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     sigma_y = float(sigma_y)

@@ -65,6 +65,12 @@ def diffpir(
     -------
     Tensor
         The restored image (the last denoised estimate).
+
+    References
+    ----------
+    Y. Zhu, K. Zhang, J. Liang, J. Cao, B. Wen, R. Timofte and L. Van Gool, "Denoising Diffusion
+    Models for Plug-and-Play Image Restoration", CVPR Workshops (NTIRE) 2023.
+    https://arxiv.org/abs/2305.08995
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     sigma_y_eff = max(float(sigma_y), 1e-3)  # a noiseless y still needs a finite rho

@@ -78,6 +78,12 @@ def dpir(
     -------
     Tensor
         The last denoised estimate.
+
+    References
+    ----------
+    K. Zhang, Y. Li, W. Zuo, L. Zhang, L. Van Gool and R. Timofte, "Plug-and-Play Image
+    Restoration with Deep Denoiser Prior", IEEE TPAMI 44(10), 2022 (online 2021).
+    https://doi.org/10.1109/TPAMI.2021.3088914 (https://arxiv.org/abs/2008.13751)
     """
     sig = clip_schedule(sigmas, prior)
     sig = sig[sig > 0].tolist()

@@ -117,6 +117,11 @@ def dps(
     Memory: one denoiser graph is held per step (activations for the backward pass), so peak
     memory is roughly that of a training step of the denoiser at batch ``B``, against a
     forward-only pass for DiffPIR.
+
+    References
+    ----------
+    H. Chung, J. Kim, M. T. Mccann, M. L. Klasky and J. C. Ye, "Diffusion Posterior Sampling
+    for General Noisy Inverse Problems", ICLR 2023. https://arxiv.org/abs/2209.14687
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     if x_init is None and not has_prox(operator):  # nothing measured to start from: the prior's start

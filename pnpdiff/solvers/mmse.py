@@ -85,9 +85,12 @@ def mmse(
     ----------
     H. Robbins, "An empirical Bayes approach to statistics", Proc. Third Berkeley Symposium on
     Mathematical Statistics and Probability, 1956.
+
     K. Miyasawa, "An empirical Bayes estimator of the mean of a normal population", Bull. Inst.
     Internat. Statist. 38, 1961.
+
     B. Efron, "Tweedie's formula and selection bias", J. Amer. Statist. Assoc. 106, 2011.
+    https://doi.org/10.1198/jasa.2011.tm11181
     """
     from pnpdiff.operators import Identity
 

@@ -117,6 +117,11 @@ def pigdm(
     Notes
     -----
     Memory: like DPS, one denoiser graph per step is kept for the vector-Jacobian product.
+
+    References
+    ----------
+    J. Song, A. Vahdat, M. Mardani and J. Kautz, "Pseudoinverse-Guided Diffusion Models for
+    Inverse Problems", ICLR 2023. https://openreview.net/forum?id=9_gsMA8MRKQ
     """
     if not (hasattr(operator, "adjoint") and callable(operator)):
         raise PnPError("pigdm needs a linear operator with an adjoint; use method='dps' for a "

@@ -106,6 +106,12 @@ def pnpdm(
     -------
     Tensor
         The last ``x``: one approximate posterior sample per measurement.
+
+    References
+    ----------
+    Z. Wu, Y. Sun, Y. Chen, B. Zhang, Y. Yue and K. L. Bouman, "Principled Probabilistic
+    Imaging using Diffusion Models as Plug-and-Play Priors", NeurIPS 2024.
+    https://arxiv.org/abs/2405.18782
     """
     if prior_steps < 1 or langevin_steps < 1 or not 0 < lr <= 1:
         raise ValueRangeError(f"pnpdm needs prior_steps >= 1, langevin_steps >= 1 and 0 < lr <= 1, got "

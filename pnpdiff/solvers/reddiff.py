@@ -96,6 +96,11 @@ def reddiff(
     -------
     Tensor
         The optimised mean ``mu``.
+
+    References
+    ----------
+    M. Mardani, J. Song, J. Kautz and A. Vahdat, "A Variational Perspective on Solving Inverse
+    Problems with Diffusion Models", ICLR 2024. https://arxiv.org/abs/2305.04391
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     # mu starts *at* the initial estimate (no noise drowns it): regularise it as a Wiener filter for

@@ -88,6 +88,11 @@ def ddpm(
     -------
     Tensor
         Samples (the iterate at sigma = 0).
+
+    References
+    ----------
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     x = _start(prior, x_T, sigmas[0], generator, device, dtype)
@@ -147,6 +152,11 @@ def ddim(
     -------
     Tensor
         Samples (the iterate at sigma = 0).
+
+    References
+    ----------
+    J. Song, C. Meng and S. Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
+    https://arxiv.org/abs/2010.02502
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     x = _start(prior, x_T, sigmas[0], generator, device, dtype)
@@ -205,6 +215,11 @@ def euler(
     -------
     Tensor
         Samples (the iterate at sigma = 0).
+
+    References
+    ----------
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     x = _start(prior, x_T, sigmas[0], generator, device, dtype)
@@ -263,6 +278,11 @@ def heun(
     -------
     Tensor
         Samples (the iterate at sigma = 0).
+
+    References
+    ----------
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
     """
     sigmas = clip_schedule(sigmas, prior).tolist()
     x = _start(prior, x_T, sigmas[0], generator, device, dtype)

@@ -241,6 +241,11 @@ def smc(
         The operator has no spectral view.
     ValueRangeError
         ``particles``, ``chunk_size`` or ``samples`` not positive, ``ess_threshold`` outside [0, 1].
+
+    References
+    ----------
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983
     """
     if particles < 1 or chunk_size < 1 or samples < 0:
         raise ValueRangeError(f"smc needs particles >= 1, chunk_size >= 1 and samples >= 0; got "
