@@ -1,10 +1,40 @@
 """Degradation operators, installed and imported as :mod:`pnpdiff.operators`.
 
-Every operator is a :class:`LinearOperator` (a :class:`torch.nn.Module`) with ``forward``
+Every linear operator is a :class:`LinearOperator` (a :class:`torch.nn.Module`) with ``forward``
 (``A``), an exact ``adjoint`` (``A^T``), ``gram``, ``pinv``, ``prox`` and, where the structure
 allows it, a spectral (SVD) view. See each class's docstring for which parts are closed forms.
 The nonlinear forward models (:class:`PhaseRetrieval`, :class:`SaturatedBlur`, in
 ``nonlinear.py``) are plain differentiable modules with ``forward`` only, for DPS and RED-diff.
+
+.. rubric:: Contents
+
+Base classes and helpers:
+
+* :class:`LinearOperator` -- the contract (``forward``, ``adjoint``, ``gram``, ``pinv``,
+  ``prox``, ``prox_cg``, the spectral view ``Vt``, ``V``, ``Ut``, ``U``, ``singular_values``);
+* :class:`DiagonalOperator` -- operators diagonal in the pixel basis;
+* :class:`Composition` and :func:`compose` -- ``A @ B``;
+* :func:`conjugate_gradient`, :func:`batch_dot` -- the batched solver behind the fallbacks.
+
+Blur and kernels:
+
+* :class:`Blur` (any kernel, circular or with a boundary), :class:`GaussianBlur`,
+  :class:`UniformBlur`, :class:`MotionBlur`;
+* :func:`gaussian_kernel`, :func:`uniform_kernel`, :func:`motion_kernel`.
+
+Super-resolution: :class:`Downsample` (blur + decimation) and its filter taps
+:func:`downsample_taps`.
+
+Inpainting: :class:`Inpaint` and the masks :func:`random_mask`, :func:`box_mask`,
+:func:`freeform_mask`.
+
+Other linear operators: :class:`Identity` (denoising), :class:`Colorize` (colour to grey),
+:class:`Matrix` (a dense matrix on vectors).
+
+deepinv interoperability: :func:`to_deepinv`, :func:`from_deepinv`, :func:`as_operator`,
+:class:`DeepinvOperator`.
+
+Nonlinear forward models: :class:`PhaseRetrieval`, :class:`SaturatedBlur`.
 """
 
 from .base import Composition, DiagonalOperator, LinearOperator, batch_dot, conjugate_gradient
@@ -13,7 +43,24 @@ __all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradi
 
 
 def compose(*ops: LinearOperator) -> LinearOperator:
-    """``compose(A, B, C)`` = ``A @ B @ C`` (``C`` is applied first)."""
+    """Compose linear operators: ``compose(A, B, C)`` = ``A @ B @ C`` (``C`` is applied first).
+
+    Parameters
+    ----------
+    *ops : LinearOperator
+        One or more pnpdiff operators, outermost first.
+
+    Returns
+    -------
+    LinearOperator
+        The composition (the operator itself when only one is given).
+
+    Raises
+    ------
+    OperatorError
+        If no operator is given or one of them is not a pnpdiff :class:`LinearOperator`
+        (wrap a deepinv physics with :func:`as_operator` first).
+    """
     from pnpdiff.errors import OperatorError
 
     from ._checks import show

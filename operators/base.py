@@ -29,7 +29,18 @@ __all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradi
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-sample inner product ``<a_i, b_i>`` over all but the first dimension, shape ``(B,)``."""
+    """Per-sample inner product ``<a_i, b_i>`` over all but the first dimension.
+
+    Parameters
+    ----------
+    a, b : Tensor
+        Tensors of the same shape ``(B, ...)``.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(B,)``.
+    """
     return (a * b).flatten(1).sum(1)
 
 
@@ -129,12 +140,23 @@ class LinearOperator(nn.Module):
     Subclasses implement :meth:`forward` and :meth:`adjoint`; the other methods have generic
     fallbacks (conjugate gradient) that subclasses replace by closed forms where they exist.
     Inputs are batched ``(B, C, H, W)`` tensors (or ``(B, n)`` for :class:`~pnpdiff.operators.Matrix`)
-    of any floating dtype, on any device.
+    of any floating dtype, on any device. ``A @ B`` composes two operators
+    (:class:`Composition`, ``B`` applied first).
+
+    The methods documented here are the contract of every operator; a subclass's override
+    computes the same thing (its docstring says how: FFT, closed form, ...).
 
     Parameters
     ----------
-    cg_tol, cg_max_iter : float, int
-        Tolerance and iteration cap of the conjugate-gradient fallbacks.
+    cg_tol : float
+        Relative-residual tolerance of the conjugate-gradient fallbacks (``>= 0``).
+    cg_max_iter : int
+        Iteration cap of the conjugate-gradient fallbacks (``>= 0``).
+
+    Raises
+    ------
+    ValueRangeError
+        If ``cg_tol`` or ``cg_max_iter`` is negative or not a number.
     """
 
     #: whether :meth:`prox` is a closed form (``False``: conjugate gradient)
@@ -151,20 +173,64 @@ class LinearOperator(nn.Module):
 
     # -- the two maps every operator defines ---------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
-        """Apply ``A``."""
+        """Apply ``A``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         raise NotImplementedError
 
     def adjoint(self, y: Tensor) -> Tensor:  # pragma: no cover - abstract
-        """Apply ``A^T`` (exact adjoint of :meth:`forward`)."""
+        """Apply ``A^T`` (exact adjoint of :meth:`forward`: ``<A x, y> = <x, A^T y>``).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         raise NotImplementedError
 
     # -- derived maps with generic fallbacks ---------------------------------------------------
     def gram(self, x: Tensor) -> Tensor:
-        """Normal operator ``A^T A x``."""
+        """Normal operator ``A^T A x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         return self.adjoint(self.forward(x))
 
     def pinv(self, y: Tensor) -> Tensor:
-        """Moore-Penrose pseudo-inverse ``A^+ y`` (fallback: CG on ``A^T A x = A^T y`` from 0)."""
+        """Moore-Penrose pseudo-inverse ``A^+ y`` (fallback: CG on ``A^T A x = A^T y`` from 0).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         return conjugate_gradient(self.gram, self.adjoint(y), tol=self.cg_tol, max_iter=self.cg_max_iter)
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
@@ -178,11 +244,44 @@ class LinearOperator(nn.Module):
             Measurement, shape of the output of ``A``.
         rho : float or Tensor
             Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+
+        Raises
+        ------
+        ShapeError
+            If ``y`` does not have the shape of ``A(z)`` or ``rho`` has the wrong length.
         """
         return self.prox_cg(z, y, rho)
 
     def prox_cg(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """The conjugate-gradient solution of :meth:`prox` (what operators without a closed form use)."""
+        """The conjugate-gradient solution of :meth:`prox` (what operators without a closed form use).
+
+        Solves ``(A^T A + rho I) x = A^T y + rho z`` from ``x = z``, to ``cg_tol`` or ``cg_max_iter``
+        iterations. Operators with a closed-form :meth:`prox` keep this one as a reference.
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor.
+
+        Returns
+        -------
+        Tensor
+            The approximate minimiser, shape of ``z``.
+
+        Raises
+        ------
+        ShapeError
+            If ``A^T y`` does not have the shape of ``z``.
+        """
         r = _per_sample(rho, z)
         aty = self.adjoint(y)
         if torch.is_tensor(z) and not _batch_fits(aty.shape, z.shape):
@@ -214,23 +313,98 @@ class LinearOperator(nn.Module):
             The input's shape (or an input tensor, whose device and dtype are then used too).
             Operators without a fixed input size (e.g. :class:`~pnpdiff.operators.Downsample`)
             need it; the others ignore it. Solvers should pass ``x`` (or ``x.shape``).
+
+        Returns
+        -------
+        Tensor
+            Non-negative singular values ``s``, broadcastable to the input's shape, so that
+            ``A x = U(s * Vt(x))``.
+
+        Raises
+        ------
+        OperatorError
+            If the operator has no spectral view (``has_svd`` is false).
         """
         raise self._no_svd()
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802 - the paper's symbol
-        """Coefficients of ``x`` in the right singular basis (input layout)."""
+        """Coefficients of ``x`` in the right singular basis (input layout).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
+
+        Returns
+        -------
+        Tensor
+            ``V^T x``, shape of ``x``.
+
+        Raises
+        ------
+        OperatorError
+            If the operator has no spectral view (``has_svd`` is false).
+        """
         raise self._no_svd()
 
     def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Image of spectral coefficients (input layout) -> input space; inverse of :meth:`Vt`."""
+        """Image of spectral coefficients (input layout) -> input space; inverse of :meth:`Vt`.
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the right singular basis, the input's shape.
+
+        Returns
+        -------
+        Tensor
+            ``V c``, the input's shape.
+
+        Raises
+        ------
+        OperatorError
+            If the operator has no spectral view (``has_svd`` is false).
+        """
         raise self._no_svd()
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """Coefficients of ``y`` in the left singular basis, zero-padded to the input layout."""
+        """Coefficients of ``y`` in the left singular basis, zero-padded to the input layout.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``U^T y`` in the input layout (zeros where ``s = 0``).
+
+        Raises
+        ------
+        OperatorError
+            If the operator has no spectral view (``has_svd`` is false).
+        """
         raise self._no_svd()
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Spectral coefficients (input layout) -> measurement space (entries with ``s = 0`` dropped)."""
+        """Spectral coefficients (input layout) -> measurement space (entries with ``s = 0`` dropped).
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the left singular basis, the input's layout.
+
+        Returns
+        -------
+        Tensor
+            ``U c``, the measurement's shape.
+
+        Raises
+        ------
+        OperatorError
+            If the operator has no spectral view (``has_svd`` is false).
+        """
         raise self._no_svd()
 
     # -- composition ---------------------------------------------------------------------------
@@ -274,30 +448,96 @@ def _check_prox_pair(op: LinearOperator, z: Tensor, y: Tensor, want: Sequence[in
 class DiagonalOperator(LinearOperator):
     """An operator that is diagonal in the pixel basis (:class:`Identity`, :class:`Inpaint`).
 
-    Its spectral view is exact and trivial: ``U = V = I``; subclasses give ``singular_values``.
+    Its spectral view is exact and trivial: ``U = V = I`` (``Vt``, ``V``, ``Ut``, ``U`` return
+    their argument); subclasses give ``singular_values``.
+
+    Parameters
+    ----------
+    cg_tol, cg_max_iter : float, int
+        As for :class:`LinearOperator`.
     """
 
     has_svd = True
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
+        """Identity (pixel basis).
+
+        Parameters
+        ----------
+        x : Tensor
+            Image or coefficients.
+
+        Returns
+        -------
+        Tensor
+            ``x`` itself.
+        """
         return x
 
     def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
+        """Identity (pixel basis).
+
+        Parameters
+        ----------
+        c : Tensor
+            Image or coefficients.
+
+        Returns
+        -------
+        Tensor
+            ``c`` itself.
+        """
         return c
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
+        """Identity (pixel basis).
+
+        Parameters
+        ----------
+        y : Tensor
+            Image or coefficients.
+
+        Returns
+        -------
+        Tensor
+            ``y`` itself.
+        """
         return y
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Identity (pixel basis)."""
+        """Identity (pixel basis).
+
+        Parameters
+        ----------
+        c : Tensor
+            Image or coefficients.
+
+        Returns
+        -------
+        Tensor
+            ``c`` itself.
+        """
         return c
 
 
 class Composition(LinearOperator):
-    """``A @ B``: apply ``B`` then ``A``. Adjoint ``B^T A^T``; prox and pinv by CG."""
+    """``A @ B``: apply ``B`` then ``A``. Adjoint ``B^T A^T``; prox and pinv by CG.
+
+    Build it with ``A @ B`` or :func:`~pnpdiff.operators.compose`. The conjugate-gradient
+    settings are the stricter of the two operators'.
+
+    Parameters
+    ----------
+    outer : LinearOperator
+        ``A``, applied second.
+    inner : LinearOperator
+        ``B``, applied first.
+
+    Raises
+    ------
+    OperatorError
+        If either is not a pnpdiff :class:`LinearOperator`.
+    """
 
     def __init__(self, outer: LinearOperator, inner: LinearOperator) -> None:
         for name, op in (("outer", outer), ("inner", inner)):

@@ -53,20 +53,23 @@ class PhaseRetrieval(nn.Module):
         padding is DPS's (64 pixels per side for the default 2.0, a 384x384 spectrum). ``0`` is no
         padding (the measurement then has as many entries as the image).
 
-    Shapes
-    ------
-    ``(B, C, H, W)`` -> ``(B, C, H + 2 p_h, W + 2 p_w)`` (see :meth:`output_shape`), non-negative,
+    Notes
+    -----
+    Shapes: ``(B, C, H, W)`` -> ``(B, C, H + 2 p_h, W + 2 p_w)`` (see :meth:`output_shape`), non-negative,
     zero frequency at index ``((H + 2 p_h) // 2, (W + 2 p_w) // 2)``. The values are *not* in
     [0, 1]: the zero frequency of an image with mean ``m`` is
     ``m H W / sqrt((H + 2 p_h)(W + 2 p_w))`` (about 77 for a 256x256 photo of mean 0.45).
 
-    Notes
-    -----
     The magnitude is unchanged by a circular shift of the padded image, a change of sign and a
     180-degree rotation (the "twin image"), so the inverse problem has several exact solutions:
     a solver may return a shifted or rotated image. The padding (a known support) is what makes
     the problem well posed up to these ambiguities. The gradient of ``|z|`` at a frequency where
     ``z = 0`` is taken as zero (PyTorch's convention).
+
+    References
+    ----------
+    H. Chung, J. Kim, M. T. Mccann, M. L. Klasky and J. C. Ye, "Diffusion Posterior Sampling
+    for General Noisy Inverse Problems", ICLR 2023. https://arxiv.org/abs/2209.14687
     """
 
     def __init__(self, oversample: float = 2.0) -> None:
@@ -77,16 +80,55 @@ class PhaseRetrieval(nn.Module):
         return f"oversample={self.oversample:g}"
 
     def padding(self, height: int, width: int) -> tuple[int, int]:
-        """Zero rows and columns added on *each* side of an ``height x width`` image: ``(p_h, p_w)``."""
+        """Zero rows and columns added on *each* side of an ``height x width`` image: ``(p_h, p_w)``.
+
+        Parameters
+        ----------
+        height, width : int
+            The image size.
+
+        Returns
+        -------
+        tuple of int
+            ``(p_h, p_w)`` = ``(int(oversample / 8 * height), int(oversample / 8 * width))``.
+        """
         return int((self.oversample / 8.0) * height), int((self.oversample / 8.0) * width)
 
     def output_shape(self, shape: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
-        """Shape of ``A(x)`` for an input of shape ``shape`` (``(..., H, W)``)."""
+        """Shape of ``A(x)`` for an input of shape ``shape`` (``(..., H, W)``).
+
+        Parameters
+        ----------
+        shape : tuple of int or torch.Size
+            The input's shape.
+
+        Returns
+        -------
+        tuple of int
+            ``(..., H + 2 p_h, W + 2 p_w)``.
+        """
         *lead, h, w = tuple(shape)
         ph, pw = self.padding(h, w)
         return (*lead, h + 2 * ph, w + 2 * pw)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply ``A(x) = |F(pad(x))|`` (centred, orthonormal DFT magnitude).
+
+        Parameters
+        ----------
+        x : Tensor
+            Images, shape ``(B, C, H, W)``, any floating dtype.
+
+        Returns
+        -------
+        Tensor
+            Non-negative magnitudes, shape :meth:`output_shape` of ``x.shape``, dtype of ``x``.
+
+        Raises
+        ------
+        ShapeError
+            If ``x`` is not a non-empty floating-point ``(B, C, H, W)`` tensor.
+        """
         LinearOperator._check_image(x, "x")
         ph, pw = self.padding(*x.shape[-2:])
         padded = F.pad(x.to(_work_dtype(x.dtype)), (pw, pw, ph, ph))
@@ -122,9 +164,9 @@ class SaturatedBlur(nn.Module):
     blur : GaussianBlur
         The linear stage (a submodule: ``.to(device)`` moves it too).
 
-    Shapes
-    ------
-    ``(B, C, H, W)`` -> ``(B, C, H, W)``; values in [0, 1] for images in [0, 1].
+    Notes
+    -----
+    Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``; values in [0, 1] for images in [0, 1].
     """
 
     def __init__(
@@ -148,7 +190,18 @@ class SaturatedBlur(nn.Module):
         return f"sigma={self.sigma:g}, gain={self.gain:g}"
 
     def response(self, v: Tensor) -> Tensor:
-        """The sensor response ``s(v) = tanh(gain * v) / tanh(gain)``, element-wise."""
+        """The sensor response ``s(v) = tanh(gain * v) / tanh(gain)``, element-wise.
+
+        Parameters
+        ----------
+        v : Tensor
+            Blurred intensities.
+
+        Returns
+        -------
+        Tensor
+            ``s(v)``, shape of ``v``.
+        """
         return torch.tanh(self.gain * v) / self._tanh_gain
 
     def inverse_response(self, u: Tensor, eps: float = 1e-6) -> Tensor:
@@ -157,9 +210,33 @@ class SaturatedBlur(nn.Module):
         ``s`` maps the real line onto ``(-1 / tanh(gain), 1 / tanh(gain))``; values of a noisy
         measurement outside that range have no preimage and are clipped to within ``eps`` (relative)
         of its ends before inverting.
+
+        Parameters
+        ----------
+        u : Tensor
+            Measured intensities.
+        eps : float
+            Relative margin of the clipping.
+
+        Returns
+        -------
+        Tensor
+            ``s^{-1}(u)``, shape of ``u``.
         """
         t = (u * self._tanh_gain).clamp(-(1 - eps), 1 - eps)
         return torch.atanh(t) / self.gain
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply ``A(x) = s(k * x)``: Gaussian blur, then the sensor response.
+
+        Parameters
+        ----------
+        x : Tensor
+            Images, shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            The saturated blurred images, shape of ``x``.
+        """
         return self.response(self.blur(x))
