@@ -101,6 +101,17 @@ def to_deepinv(op: LinearOperator, img_size: tuple[int, ...] | None = None):
     img_size : tuple of int, optional
         Per-sample input shape ``(C, H, W)``, used by deepinv utilities such as
         ``adjointness_test`` and ``compute_norm`` when no input is given.
+
+    Returns
+    -------
+    deepinv.physics.LinearPhysics
+        The wrapped operator (or the original physics, for an operator made by
+        :func:`from_deepinv`).
+
+    Raises
+    ------
+    OperatorError
+        If ``op`` is not a pnpdiff :class:`LinearOperator` or ``img_size`` is not a shape.
     """
     if isinstance(op, DeepinvOperator):
         return op.physics
@@ -135,6 +146,8 @@ class DeepinvOperator(LinearOperator):
         The physics to wrap.
     prox : {"auto", "deepinv", "cg"}
         Where :meth:`prox` comes from.
+    cg_tol, cg_max_iter : float, int
+        Settings of the conjugate-gradient fallbacks (see :class:`LinearOperator`).
     """
 
     def __init__(self, physics: Any, prox: str = "auto", cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
@@ -226,6 +239,19 @@ def from_deepinv(physics: Any, prox: str = "auto") -> LinearOperator:
     """Wrap a deepinv ``LinearPhysics`` as a pnpdiff operator (see :class:`DeepinvOperator`).
 
     A physics made by :func:`to_deepinv` is unwrapped back to its pnpdiff operator.
+
+    Parameters
+    ----------
+    physics : deepinv.physics.LinearPhysics
+        The physics to wrap.
+    prox : {"auto", "deepinv", "cg"}
+        Where :meth:`~LinearOperator.prox` comes from (see :class:`DeepinvOperator`).
+
+    Returns
+    -------
+    LinearOperator
+        A :class:`DeepinvOperator`, or the original pnpdiff operator for a physics made by
+        :func:`to_deepinv`.
     """
     if isinstance(physics, _pnp_physics_class()):
         return physics.operator
@@ -234,6 +260,16 @@ def from_deepinv(physics: Any, prox: str = "auto") -> LinearOperator:
 
 def as_operator(obj: Any) -> LinearOperator:
     """Return ``obj`` if it is a pnpdiff operator, wrap it if it is a deepinv ``LinearPhysics``.
+
+    Parameters
+    ----------
+    obj : LinearOperator or deepinv.physics.LinearPhysics
+        The operator to use.
+
+    Returns
+    -------
+    LinearOperator
+        ``obj`` itself, or ``obj`` wrapped by :func:`from_deepinv`.
 
     Raises
     ------

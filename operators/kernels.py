@@ -92,6 +92,16 @@ def uniform_kernel(
         Kernel size.
     dtype, device
         Of the returned tensor.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(h, w)``, every entry ``1 / (h w)``.
+
+    Raises
+    ------
+    OperatorError
+        If ``size`` is not a positive integer or a pair of them.
     """
     h, w = _size_pair(size)
     dtype = _checks.float_dtype(dtype)
@@ -180,6 +190,14 @@ def motion_kernel(
     -------
     Tensor
         Shape ``(size, size)``, non-negative, sums to one.
+
+    References
+    ----------
+    G. Boracchi and A. Foi, "Modeling the Performance of Image Restoration From Motion Blur",
+    IEEE TIP 21(8), 2012. https://doi.org/10.1109/TIP.2012.2192126
+
+    A. Levin, Y. Weiss, F. Durand and W. T. Freeman, "Understanding and evaluating blind
+    deconvolution algorithms", CVPR 2009.
     """
     size = _checks.integer(size, "size", minimum=3)
     intensity = _checks.real(intensity, "intensity", minimum=0.0, maximum=1.0)

@@ -65,6 +65,11 @@ def random_mask(
         Source of randomness (see the module docstring).
     device
         Of the result.
+
+    Returns
+    -------
+    Tensor
+        Float mask of exactly ``shape`` on ``device``: 1 = observed, 0 = missing.
     """
     shp = _shape(shape)
     p_missing = _checks.real(p_missing, "p_missing", minimum=0.0, maximum=1.0)
@@ -103,6 +108,11 @@ def box_mask(
         Minimal distance of a random box to the border.
     generator, seed, device
         See the module docstring.
+
+    Returns
+    -------
+    Tensor
+        Float mask of exactly ``shape`` on ``device``: 1 = observed, 0 = missing.
     """
     shp = _shape(shape)
     b, c, h, w = _as_4d(shp)
@@ -199,6 +209,16 @@ def freeform_mask(
         Upper bounds of the number of strokes per image and of vertices per stroke.
     max_width : float, optional
         Largest brush diameter in pixels.
+
+    Returns
+    -------
+    Tensor
+        Float mask of exactly ``shape`` on ``device``: 1 = observed, 0 = missing.
+
+    References
+    ----------
+    J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu and T. Huang, "Free-Form Image Inpainting with Gated
+    Convolution", ICCV 2019. https://arxiv.org/abs/1806.03589
     """
     shp = _shape(shape)
     b, c, h, w = _as_4d(shp)
