@@ -528,6 +528,20 @@ class Blur(LinearOperator):
         flips (any kernel), which keeps ``M`` symmetric positive definite (checked densely in the
         tests); it is exact away from the border for kernels symmetric under each axis flip and
         still a good preconditioner otherwise. Four ``(N, N)`` matrix products per application.
+
+        Parameters
+        ----------
+        shape : sequence of int
+            Image shape (only the last two entries are used).
+        rho : float or Tensor
+            Positive scalar or ``(B,)`` tensor (one per batch element).
+        like : Tensor
+            A tensor whose device and dtype the preconditioner will be applied to.
+
+        Returns
+        -------
+        callable
+            The batched map ``r -> M r`` (same shape and dtype as ``r``).
         """
         h, w = (int(v) for v in tuple(shape)[-2:])
         dt = _fft_dtype(like.dtype)
@@ -736,7 +750,17 @@ class GaussianBlur(Blur):
 
 
 class UniformBlur(Blur):
-    """Uniform (box) blur of size ``size`` (``(h, w)`` or an int); see :class:`Blur`."""
+    """Uniform (box) blur of size ``size`` (``(h, w)`` or an int); see :class:`Blur`.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Kernel size; every entry of the kernel is ``1 / (h w)``.
+    boundary : {"circular", "reflect", "zeros"}
+        See :class:`Blur`.
+    **kwargs
+        Passed on to :class:`Blur`.
+    """
 
     def __init__(self, size: int | Sequence[int], boundary: str = "circular", **kwargs) -> None:
         super().__init__(uniform_kernel(size, dtype=torch.float64), boundary, **kwargs)
@@ -758,6 +782,11 @@ class MotionBlur(Blur):
         See :class:`Blur`.
     **kwargs
         Passed on to :class:`Blur`.
+
+    References
+    ----------
+    G. Boracchi and A. Foi, "Modeling the Performance of Image Restoration From Motion Blur",
+    IEEE TIP 21(8), 2012. https://doi.org/10.1109/TIP.2012.2192126
     """
 
     def __init__(

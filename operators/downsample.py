@@ -7,15 +7,19 @@ circular wrap-around is folded back exactly.
 
 References
 ----------
-.. [Zhao2016] N. Zhao, Q. Wei, A. Basarab, N. Dobigeon, D. Kouamé, J.-Y. Tourneret, "Fast single
-   image super-resolution using a new analytical solution for l2-l2 problems", IEEE TIP 25(8),
-   2016.
-.. [Zhang2020] K. Zhang, L. Van Gool, R. Timofte, "Deep unfolding network for image
-   super-resolution" (USRNet), CVPR 2020.
-.. [Kawar2022] B. Kawar, M. Elad, S. Ermon, J. Song, "Denoising diffusion restoration models"
-   (DDRM), NeurIPS 2022.
-.. [Keys1981] R. Keys, "Cubic convolution interpolation for digital image processing", IEEE
-   TASSP 29(6), 1981 (the ``a = -0.5`` cubic that MATLAB's ``imresize`` uses).
+N. Zhao, Q. Wei, A. Basarab, N. Dobigeon, D. Kouamé and J.-Y. Tourneret, "Fast Single
+Image Super-Resolution Using a New Analytical Solution for l2-l2 Problems", IEEE TIP 25(8),
+2016. https://doi.org/10.1109/TIP.2016.2567075
+
+K. Zhang, L. Van Gool and R. Timofte, "Deep Unfolding Network for Image Super-Resolution"
+(USRNet), CVPR 2020. https://arxiv.org/abs/2003.10428
+
+B. Kawar, M. Elad, S. Ermon and J. Song, "Denoising Diffusion Restoration Models",
+NeurIPS 2022. https://arxiv.org/abs/2201.11793
+
+R. Keys, "Cubic Convolution Interpolation for Digital Image Processing", IEEE TASSP 29(6),
+1981. https://doi.org/10.1109/TASSP.1981.1163711 (the ``a = -0.5`` cubic that MATLAB's
+``imresize`` uses).
 """
 
 from __future__ import annotations
@@ -323,12 +327,12 @@ class Downsample(LinearOperator):
     passes). ``prox`` is an exact closed form: ``prox(z) = z + A^T (A A^T + rho)^{-1} (y - A z)``,
     where ``A A^T = S H H^T S^T`` is a circular convolution on the low-resolution grid whose
     transfer function is the mean of the ``s^2`` aliased copies of ``|FFT(h)|^2`` -- the polyphase
-    identity behind Zhao et al. 2016's solution ([Zhao2016]_, used by USRNet [Zhang2020]_), but
+    identity behind Zhao et al. 2016's solution (used by USRNet, Zhang et al. 2020), but
     costing one small FFT pair instead of two full-size ones. ``pinv`` is the exact closed form
     ``A^T (A A^T)^{+} y``, with eigenvalues of ``A A^T`` below ``pinv_rtol * max`` treated as zero.
     ``gram`` is ``adjoint(forward(x))``: the strided pair is already cheaper than an FFT pair.
     The spectral view is an exact SVD for separable filters (one dense 1-D SVD per axis as in
-    DDRM [Kawar2022]_, cached per size/device/dtype), truncated at ``svd_threshold``; a
+    DDRM (Kawar et al. 2022), cached per size/device/dtype), truncated at ``svd_threshold``; a
     non-separable user kernel has no spectral view.
 
     Image sizes must be multiples of ``factor``; other sizes raise :class:`~pnpdiff.ShapeError`
@@ -350,6 +354,18 @@ class Downsample(LinearOperator):
     pinv_rtol : float, optional
         Relative cut-off on the eigenvalues of ``A A^T`` in :meth:`pinv` (default ``100 * eps``
         of the dtype).
+
+    References
+    ----------
+    N. Zhao, Q. Wei, A. Basarab, N. Dobigeon, D. Kouamé and J.-Y. Tourneret, "Fast Single
+    Image Super-Resolution Using a New Analytical Solution for l2-l2 Problems", IEEE TIP 25(8),
+    2016. https://doi.org/10.1109/TIP.2016.2567075
+
+    K. Zhang, L. Van Gool and R. Timofte, "Deep Unfolding Network for Image Super-Resolution"
+    (USRNet), CVPR 2020. https://arxiv.org/abs/2003.10428
+
+    B. Kawar, M. Elad, S. Ermon and J. Song, "Denoising Diffusion Restoration Models",
+    NeurIPS 2022. https://arxiv.org/abs/2201.11793
     """
 
     closed_form_prox = True
@@ -525,7 +541,21 @@ class Downsample(LinearOperator):
         """Real transfer function of ``A A^T`` on the ``(m, n)`` low-resolution grid (rfft layout).
 
         It is ``mean_blocks(|FFT(h)|^2)``: the average of the ``s^2`` aliased copies of the
-        filter's power spectrum on the ``(m s, n s)`` grid ([Zhao2016]_).
+        filter's power spectrum on the ``(m s, n s)`` grid (Zhao et al. 2016).
+
+        Parameters
+        ----------
+        m, n : int
+            Size of the low-resolution grid (the measurement's ``H / factor``, ``W / factor``).
+        device : torch.device
+            Where the result lives.
+        dtype : torch.dtype
+            Its floating dtype.
+
+        Returns
+        -------
+        Tensor
+            Shape ``(m, n // 2 + 1)``, non-negative (cached per size, device and dtype).
         """
         key = ("aat", m, n, device, dtype)
         d2 = self._cache.get(key)
@@ -559,7 +589,7 @@ class Downsample(LinearOperator):
         return self.adjoint(u)
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """``argmin_x ||A x - y||^2 + rho ||x - z||^2`` in closed form ([Zhao2016]_).
+        """``argmin_x ||A x - y||^2 + rho ||x - z||^2`` in closed form (Zhao et al. 2016).
 
         Computed as ``z + A^T (A A^T + rho I)^{-1} (y - A z)`` with ``A A^T`` diagonal in the
         low-resolution Fourier basis; ``rho`` is a positive scalar or a ``(B,)`` tensor.

@@ -6,11 +6,15 @@ including the spectral (SVD) view used by DDRM/DDNM-type solvers.
 
 References
 ----------
-.. [Kawar2022] B. Kawar, M. Elad, S. Ermon, J. Song, "Denoising diffusion restoration models"
-   (DDRM), NeurIPS 2022 -- the spectral view these operators expose.
-.. [Wang2023] Y. Wang, J. Yu, J. Zhang, "Zero-shot image restoration using denoising diffusion
-   null-space model" (DDNM), ICLR 2023 -- colourisation as a per-pixel rank-1 operator.
-.. [ITU601] ITU-R Recommendation BT.601, luma weights (0.299, 0.587, 0.114).
+B. Kawar, M. Elad, S. Ermon and J. Song, "Denoising Diffusion Restoration Models",
+NeurIPS 2022. https://arxiv.org/abs/2201.11793 -- the spectral view these operators expose.
+
+Y. Wang, J. Yu and J. Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion
+Null-Space Model", ICLR 2023. https://arxiv.org/abs/2212.00490 -- colourisation as a per-pixel rank-1 operator.
+
+ITU-R Recommendation BT.601, "Studio encoding parameters of digital television for standard 4:3
+and wide-screen 16:9 aspect ratios", luma weights (0.299, 0.587, 0.114).
+https://www.itu.int/rec/R-REC-BT.601
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ class Identity(DiagonalOperator):
     Every method is exact: ``adjoint``, ``gram`` and ``pinv`` are the identity,
     ``prox(z, y, rho) = (y + rho z) / (1 + rho)``, and the spectral view has ``U = V = I`` and unit
     singular values (a scalar ``1``, broadcastable to any input).
+
+    Parameters
+    ----------
+    cg_tol, cg_max_iter : float, int
+        Accepted for a uniform interface (see :class:`LinearOperator`); unused, as nothing is
+        iterative.
     """
 
     closed_form_prox = True
@@ -95,8 +105,8 @@ def _colorize_weights(weights: Any) -> Tensor:
 class Colorize(LinearOperator):
     r"""Colour to grey, ``y = sum_c w_c x_c``: ``(B, C, H, W) -> (B, 1, H, W)``.
 
-    The default weights are ITU-R BT.601 luma, ``(0.299, 0.587, 0.114)`` ([ITU601]_), the
-    colourisation operator of DDNM [Wang2023]_. deepinv's ``Decolorize()`` approximates the same
+    The default weights are ITU-R BT.601 luma, ``(0.299, 0.587, 0.114)`` (ITU-R BT.601), the
+    colourisation operator of DDNM (Wang et al., ICLR 2023). deepinv's ``Decolorize()`` approximates the same
     weights as ``0.66851 * (0.4472, 0.8781, 0.1706)`` = ``(0.29896, 0.58702, 0.11405)`` (they
     differ by at most ``5e-5``); ``Colorize(weights=deepinv_srf)`` reproduces it exactly.
 
@@ -110,6 +120,11 @@ class Colorize(LinearOperator):
     ----------
     weights : sequence of float
         Channel weights ``w`` (length ``C``); default BT.601 for RGB.
+
+    References
+    ----------
+    Y. Wang, J. Yu and J. Zhang, "Zero-Shot Image Restoration Using Denoising Diffusion
+    Null-Space Model", ICLR 2023. https://arxiv.org/abs/2212.00490
     """
 
     closed_form_prox = True
