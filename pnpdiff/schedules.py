@@ -8,6 +8,15 @@ evaluations are always spent where the prior is valid (a prior like FFDNet, vali
 
 DDPM-derived schedules use the variance-exploding equivalent of the VP process on [0, 1] images,
 ``sigma_t = sqrt((1 - abar_t) / abar_t) / 2`` (see ``ALGORITHMS.md``).
+
+.. rubric:: Contents
+
+* Schedules (each returns ``steps + 1`` sigmas): :func:`ddpm` (DDPM linear-beta timesteps,
+  uniform or DiffPIR's quadratic spacing), :func:`cosine` (Nichol and Dhariwal), :func:`karras`
+  (EDM's ``rho`` schedule), :func:`geometric` (log-uniform, DPIR's annealing);
+  :func:`get_schedule` builds one by name from the registry ``SCHEDULES``.
+* Conversions: :func:`ddpm_alphas_cumprod` (the DDPM ``abar_t`` table),
+  :func:`ddpm_sigma_table` (its VE sigmas), :func:`abar_to_sigma` and :func:`sigma_to_abar`.
 """
 
 from __future__ import annotations
@@ -36,24 +45,77 @@ __all__ = [
 def ddpm_alphas_cumprod(
     T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
 ) -> Tensor:
-    """``abar_t = prod_{s<=t} (1 - beta_s)`` for the linear beta schedule of Ho et al. (2020)."""
+    """``abar_t = prod_{s<=t} (1 - beta_s)`` for the linear beta schedule of Ho et al. (2020).
+
+    Parameters
+    ----------
+    T : int
+        Number of DDPM training timesteps.
+    beta_start, beta_end : float
+        First and last ``beta_t`` of the linear schedule.
+
+    Returns
+    -------
+    Tensor
+        ``abar_t``, float64, shape ``(T,)``, decreasing from ``1 - beta_start``.
+
+    References
+    ----------
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
+    """
     betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
 
 
 def abar_to_sigma(abar: Tensor) -> Tensor:
-    """VP ``abar`` on [-1, 1] -> VE sigma on [0, 1]: ``sqrt((1 - abar) / abar) / 2``."""
+    """VP ``abar`` on [-1, 1] -> VE sigma on [0, 1]: ``sqrt((1 - abar) / abar) / 2``.
+
+    Parameters
+    ----------
+    abar : Tensor
+        ``abar_t`` values in ``(0, 1]``.
+
+    Returns
+    -------
+    Tensor
+        The equivalent VE noise levels in [0, 1] image units, shape of ``abar``.
+    """
     return torch.sqrt((1.0 - abar) / abar) / 2.0
 
 
 def sigma_to_abar(sigma: Tensor | float) -> Tensor:
-    """Inverse of :func:`abar_to_sigma`: ``abar = 1 / (1 + (2 sigma)^2)``."""
+    """Inverse of :func:`abar_to_sigma`: ``abar = 1 / (1 + (2 sigma)^2)``.
+
+    Parameters
+    ----------
+    sigma : Tensor or float
+        VE noise levels in [0, 1] image units.
+
+    Returns
+    -------
+    Tensor
+        float64 ``abar`` values in ``(0, 1]``, shape of ``sigma``.
+    """
     sigma = torch.as_tensor(sigma, dtype=torch.float64)
     return 1.0 / (1.0 + (2.0 * sigma) ** 2)
 
 
 def ddpm_sigma_table(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
-    """VE sigmas (in [0, 1] units) of the ``T`` DDPM timesteps, increasing with ``t``."""
+    """VE sigmas (in [0, 1] units) of the ``T`` DDPM timesteps, increasing with ``t``.
+
+    Parameters
+    ----------
+    T : int
+        Number of DDPM training timesteps.
+    beta_start, beta_end : float
+        First and last ``beta_t`` of the linear schedule.
+
+    Returns
+    -------
+    Tensor
+        float64 sigmas, shape ``(T,)``, increasing with ``t``.
+    """
     return abar_to_sigma(ddpm_alphas_cumprod(T, beta_start, beta_end))
 
 
@@ -119,6 +181,15 @@ def ddpm(
     -------
     Tensor
         ``steps + 1`` decreasing float64 sigmas ending in 0.
+
+    References
+    ----------
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
+
+    Y. Zhu, K. Zhang, J. Liang, J. Cao, B. Wen, R. Timofte and L. Van Gool, "Denoising Diffusion
+    Models for Plug-and-Play Image Restoration", CVPR Workshops (NTIRE) 2023.
+    https://arxiv.org/abs/2305.08995 (the quadratic spacing)
     """
     _check(steps)
     table = ddpm_sigma_table(T, beta_start, beta_end)
@@ -148,6 +219,32 @@ def cosine(
     Sigmas are uniform in ``u`` between the ``u`` of ``sigma_max`` and that of ``sigma_min``
     (defaults: the schedule's values at ``t = T - 1`` and ``t = 0`` of a ``T``-step model, with
     ``abar`` clipped as in the paper, ``beta <= 0.999``).
+
+    Parameters
+    ----------
+    steps : int
+        Number of sigmas before the final 0.
+    sigma_min, sigma_max : float, optional
+        Range to restrict to (e.g. a prior's valid range).
+    s : float
+        The paper's offset (0.008).
+    T : int
+        Number of timesteps of the model the default range is taken from.
+
+    Returns
+    -------
+    Tensor
+        ``steps + 1`` decreasing float64 sigmas ending in 0.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``steps < 1``.
+
+    References
+    ----------
+    A. Nichol and P. Dhariwal, "Improved Denoising Diffusion Probabilistic Models", ICML 2021.
+    https://arxiv.org/abs/2102.09672
     """
     _check(steps)
 
@@ -172,6 +269,30 @@ def karras(
     """Karras et al. (2022) schedule ``(smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho``.
 
     Defaults are EDM's 0.002 and 80 on [-1, 1], halved to [0, 1] units.
+
+    Parameters
+    ----------
+    steps : int
+        Number of sigmas before the final 0.
+    sigma_min, sigma_max : float
+        End points, ``0 < sigma_min <= sigma_max``, in [0, 1] units.
+    rho : float
+        Curvature: larger values put more steps at low noise (EDM uses 7).
+
+    Returns
+    -------
+    Tensor
+        ``steps + 1`` decreasing float64 sigmas ending in 0.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``steps < 1`` or the range is empty.
+
+    References
+    ----------
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
     """
     _check(steps)
     if not 0 < sigma_min <= sigma_max:
@@ -182,7 +303,31 @@ def karras(
 
 
 def geometric(steps: int, sigma_min: float = 0.01, sigma_max: float = 75 / 255) -> Tensor:
-    """Geometric (log-uniform) sigmas from ``sigma_max`` to ``sigma_min`` — DPIR's annealing."""
+    """Geometric (log-uniform) sigmas from ``sigma_max`` to ``sigma_min`` — DPIR's annealing.
+
+    Parameters
+    ----------
+    steps : int
+        Number of sigmas before the final 0.
+    sigma_min, sigma_max : float
+        End points, ``0 < sigma_min <= sigma_max``, in [0, 1] units.
+
+    Returns
+    -------
+    Tensor
+        ``steps + 1`` decreasing float64 sigmas ending in 0.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``steps < 1`` or the range is empty.
+
+    References
+    ----------
+    K. Zhang, Y. Li, W. Zuo, L. Zhang, L. Van Gool and R. Timofte, "Plug-and-Play Image
+    Restoration with Deep Denoiser Prior", IEEE TPAMI 44(10), 2022 (online 2021).
+    https://doi.org/10.1109/TPAMI.2021.3088914 (https://arxiv.org/abs/2008.13751)
+    """
     _check(steps)
     if not 0 < sigma_min <= sigma_max:
         raise ValueRangeError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
@@ -200,7 +345,32 @@ def get_schedule(
     sigma_max: float | None = None,
     **kwargs: float | str,
 ) -> Tensor:
-    """Build schedule ``name`` with ``steps`` sigmas restricted to ``[sigma_min, sigma_max]``."""
+    """Build schedule ``name`` with ``steps`` sigmas restricted to ``[sigma_min, sigma_max]``.
+
+    Parameters
+    ----------
+    name : {"ddpm", "cosine", "karras", "geometric"}
+        A key of ``SCHEDULES``.
+    steps : int
+        Number of sigmas before the final 0.
+    sigma_min, sigma_max : float, optional
+        Range to restrict to; ``karras`` and ``geometric`` default to ``(0.001, 40)`` and
+        ``(0.01, 75/255)``.
+    **kwargs
+        Passed on to the schedule (e.g. ``spacing`` for ``ddpm``, ``rho`` for ``karras``).
+
+    Returns
+    -------
+    Tensor
+        ``steps + 1`` decreasing float64 sigmas ending in 0.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``name`` is not a known schedule.
+    ValueRangeError
+        If ``steps < 1`` or the range is empty.
+    """
     if name not in SCHEDULES:
         raise UnknownNameError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
     if name in ("karras", "geometric"):
