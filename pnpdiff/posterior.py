@@ -102,8 +102,8 @@ def sample_posterior(
 
     References
     ----------
-    Cardoso, Janati El Idrissi, Le Corff and Moulines, "Monte Carlo guided Diffusion for Bayesian
-    linear inverse problems", ICLR 2024 (``method="smc"``).
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983 (``method="smc"``).
 
     Examples
     --------

@@ -61,6 +61,30 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     -------
     Tensor
         ``(n, C, H, W)`` in the prior's data range ([0, 1] for images), clipped to it.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``method`` is not a sampler, or the prior states no image size.
+    ValueRangeError
+        If ``n``, ``steps`` or ``eta`` is out of range.
+
+    References
+    ----------
+    J. Song, C. Meng and S. Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
+    https://arxiv.org/abs/2010.02502
+
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
+
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
+
+    J. Ho and T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop on Deep
+    Generative Models and Downstream Applications. https://arxiv.org/abs/2207.12598
+
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
     from pnpdiff.api import _device, check_int, check_real
     from pnpdiff.priors import load_prior

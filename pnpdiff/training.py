@@ -499,10 +499,15 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
 
     References
     ----------
-    Ho, Jain and Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (Algorithm 1);
-    Karras, Aittala, Aila and Laine, "Elucidating the Design Space of Diffusion-Based Generative
-    Models", NeurIPS 2022 (preconditioning, log-normal sigma); Ho and Salimans, "Classifier-Free
-    Diffusion Guidance", 2021 (label dropout).
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239 (Algorithm 1)
+
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
+    (preconditioning, log-normal sigma)
+
+    J. Ho and T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop on Deep
+    Generative Models and Downstream Applications. https://arxiv.org/abs/2207.12598 (label dropout)
     """
     cfg = _config(config, settings)
     run = _Run(cfg, "prior", progress)
@@ -564,9 +569,32 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
     ``[sigma_min, sigma_max]`` so that the classifier is usable along a whole sampling schedule.
     The result is ``output/classifier.pt``.
 
+    Parameters
+    ----------
+    config : TrainConfig, mapping, or path of a YAML training recipe, optional
+        The settings (:class:`TrainConfig` fields; ``recipes/train_digits_classifier.yaml`` shows them).
+    progress : bool
+        Show a progress bar with the loss.
+    **settings
+        Fields that override ``config`` (e.g. ``steps=20, output="runs/clf"``).
+
+    Returns
+    -------
+    TrainedClassifier
+        The classifier (EMA weights), also saved as ``output/classifier.pt``: pass its path as
+        ``classifier=`` to :func:`pnpdiff.sample` or :func:`pnpdiff.solve`.
+
+    Raises
+    ------
+    RecipeError
+        For an unknown or invalid setting.
+    OutputFolderError
+        If ``output`` holds files pnpdiff did not write.
+
     References
     ----------
-    Dhariwal and Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021, Sec. 4.
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233 (Sec. 4, classifier guidance)
     """
     cfg = _config(config, settings)
     run = _Run(cfg, "classifier", progress)

@@ -180,6 +180,12 @@ def load_prior(spec: Any, *, device: torch.device | str | None = None,
         Passed to the factory, e.g. ``config={...}`` (ADM architecture overrides) or
         ``download=True`` (fetch a missing checkpoint into the cache when online).
 
+    Returns
+    -------
+    Prior
+        The prior, on ``device`` if given (cached: the same name and options give the same
+        object until :func:`clear_prior_cache`).
+
     Raises
     ------
     UnknownNameError
