@@ -68,7 +68,64 @@ _TRAIN_FORMAT = "pnpdiff-train/1"
 
 @dataclass
 class TrainConfig:
-    """Settings of a training run (the keys of ``recipes/train_digits.yaml``; see :func:`train`)."""
+    """Settings of a training run (the keys of ``recipes/train_digits.yaml``; see :func:`train`).
+
+    Parameters
+    ----------
+    data : str
+        ``"digits"`` (built in) or a folder of images (sub-folders = classes).
+    size : int
+        Side the images are resized to (``>= 4``).
+    channels : int, optional
+        Image channels; default those of the data.
+    conditional : bool
+        Use the class labels (when the data have them).
+    label_dropout : float
+        Probability of replacing a label by the null label (classifier-free guidance), in [0, 1].
+    model : dict
+        :class:`~pnpdiff.unet.UNetConfig` fields (``base``, ``mult``, ``blocks``, ``attention``,
+        ``emb``, ``dropout``).
+    prediction : {"edm", "x0", "eps"}
+        What the network predicts (see the module docstring for the loss weights).
+    sigma_sampling : {"edm", "ddpm"}
+        How training noise levels are drawn: EDM's log-normal or DDPM's uniform ``t``.
+    sigma_min, sigma_max : float
+        Range of the noise levels, ``0 < sigma_min < sigma_max``, in [0, 1] units.
+    steps : int
+        Optimiser steps.
+    batch_size : int
+        Images per step.
+    lr, weight_decay : float
+        AdamW learning rate (``> 0``) and weight decay (``>= 0``).
+    warmup : int
+        Steps of linear learning-rate warm-up.
+    ema : float
+        Decay of the exponential moving average of the weights, in [0, 1].
+    grad_clip : float
+        Gradient-norm clip (0: none).
+    amp : bool
+        bfloat16 autocast on CUDA.
+    seed : int
+        Seed of the one CPU generator behind data order, labels, noise levels and noise.
+    checkpoint_every, sample_every, log_every : int
+        Steps between checkpoints, sample grids (0: none) and log rows.
+    output : str
+        Output folder.
+    name : str
+        Name recorded in the model card.
+    device : str, optional
+        Default: CUDA when available.
+    resume : bool
+        Continue from ``output/checkpoint.pt``.
+    overwrite : bool
+        Replace a previous run's files in ``output`` (never a user's).
+    task : str
+        ``"train"`` or ``"train-classifier"`` (the CLI command of the recipe).
+    description : str
+        Free text, recorded in the model card.
+    command : str
+        The command line that reproduces the run (filled in by :func:`load_train_recipe`).
+    """
 
     data: str = "digits"
     size: int = 16
@@ -102,6 +159,23 @@ class TrainConfig:
     command: str = ""
 
     def validate(self, where: str = "") -> TrainConfig:
+        """Check every field and normalise the numbers; raise on the first bad one.
+
+        Parameters
+        ----------
+        where : str
+            Prefix of the error messages (e.g. the recipe's path).
+
+        Returns
+        -------
+        TrainConfig
+            ``self``, with numbers converted to ``float`` where a float is expected.
+
+        Raises
+        ------
+        RecipeError
+            For a value out of range or of the wrong type (the message names the key).
+        """
         def fail(key: str, msg: str) -> RecipeError:
             return RecipeError(f"{where}{key}: {msg}")
 
@@ -161,6 +235,23 @@ def load_train_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) ->
 
     Relative ``data`` (a folder) and ``output`` paths in the file are relative to the file;
     on the command line, to the current directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML recipe.
+    overrides : sequence of str
+        ``"KEY=VALUE"`` strings, applied on top of the file.
+
+    Returns
+    -------
+    TrainConfig
+        The validated settings.
+
+    Raises
+    ------
+    RecipeError
+        If the file is missing, not valid YAML, or has an unknown key or a bad value.
     """
     from pnpdiff.recipes import apply_overrides
 
