@@ -37,7 +37,27 @@ __all__ = ["GuidedPrior", "load_classifier_spec", "guided"]
 
 
 def load_classifier_spec(spec: Any, device: torch.device | str | None = None) -> Any:
-    """``"digits"`` (shipped), a path to a ``classifier.pt``, or a classifier object."""
+    """Resolve a ``classifier=`` argument: ``"digits"`` (shipped), a ``classifier.pt`` path, or an object.
+
+    Parameters
+    ----------
+    spec : str, module or None
+        ``"digits"``, a path written by ``pnpdiff train-classifier``, a loaded classifier (a module
+        with ``log_probs``), or ``None``.
+    device : torch.device or str, optional
+        Device to move the classifier to.
+
+    Returns
+    -------
+    module or None
+        The classifier (``None`` for ``None``).
+
+    Raises
+    ------
+    PnPError
+        For anything else; a missing or unreadable file raises the loader's error
+        (:class:`~pnpdiff.InputFileError`, :class:`~pnpdiff.ChecksumError`, ...).
+    """
     from pnpdiff.priors.trained import load_classifier, weights_path
 
     if spec is None or isinstance(spec, torch.nn.Module) and hasattr(spec, "log_probs"):
@@ -72,6 +92,20 @@ class GuidedPrior(Prior):
     conditional : bool
         Whether the classifier-free part uses the label (True) or the unconditional model with
         the classifier alone (False: pure classifier guidance on the unconditional mode).
+
+    Raises
+    ------
+    ValueRangeError
+        For guidance without a label, a negative or non-finite ``cfg`` / ``classifier_scale``, a
+        label out of range, or a label / ``cfg`` for an unconditional prior.
+
+    References
+    ----------
+    J. Ho and T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop on Deep
+    Generative Models and Downstream Applications. https://arxiv.org/abs/2207.12598
+
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
 
     def __init__(self, prior: Prior, *, label: Any = None, cfg: float | None = None,
@@ -137,6 +171,38 @@ def guided(prior: Prior, label: Any = None, cfg: float | None = None, classifier
 
     With a classifier and no ``cfg`` the guidance acts on the *unconditional* model (Dhariwal and
     Nichol's setting); with ``cfg`` as well, on the classifier-free guided one.
+
+    Parameters
+    ----------
+    prior : Prior
+        The prior to steer.
+    label : int, sequence of int or Tensor, optional
+        The class of every image, or one per image.
+    cfg : float, optional
+        Classifier-free guidance weight ``w >= 0``.
+    classifier : str or module, optional
+        ``"digits"``, a ``classifier.pt`` path or a loaded classifier (see
+        :func:`load_classifier_spec`).
+    classifier_scale : float, optional
+        Classifier guidance scale ``s >= 0`` (default 1 with a classifier).
+
+    Returns
+    -------
+    Prior
+        ``prior`` itself, or a :class:`GuidedPrior` around it.
+
+    Raises
+    ------
+    ValueRangeError
+        As :class:`GuidedPrior`.
+
+    References
+    ----------
+    J. Ho and T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop on Deep
+    Generative Models and Downstream Applications. https://arxiv.org/abs/2207.12598
+
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
     if label is None and cfg is None and classifier is None and classifier_scale is None:
         return prior

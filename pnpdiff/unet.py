@@ -30,7 +30,7 @@ __all__ = ["UNetConfig", "SmallUNet", "NoiseClassifier"]
 class UNetConfig:
     """Architecture of :class:`SmallUNet` (stored in a trained prior's model card).
 
-    Attributes
+    Parameters
     ----------
     channels : int
         Image channels in and out.
@@ -48,6 +48,11 @@ class UNetConfig:
         Width of the noise / class embedding.
     dropout : float
         Dropout in the residual blocks.
+
+    Raises
+    ------
+    ValueRangeError
+        For a field out of range (the message names it as ``model.<field>``).
     """
 
     channels: int = 1
@@ -75,12 +80,36 @@ class UNetConfig:
             raise ValueRangeError(f"model.dropout: expected a number in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``mult`` as a list), for a model card.
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         d = asdict(self)
         d["mult"] = list(self.mult)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UNetConfig:
+        """Build a config from a mapping of field names (a model card's or a recipe's ``model``).
+
+        Parameters
+        ----------
+        d : dict
+            Field name -> value; missing fields take their defaults.
+
+        Returns
+        -------
+        UNetConfig
+            The validated config.
+
+        Raises
+        ------
+        ValueRangeError
+            For an unknown key or a value out of range.
+        """
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         unknown = sorted(set(d) - set(known))
         if unknown:
@@ -184,6 +213,23 @@ class SmallUNet(nn.Module):
         self.factor = 2 ** (len(chs) - 1)
 
     def forward(self, x: Tensor, c_noise: Tensor, label: Tensor | None = None) -> Tensor:
+        """Apply the network.
+
+        Parameters
+        ----------
+        x : Tensor
+            Preconditioned noisy images, ``(B, C, H, W)``, ``H`` and ``W`` divisible by
+            ``2 ** (len(mult) - 1)``.
+        c_noise : Tensor
+            Noise conditioning, ``(B,)`` (or one value for the batch).
+        label : Tensor, optional
+            ``(B,)`` integers in ``[0, classes]`` (``classes`` = no label); ``None``: no label.
+
+        Returns
+        -------
+        Tensor
+            The network output ``F``, shape of ``x``.
+        """
         emb = self.noise_mlp(sinusoidal(c_noise.reshape(-1).expand(x.shape[0]), self.config.emb).to(x.dtype))
         if self.label_emb is not None:
             if label is None:
@@ -212,6 +258,11 @@ class NoiseClassifier(nn.Module):
     ----------
     config : UNetConfig
         ``classes`` is the number of outputs (>= 2).
+
+    References
+    ----------
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
 
     def __init__(self, config: UNetConfig) -> None:
@@ -235,6 +286,20 @@ class NoiseClassifier(nn.Module):
                                   nn.Linear(cur, cfg.classes))
 
     def forward(self, x: Tensor, c_noise: Tensor) -> Tensor:
+        """Class logits of noisy images.
+
+        Parameters
+        ----------
+        x : Tensor
+            Preconditioned noisy images, ``(B, C, H, W)``.
+        c_noise : Tensor
+            Noise conditioning, ``(B,)`` (or one value for the batch).
+
+        Returns
+        -------
+        Tensor
+            Logits, ``(B, classes)``.
+        """
         emb = nn.functional.silu(self.noise_mlp(sinusoidal(c_noise.reshape(-1).expand(x.shape[0]),
                                                            self.config.emb).to(x.dtype)))
         h = self.inp(x)
