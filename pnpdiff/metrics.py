@@ -1,4 +1,4 @@
-"""Image-quality metrics on [0, 1] images: PSNR and SSIM (Wang et al. 2004)."""
+"""Image-quality metrics on [0, 1] images: :func:`psnr` and :func:`ssim` (Wang et al. 2004)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,25 @@ def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
 
     Both images are used as given (no clamping): clamp a result yourself to score what a saved
     8-bit image would hold (``solve`` already returns clamped images).
+
+    Parameters
+    ----------
+    x : Tensor
+        Images to score, ``(B, C, H, W)`` or ``(C, H, W)``.
+    ref : Tensor
+        Reference images, the shape of ``x``.
+    data_range : float
+        Peak value of the images (1 for [0, 1] images).
+
+    Returns
+    -------
+    Tensor
+        float64 PSNR in dB, shape ``(B,)`` (``(1,)`` for a single image).
+
+    Raises
+    ------
+    ShapeError
+        If ``x`` and ``ref`` differ in shape.
     """
     x, ref = _pair(x, ref)
     mse = ((x - ref) ** 2).flatten(1).mean(1)
@@ -36,6 +55,31 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     pixels, as in Wang et al. (2004), with kornia's denominator ``eps`` set to 0 (the constants
     C1, C2 already keep it positive), so identical images score exactly 1 as in scikit-image.
     Shape ``(B,)``.
+
+    Parameters
+    ----------
+    x : Tensor
+        Images to score, ``(B, C, H, W)`` or ``(C, H, W)``.
+    ref : Tensor
+        Reference images, the shape of ``x``.
+    data_range : float
+        Peak value of the images (1 for [0, 1] images).
+
+    Returns
+    -------
+    Tensor
+        float64 SSIM, shape ``(B,)`` (``(1,)`` for a single image); at most 1.
+
+    Raises
+    ------
+    ShapeError
+        If ``x`` and ``ref`` differ in shape.
+
+    References
+    ----------
+    Z. Wang, A. C. Bovik, H. R. Sheikh and E. P. Simoncelli, "Image Quality Assessment: From
+    Error Visibility to Structural Similarity", IEEE TIP 13(4), 2004.
+    https://doi.org/10.1109/TIP.2003.819861
     """
     import kornia
 
