@@ -49,6 +49,23 @@ def as_sigma(sigma: float | Tensor, x: Tensor) -> Tensor:
     """Return ``sigma`` as a ``(B,)`` tensor on ``x``'s device and dtype.
 
     Accepts a Python number, a 0-d tensor, a ``(B,)`` tensor or a ``(B, 1, ..., 1)`` tensor.
+
+    Parameters
+    ----------
+    sigma : float or Tensor
+        The noise level(s).
+    x : Tensor
+        The batch the levels belong to (its size, device and dtype are used).
+
+    Returns
+    -------
+    Tensor
+        Shape ``(B,)``.
+
+    Raises
+    ------
+    ShapeError
+        If ``sigma`` holds neither one value nor one per batch element.
     """
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if s.ndim == 0:
@@ -113,6 +130,14 @@ def check_data_moment(value: Any, name: str, *, non_negative: bool = False) -> f
 class Prior(nn.Module):
     """Base class of priors: an MMSE denoiser ``D(x, sigma) ~ E[x0 | x0 + sigma * n = x]``.
 
+    A subclass implements :meth:`denoise` and states the attributes below (as class attributes
+    or in its constructor); :meth:`score`, :meth:`eps`, :meth:`start` and the checks follow.
+
+    Parameters
+    ----------
+    None
+        ``Prior()`` itself takes no arguments (each subclass documents its own).
+
     Attributes
     ----------
     sigma_min, sigma_max : float
@@ -153,24 +178,92 @@ class Prior(nn.Module):
     data_var: float | Tensor | None = None
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:  # pragma: no cover - abstract
-        """Posterior-mean estimate of the clean image from ``x = x0 + sigma * n``."""
+        """Posterior-mean estimate of the clean image from ``x = x0 + sigma * n``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
+        sigma : float or Tensor
+            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
+            ``(B, 1, 1, 1)``).
+
+        Returns
+        -------
+        Tensor
+            ``D(x, sigma) ~ E[x0 | x]``, shape of ``x``.
+        """
         raise NotImplementedError
 
     def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """Same as :meth:`denoise` (so that ``prior(x, sigma)`` denoises).
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
+        sigma : float or Tensor
+            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
+            ``(B, 1, 1, 1)``).
+
+        Returns
+        -------
+        Tensor
+            ``D(x, sigma)``, shape of ``x``.
+        """
         return self.denoise(x, sigma)
 
     def score(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2`` (Tweedie)."""
+        """``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2`` (Tweedie).
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
+        sigma : float or Tensor
+            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
+            ``(B, 1, 1, 1)``).
+
+        Returns
+        -------
+        Tensor
+            The score of the noisy marginal, shape of ``x``.
+        """
         s = as_sigma(sigma, x).view(-1, *([1] * (x.ndim - 1)))
         return (self.denoise(x, sigma) - x) / s**2
 
     def eps(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """Noise prediction ``(x - D(x, sigma)) / sigma``."""
+        """Noise prediction ``(x - D(x, sigma)) / sigma``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
+        sigma : float or Tensor
+            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
+            ``(B, 1, 1, 1)``).
+
+        Returns
+        -------
+        Tensor
+            The predicted ``n``, shape of ``x``.
+        """
         s = as_sigma(sigma, x).view(-1, *([1] * (x.ndim - 1)))
         return (x - self.denoise(x, sigma)) / s
 
     def check_image(self, x: Tensor) -> None:
-        """Raise :class:`~pnpdiff.PnPError` if ``x`` does not fit this prior's channels or size."""
+        """Raise :class:`~pnpdiff.PnPError` if ``x`` does not fit this prior's channels or size.
+
+        Parameters
+        ----------
+        x : Tensor
+            An image batch ``(B, C, H, W)``.
+
+        Raises
+        ------
+        ShapeError
+            If the channels or the size differ from the prior's ``channels`` / ``size``.
+        """
         if self.channels is not None and x.ndim == 4 and x.shape[1] != self.channels:
             raise ShapeError(
                 f"prior '{self.name}' expects {self.channels} channels, got {x.shape[1]}"
@@ -186,6 +279,16 @@ class Prior(nn.Module):
 
         See :attr:`data_mean` / :attr:`data_var` for what is used when they are not stated.
         Returned on ``like``'s device and dtype.
+
+        Parameters
+        ----------
+        like : Tensor
+            A tensor of the shape, device and dtype wanted.
+
+        Returns
+        -------
+        tuple of Tensor
+            ``(mean, var)``, each broadcast to ``like``'s shape.
         """
         if self.data_mean is not None:
             mean = self.data_mean
@@ -216,6 +319,16 @@ class Prior(nn.Module):
             Source of the noise; a sequence gives image ``b`` its noise from ``generator[b]``.
         device, dtype : optional
             Of the result (default: the generator's device, the default dtype).
+
+        Returns
+        -------
+        Tensor
+            The starting point, ``shape``.
+
+        Raises
+        ------
+        ValueRangeError
+            If a sequence of generators does not have one per batch element.
         """
         n = standard_normal(shape, generator, device, dtype)
         mean, var = self.data_moments(n)
