@@ -44,6 +44,23 @@ def ddpm_alphas_cumprod(beta_start: float = 1e-4, beta_end: float = 0.02,
 
     ``abar_t = prod_{s <= t} (1 - beta_s)`` with ``beta`` linear from ``beta_start`` to
     ``beta_end``; index ``t = 0 .. T-1`` as in guided-diffusion.
+
+    Parameters
+    ----------
+    beta_start, beta_end : float
+        First and last ``beta_t``.
+    num_timesteps : int
+        Number of timesteps ``T``.
+
+    Returns
+    -------
+    Tensor
+        float64 ``abar_t``, shape ``(T,)``.
+
+    References
+    ----------
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
     """
     betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
@@ -71,6 +88,11 @@ class VPTable(nn.Module):
     ----------
     alphas_cumprod : Tensor
         ``(T,)`` decreasing alpha-bar table, index ``t = 0 .. T-1``.
+
+    Raises
+    ------
+    ShapeError
+        If the table has fewer than 2 values or is not strictly decreasing.
     """
 
     def __init__(self, alphas_cumprod: Tensor) -> None:
@@ -85,24 +107,49 @@ class VPTable(nn.Module):
 
     @property
     def num_timesteps(self) -> int:
+        """Number of timesteps ``T`` of the table."""
         return int(self.alphas_cumprod.numel())
 
     @property
     def sigma_min(self) -> float:
+        """Sigma ([0, 1] units) of timestep 0, the smallest of the table."""
         return float(self.log_sigmas[0].exp())
 
     @property
     def sigma_max(self) -> float:
+        """Sigma ([0, 1] units) of timestep ``T - 1``, the largest of the table."""
         return float(self.log_sigmas[-1].exp())
 
     def t_of_sigma(self, sigma: Tensor) -> Tensor:
-        """Continuous timestep for ``sigma`` ([0, 1] units), clamped to ``[0, T-1]``; float64."""
+        """Continuous timestep for ``sigma`` ([0, 1] units), clamped to ``[0, T-1]``; float64.
+
+        Parameters
+        ----------
+        sigma : Tensor or float
+            Noise level(s) in [0, 1] units.
+
+        Returns
+        -------
+        Tensor
+            float64 timesteps in ``[0, T-1]``, shape of ``sigma``.
+        """
         s = torch.as_tensor(sigma, dtype=torch.float64, device=self.log_sigmas.device)
         ls = torch.log(s.clamp_min(1e-30))
         return _interp(ls, self.log_sigmas, self.steps)
 
     def sigma_of_t(self, t: Tensor) -> Tensor:
-        """Sigma ([0, 1] units) of a continuous timestep ``t``; float64."""
+        """Sigma ([0, 1] units) of a continuous timestep ``t``; float64.
+
+        Parameters
+        ----------
+        t : Tensor or float
+            Continuous timestep(s), clamped to ``[0, T-1]``.
+
+        Returns
+        -------
+        Tensor
+            float64 sigmas, shape of ``t``.
+        """
         tt = torch.as_tensor(t, dtype=torch.float64, device=self.log_sigmas.device)
         return _interp(tt, self.steps, self.log_sigmas).exp()
 
@@ -155,7 +202,18 @@ class _VPPrior(Prior):
                     channels=channels, size=size, name=name, data_mean=data_mean, data_var=data_var)
 
     def timestep(self, sigma: float | Tensor) -> Tensor:
-        """Continuous model timestep for ``sigma`` ([0, 1] units), float64."""
+        """Continuous model timestep for ``sigma`` ([0, 1] units), float64.
+
+        Parameters
+        ----------
+        sigma : float or Tensor
+            Noise level(s) in [0, 1] units.
+
+        Returns
+        -------
+        Tensor
+            float64 timesteps in ``[0, T-1]``.
+        """
         return self.table.t_of_sigma(torch.as_tensor(sigma))
 
     def _run(self, x: Tensor, sigma: float | Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -217,6 +275,14 @@ class EpsPrior(_VPPrior):
         one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
         data_var)``. Default: the middle of the data range, no variance (see
         :class:`~pnpdiff.priors.Prior`).
+
+    References
+    ----------
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
+
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
 
     name = "eps-model"
@@ -238,6 +304,14 @@ class X0Prior(_VPPrior):
 
     ``D(x, sigma) = (x0_theta(sqrt(abar) (2x - 1), t(sigma)) + 1) / 2``, with ``abar`` and
     ``t(sigma)`` as in :class:`EpsPrior` (same parameters).
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x_vp, t, **model_kwargs) -> x0`` on [-1, 1] (see :class:`EpsPrior` for ``x_vp``
+        and ``t``).
+    alphas_cumprod, learned_variance, model_kwargs, sigma_min, sigma_max, channels, size, name, data_mean, data_var
+        As for :class:`EpsPrior`.
     """
 
     name = "x0-model"
@@ -268,13 +342,24 @@ class EDMPrior(Prior):
         (e.g. EDM's ``EDMPrecond``).
     sigma_data : float
         ``sigma_data`` of the training data in [-1, 1] units (0.5 in EDM).
+    precondition : bool
+        Whether ``model`` is the raw network (apply EDM's preconditioning) or already ``D_edm``.
+    model_kwargs : dict, optional
+        Extra keyword arguments for every model call (e.g. class labels).
     sigma_min, sigma_max : float
         Valid range in pnpdiff's [0, 1] units; default EDM's [0.002, 80] halved.
+    channels, size, name
+        Descriptive attributes (see :class:`~pnpdiff.priors.Prior`).
     data_mean, data_var : float or Tensor, optional
         Mean and per-coordinate variance of the clean data (numbers, or tensors broadcasting to
         one sample such as ``(C, 1, 1)``); the samplers start from ``N(data_mean, sigma_T^2 +
         data_var)``. Default: the middle of the data range, no variance (see
         :class:`~pnpdiff.priors.Prior`).
+
+    References
+    ----------
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
     """
 
     name = "edm-model"
