@@ -58,6 +58,34 @@ class ADMConfig:
     converted internally to downsampling factors ``image_size // r``. ``out_channels`` is
     ``2 * in_channels`` for learned-sigma models. The beta schedule describes the training
     process (linear betas, guided-diffusion's ``noise_schedule="linear"``).
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the (square) images the model was trained on.
+    in_channels, out_channels : int
+        Image channels in; network channels out (``2 * in_channels`` with a learned sigma).
+    model_channels : int
+        Channels of the first level.
+    num_res_blocks : int
+        Residual blocks per level.
+    attention_resolutions : tuple of int
+        Spatial resolutions with self-attention.
+    channel_mult : tuple of int
+        Channel multiplier per level.
+    num_heads, num_head_channels, num_heads_upsample : int
+        Attention heads (``num_head_channels`` wins when not -1; ``-1`` upsample heads: as
+        ``num_heads``).
+    use_scale_shift_norm, resblock_updown, use_new_attention_order : bool
+        guided-diffusion's switches of the same names.
+    learn_sigma : bool
+        Whether the network also outputs variance channels (dropped by :class:`ADMPrior`).
+    dropout : float
+        Dropout in the residual blocks.
+    beta_start, beta_end : float
+        Linear beta schedule of training.
+    num_timesteps : int
+        Number of training timesteps.
     """
 
     image_size: int = 256
@@ -81,12 +109,30 @@ class ADMConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ADMConfig:
-        """Build from a mapping, ignoring unknown keys; sequences become tuples."""
+        """Build from a mapping, ignoring unknown keys; sequences become tuples.
+
+        Parameters
+        ----------
+        d : mapping
+            Field name -> value (unknown keys are ignored).
+
+        Returns
+        -------
+        ADMConfig
+            The configuration.
+        """
         names = {f.name for f in fields(cls)}
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (a model card's ``config``).
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return asdict(self)
 
 
@@ -96,6 +142,16 @@ class ADMUNet(nn.Module):
     ``forward(x, t)`` takes ``x`` in [-1, 1] (VP scaling) and float timesteps ``t`` ``(B,)``, and
     returns ``(B, out_channels, H, W)`` (eps, then the variance channels for learned-sigma
     models). Parameter names match the original checkpoints.
+
+    Parameters
+    ----------
+    config : ADMConfig
+        The architecture.
+
+    References
+    ----------
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
 
     def __init__(self, config: ADMConfig) -> None:
@@ -164,7 +220,20 @@ class ADMUNet(nn.Module):
         )
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """Noise (and variance) prediction for ``x`` in [-1, 1] at float timesteps ``t``."""
+        """Noise (and variance) prediction for ``x`` in [-1, 1] at float timesteps ``t``.
+
+        Parameters
+        ----------
+        x : Tensor
+            ``(B, in_channels, H, W)`` in the VP scaling on [-1, 1].
+        t : Tensor
+            Float timesteps, ``(B,)`` (or one value for the batch).
+
+        Returns
+        -------
+        Tensor
+            ``(B, out_channels, H, W)``: eps, then the variance channels for learned-sigma models.
+        """
         from deepinv.models.diffunet import timestep_embedding
 
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
@@ -279,6 +348,18 @@ class ADMPrior(EpsPrior):
         The network (weights loaded).
     name : str
         Registry name.
+
+    References
+    ----------
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
+
+    H. Chung, J. Kim, M. T. Mccann, M. L. Klasky and J. C. Ye, "Diffusion Posterior Sampling
+    for General Noisy Inverse Problems", ICLR 2023. https://arxiv.org/abs/2209.14687
+
+    Y. Zhu, K. Zhang, J. Liang, J. Cao, B. Wen, R. Timofte and L. Van Gool, "Denoising Diffusion
+    Models for Plug-and-Play Image Restoration", CVPR Workshops (NTIRE) 2023.
+    https://arxiv.org/abs/2305.08995
     """
 
     def __init__(self, net: ADMUNet, name: str = "adm") -> None:
@@ -322,6 +403,11 @@ def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = No
     overrides : mapping, optional
         Fields of ``config`` to replace (e.g. ``{"image_size": 64, "model_channels": 32}``).
 
+    Returns
+    -------
+    ADMPrior
+        The prior, in eval mode, on ``device``.
+
     Raises
     ------
     ChecksumError
@@ -336,6 +422,11 @@ def load_adm(path: str | Path, config: ADMConfig | Mapping[str, Any] | None = No
     ``sqrt_alphas_cumprod`` and ``sqrt_1m_alphas_cumprod`` are checked against the
     configuration's schedule (:func:`check_schedule_buffers`) and dropped. Any other key that is
     not a parameter of the architecture is refused.
+
+    References
+    ----------
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
     from pnpdiff.priors.hub import MODEL_CARDS
 
