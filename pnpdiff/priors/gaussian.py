@@ -76,8 +76,9 @@ class GaussianMixturePrior(Prior):
 
     References
     ----------
-    Cardoso, Janati, Le Corff and Moulines, "Monte Carlo guided diffusion for Bayesian linear
-    inverse problems", ICLR 2024 (the mixture benchmark used by many posterior-sampling papers).
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983
+    (the mixture benchmark used by many posterior-sampling papers).
     """
 
     name = "gmm"
@@ -143,7 +144,13 @@ class GaussianMixturePrior(Prior):
         return int(self.weights.numel())
 
     def covariances(self) -> Tensor:
-        """Dense component covariances, ``(K, d, d)`` float64."""
+        """Dense component covariances, ``(K, d, d)`` float64.
+
+        Returns
+        -------
+        Tensor
+            ``(K, d, d)`` float64.
+        """
         if self.evecs is None:
             return torch.diag_embed(self.evals)
         return (self.evecs * self.evals[:, None, :]) @ self.evecs.transpose(-1, -2)
@@ -197,6 +204,18 @@ class GaussianMixturePrior(Prior):
         """``log p_sigma(x)`` of the noised prior (``sigma = 0``: the prior itself), ``(B,)``.
 
         With singular covariances and ``sigma = 0`` the density does not exist (``-inf``/``nan``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Points, ``(B, *shape)`` or ``(B, d)``.
+        sigma : float or Tensor
+            Noise level (a number or one per batch element).
+
+        Returns
+        -------
+        Tensor
+            ``(B,)`` log densities, dtype of ``x``.
         """
         xf = self._flat(x).to(_F64)
         s = as_sigma(sigma, x).to(_F64)
@@ -204,7 +223,20 @@ class GaussianMixturePrior(Prior):
         return torch.logsumexp(logr, dim=-1).to(x.dtype)
 
     def responsibilities(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """Posterior component probabilities ``P(k | x)`` under ``x = x0 + sigma n``, ``(B, K)``."""
+        """Posterior component probabilities ``P(k | x)`` under ``x = x0 + sigma n``, ``(B, K)``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy points, ``(B, *shape)`` or ``(B, d)``.
+        sigma : float or Tensor
+            Noise level (a number or one per batch element).
+
+        Returns
+        -------
+        Tensor
+            ``(B, K)`` float64 probabilities (rows sum to one).
+        """
         xf = self._flat(x).to(_F64)
         s = as_sigma(sigma, x).to(_F64)
         logr, _, _ = self._component_terms(xf, (s * s).clamp_min(1e-300))
@@ -212,12 +244,29 @@ class GaussianMixturePrior(Prior):
 
     # ------------------------------------------------------------------ moments and samples
     def mean(self, dtype: torch.dtype | None = None) -> Tensor:
-        """Mixture mean ``sum_k w_k mu_k``, shape ``shape`` (float64 unless ``dtype`` given)."""
+        """Mixture mean ``sum_k w_k mu_k``, shape ``shape`` (float64 unless ``dtype`` given).
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            Output dtype (default float64).
+
+        Returns
+        -------
+        Tensor
+            The mean, shape ``shape``.
+        """
         m = (self.weights[:, None] * self.means).sum(0).reshape(self.shape)
         return m if dtype is None else m.to(dtype)
 
     def covariance(self) -> Tensor:
-        """Mixture covariance ``(d, d)`` float64 (law of total covariance)."""
+        """Mixture covariance ``(d, d)`` float64 (law of total covariance).
+
+        Returns
+        -------
+        Tensor
+            ``(d, d)`` float64.
+        """
         m = self.mean().flatten()
         dm = self.means - m
         within = (self.weights[:, None, None] * self.covariances()).sum(0)
@@ -262,6 +311,11 @@ class GaussianMixturePrior(Prior):
             Source of randomness (on the prior's device); the same seed gives the same samples.
         dtype : torch.dtype, optional
             Output dtype; the computation is float64.
+
+        Returns
+        -------
+        Tensor
+            ``(n, *shape)`` samples.
         """
         dev = self.weights.device
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
@@ -387,8 +441,11 @@ def exact_posterior(prior: GaussianMixturePrior, A: Any, y: Tensor,
 
     References
     ----------
-    Bishop, *Pattern Recognition and Machine Learning* (2006), Sec. 2.3.3; the mixture case as in
-    Cardoso et al., ICLR 2024 (MCGdiff), Appendix.
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, Sec. 2.3.3.
+
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983
+    (the mixture case, Appendix)
     """
     dev = prior.means.device
     M = operator_matrix(A, prior.shape, prior.dim).to(dev)
@@ -436,6 +493,21 @@ def mcgdiff_mixture(d: int, generator: torch.Generator | None = None,
         Source of the random weights.
     spacing : float
         Grid spacing (8 in the paper).
+
+    Returns
+    -------
+    GaussianMixturePrior
+        The mixture (``data_range = None``), named ``"mcgdiff-gmm"``.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``d < 1``.
+
+    References
+    ----------
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983
     """
     if d < 1:
         raise ValueRangeError("d must be positive")
@@ -455,10 +527,29 @@ def random_svd_operator(d_y: int, d: int,
     replaced by sorted ``Uniform(0, 1)`` draws, ``A = U diag(s) V[:d_y]``, and the noise standard
     deviation is ``sigma_y = u * max(s)`` with ``u ~ Uniform(0, 1)``.
 
+    Parameters
+    ----------
+    d_y, d : int
+        Measurement and signal dimensions, ``1 <= d_y <= d``.
+    generator : torch.Generator, optional
+        Source of randomness.
+
     Returns
     -------
-    A : Tensor, ``(d_y, d)`` float64
+    A : Tensor
+        The ``(d_y, d)`` float64 matrix.
     sigma_y : float
+        The noise standard deviation.
+
+    Raises
+    ------
+    ValueRangeError
+        Unless ``1 <= d_y <= d``.
+
+    References
+    ----------
+    G. Cardoso, Y. Janati El Idrissi, S. Le Corff and E. Moulines, "Monte Carlo guided
+    Diffusion for Bayesian linear inverse problems", ICLR 2024. https://arxiv.org/abs/2308.07983
     """
     if not 1 <= d_y <= d:
         raise ValueRangeError(f"need 1 <= d_y <= d, got d_y={d_y}, d={d}")
