@@ -44,6 +44,11 @@ def cache_dir() -> Path:
     """Directory holding downloaded checkpoints (not created here).
 
     ``$PNPDIFF_HOME`` if set, else ``$XDG_CACHE_HOME/pnpdiff``, else ``~/.cache/pnpdiff``.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache directory (it may not exist yet).
     """
     env = os.environ.get("PNPDIFF_HOME")
     if env:
@@ -57,7 +62,7 @@ def cache_dir() -> Path:
 class ModelCard:
     """What pnpdiff knows about a published checkpoint.
 
-    Attributes
+    Parameters
     ----------
     name : str
         Registry name (``"ffhq"``).

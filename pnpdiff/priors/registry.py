@@ -69,6 +69,12 @@ def register_prior(name: str, factory: Factory, *, description: str = "",
         The checkpoint's model card, if any.
     overwrite : bool
         Allow replacing an existing entry.
+
+    Raises
+    ------
+    ValueRangeError
+        For a name with ``":"`` or empty, an existing name without ``overwrite``, or a factory
+        that is not callable.
     """
     from pnpdiff.errors import ValueRangeError
 
@@ -90,7 +96,13 @@ def unregister_prior(name: str) -> None:
 
 
 def known_priors() -> list[str]:
-    """Registered prior names, sorted."""
+    """Registered prior names, sorted.
+
+    Returns
+    -------
+    list of str
+        The names :func:`load_prior` accepts.
+    """
     return sorted(_REGISTRY)
 
 
@@ -294,6 +306,18 @@ def register_adm_checkpoint(card: ModelCard, *, overwrite: bool = False) -> None
     ``load_prior(card.name)`` then looks for ``card.filename`` in the cache (or takes
     ``"name:/path"``), verifies ``card.sha256`` when set, and builds the network from
     ``card.config`` (:class:`~pnpdiff.priors.adm.ADMConfig` fields).
+
+    Parameters
+    ----------
+    card : ModelCard
+        The checkpoint's card (name, file name, URL, sha256, architecture).
+    overwrite : bool
+        Allow replacing an existing entry.
+
+    Raises
+    ------
+    ValueRangeError
+        If ``card.name`` is already registered and ``overwrite`` is false.
     """
     register_prior(card.name, _adm_factory(card), card=card, overwrite=overwrite,
                    description=f"ADM diffusion UNet {card.filename} ({card.source})")
