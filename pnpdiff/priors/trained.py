@@ -78,6 +78,22 @@ class TrainedPrior(Prior):
     value ``classes``: unconditional, the null label of classifier-free guidance). Solvers call
     ``denoise(x, sigma)`` (unconditional); :class:`~pnpdiff.guidance.GuidedPrior` adds labels,
     classifier-free and classifier guidance.
+
+    Raises
+    ------
+    ValueRangeError
+        If the card's ``prediction`` is unknown or its data moments do not fit the channels.
+
+    References
+    ----------
+    T. Karras, M. Aittala, T. Aila and S. Laine, "Elucidating the Design Space of
+    Diffusion-Based Generative Models", NeurIPS 2022. https://arxiv.org/abs/2206.00364
+
+    J. Ho, A. Jain and P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+    https://arxiv.org/abs/2006.11239
+
+    J. Ho and T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop on Deep
+    Generative Models and Downstream Applications. https://arxiv.org/abs/2207.12598
     """
 
     accepts_grey = False
@@ -110,7 +126,29 @@ class TrainedPrior(Prior):
         return out
 
     def check_label(self, label: Tensor | int | None, batch: int, device: torch.device) -> Tensor | None:
-        """A ``(B,)`` long tensor of labels (``classes`` = none), or None; raises for bad labels."""
+        """A ``(B,)`` long tensor of labels (``classes`` = none), or None; raises for bad labels.
+
+        Parameters
+        ----------
+        label : Tensor, int or None
+            One label for the batch or one per image, integers in ``0..classes`` (``classes``: none).
+        batch : int
+            Batch size.
+        device : torch.device
+            Device of the result.
+
+        Returns
+        -------
+        Tensor or None
+            ``(batch,)`` long labels, or ``None`` for ``None``.
+
+        Raises
+        ------
+        ValueRangeError
+            For a label on an unconditional prior, non-integer labels or labels out of range.
+        ShapeError
+            If the number of labels is neither 1 nor ``batch``.
+        """
         if label is None:
             return None
         if self.classes == 0:
@@ -154,6 +192,19 @@ class TrainedClassifier(torch.nn.Module):
     ``log_probs(x, sigma)`` returns ``(B, classes)`` log-probabilities of the labels given the
     noisy image ``x = x0 + sigma n`` ([0, 1] units); its gradient in ``x`` is what classifier
     guidance adds to the score.
+
+    Parameters
+    ----------
+    net : NoiseClassifier
+        The network (usually its EMA weights).
+    card : dict
+        The classifier's model card (``classes``, ``channels``, ``size``, ``sigma_data``,
+        ``data_mean``, ...).
+
+    References
+    ----------
+    P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
+    https://arxiv.org/abs/2105.05233
     """
 
     def __init__(self, net: NoiseClassifier, card: dict[str, Any]) -> None:
@@ -168,15 +219,57 @@ class TrainedClassifier(torch.nn.Module):
         self.register_buffer("mean_", _channel_tensor(card["data_mean"], self.channels, "data_mean"))
 
     def logits(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """Unnormalised class scores of noisy images.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy images ``x = x0 + sigma n``, ``(B, C, H, W)`` in [0, 1] units.
+        sigma : float or Tensor
+            Noise level, a number or one per image.
+
+        Returns
+        -------
+        Tensor
+            ``(B, classes)`` logits, dtype of ``x``.
+        """
         s = as_sigma(sigma, x).view(-1, 1, 1, 1)
         _, _, c_in, c_noise = preconditioning(s.clamp_min(1e-4), self.sigma_data)
         wdtype = next(self.net.parameters()).dtype
         return self.net((c_in * (x - self.mean_.to(x.dtype))).to(wdtype), c_noise).to(x.dtype)
 
     def log_probs(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """Log-probabilities ``log p(label | x, sigma)`` of the classes.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy images ``x = x0 + sigma n``, ``(B, C, H, W)`` in [0, 1] units.
+        sigma : float or Tensor
+            Noise level, a number or one per image.
+
+        Returns
+        -------
+        Tensor
+            ``(B, classes)`` log-probabilities (each row's exponentials sum to one).
+        """
         return torch.log_softmax(self.logits(x, sigma), dim=1)
 
     def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        """Same as :meth:`log_probs`.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy images ``x = x0 + sigma n``, ``(B, C, H, W)`` in [0, 1] units.
+        sigma : float or Tensor
+            Noise level, a number or one per image.
+
+        Returns
+        -------
+        Tensor
+            ``(B, classes)`` log-probabilities.
+        """
         return self.log_probs(x, sigma)
 
 
@@ -226,6 +319,11 @@ def load_trained(path: str | Path, *, name: str | None = None) -> TrainedPrior:
     name : str, optional
         Name of the prior (default: the card's).
 
+    Returns
+    -------
+    TrainedPrior
+        The prior, in eval mode, on the CPU.
+
     Raises
     ------
     WeightsNotFoundError
@@ -241,7 +339,25 @@ def load_trained(path: str | Path, *, name: str | None = None) -> TrainedPrior:
 
 
 def load_classifier(path: str | Path) -> TrainedClassifier:
-    """Load a classifier written by ``pnpdiff train-classifier`` (see :func:`load_trained`)."""
+    """Load a classifier written by ``pnpdiff train-classifier`` (see :func:`load_trained`).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``classifier.pt`` (or a training ``checkpoint.pt``).
+
+    Returns
+    -------
+    TrainedClassifier
+        The classifier, in eval mode, on the CPU.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        The file does not exist.
+    PnPError
+        The file is not a pnpdiff classifier, or its card or weights do not match.
+    """
     data = _read(path, CLASSIFIER_FORMAT, "classifier")
     card = dict(data["card"])
     return TrainedClassifier(_with_weights(NoiseClassifier(UNetConfig.from_dict(card["model"])), data, path), card)
