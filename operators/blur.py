@@ -432,28 +432,72 @@ class Blur(LinearOperator):
 
     # -- the operator --------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
-        """Apply the blur ``A x`` (same size as ``x``)."""
+        """Apply the blur ``A x`` (same size as ``x``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         self._check(x, "x")
         if self.boundary == "circular":
             return self._circ(x, "K")
         return self._spatial_forward(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Exact adjoint ``A^T y`` (correlation with the kernel, boundary folded back)."""
+        """Exact adjoint ``A^T y`` (correlation with the kernel, boundary folded back).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         self._check(y, "y")
         if self.boundary == "circular":
             return self._circ(y, "Kc")
         return self._spatial_adjoint(y)
 
     def gram(self, x: Tensor) -> Tensor:
-        """``A^T A x``; circular: one ``rfft2``/``irfft2`` pair with ``|K|^2``."""
+        """``A^T A x``; circular: one ``rfft2``/``irfft2`` pair with ``|K|^2``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         if self.boundary == "circular":
             self._check(x, "x")
             return self._circ(x, "abs2")
         return super().gram(x)
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y``; circular: ``conj(K) / |K|^2`` on frequencies with ``|K| > pinv_threshold max|K|``."""
+        """``A^+ y``; circular: ``conj(K) / |K|^2`` on frequencies with ``|K| > pinv_threshold max|K|``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         if self.boundary == "circular":
             self._check(y, "y")
             return self._circ(y, "pinv")
@@ -585,6 +629,20 @@ class Blur(LinearOperator):
         for plain CG, :meth:`prox_cg`); ``"zeros"``, the circular closed form above
         (:meth:`circular_prox_preconditioner`). ``rho`` is a positive float or a ``(B,)``
         tensor.
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
         """
         if self.boundary != "circular":
             return self._prox_pcg(z, y, rho)
@@ -638,7 +696,18 @@ class Blur(LinearOperator):
         self._last_size = (h, w)
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """Real orthonormal Fourier coefficients of ``x`` (packed in the input layout)."""
+        """Real orthonormal Fourier coefficients of ``x`` (packed in the input layout).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``V^T x``, shape of ``x``.
+        """
         self._require_svd()
         self._check(x, "x")
         h, w = x.shape[-2:]
@@ -647,7 +716,18 @@ class Blur(LinearOperator):
         return self._pack(torch.fft.rfft2(x.to(dt), norm="ortho"), h, w).to(x.dtype)
 
     def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Inverse (= transpose) of :meth:`Vt`: packed real Fourier coefficients -> image."""
+        """Inverse (= transpose) of :meth:`Vt`: packed real Fourier coefficients -> image.
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the right singular basis, the input's shape.
+
+        Returns
+        -------
+        Tensor
+            ``V c``, the input's shape.
+        """
         self._require_svd()
         self._check(c, "c")
         h, w = c.shape[-2:]
@@ -656,7 +736,18 @@ class Blur(LinearOperator):
         return torch.fft.irfft2(self._unpack(c.to(dt)), s=(h, w), norm="ortho").to(c.dtype)
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """Left singular coefficients: :meth:`Vt` after removing the phase of ``K``."""
+        """Left singular coefficients: :meth:`Vt` after removing the phase of ``K``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``U^T y`` in the input layout (zeros where ``s = 0``).
+        """
         self._require_svd()
         self._check(y, "y")
         h, w = y.shape[-2:]
@@ -666,7 +757,18 @@ class Blur(LinearOperator):
         return self._pack(torch.fft.rfft2(y.to(dt), norm="ortho") * phase.conj(), h, w).to(y.dtype)
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """Left singular basis: :meth:`V` with the phase of ``K`` applied (``A x = U(s * Vt(x))``)."""
+        """Left singular basis: :meth:`V` with the phase of ``K`` applied (``A x = U(s * Vt(x))``).
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the left singular basis, the input's layout.
+
+        Returns
+        -------
+        Tensor
+            ``U c``, the measurement's shape.
+        """
         self._require_svd()
         self._check(c, "c")
         h, w = c.shape[-2:]
@@ -691,6 +793,11 @@ class Blur(LinearOperator):
             else the size of the last input of the spectral view.
         device, dtype : optional
             Of the result (default: the kernel's).
+
+        Returns
+        -------
+        Tensor
+            Non-negative ``|K|``, shape ``(1 or C, H, W)``, so that ``A x = U(s * Vt(x))``.
         """
         self._require_svd()
         if torch.is_tensor(shape):

@@ -503,7 +503,18 @@ class Downsample(LinearOperator):
 
     # -- A and A^T -----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
-        """Apply ``A = S H``: ``(B, C, H, W) -> (B, C, H/s, W/s)``."""
+        """Apply ``A = S H``: ``(B, C, H, W) -> (B, C, H/s, W/s)``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         self._check_hr(x)
         b, c, h, w = x.shape
         s = self.factor
@@ -521,7 +532,18 @@ class Downsample(LinearOperator):
         return v.reshape(b, c, h // s, w // s)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Apply ``A^T = H^T S^T``: ``(B, C, h, w) -> (B, C, h s, w s)`` (exact)."""
+        """Apply ``A^T = H^T S^T``: ``(B, C, h, w) -> (B, C, h s, w s)`` (exact).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         self._check_image(y, "y")
         b, c, m, n = y.shape
         s = self.factor
@@ -577,7 +599,18 @@ class Downsample(LinearOperator):
         return d2
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y = A^T (A A^T)^+ y`` in closed form (one small FFT pair)."""
+        """``A^+ y = A^T (A A^T)^+ y`` in closed form (one small FFT pair).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         self._check_image(y, "y")
         if not torch.isfinite(y).all():
             raise ValueRangeError("Downsample.pinv: the measurement y contains NaN or infinite values")
@@ -593,6 +626,20 @@ class Downsample(LinearOperator):
 
         Computed as ``z + A^T (A A^T + rho I)^{-1} (y - A z)`` with ``A A^T`` diagonal in the
         low-resolution Fourier basis; ``rho`` is a positive scalar or a ``(B,)`` tensor.
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
         """
         az = self.forward(z)
         self._check_image(y, "y")
@@ -632,6 +679,12 @@ class Downsample(LinearOperator):
         ----------
         shape : sequence of int or Tensor
             The input's shape ``(..., H, W)`` (or an input tensor): the operator has no fixed size.
+
+        Returns
+        -------
+        Tensor
+            Non-negative singular values ``s``, broadcastable to the input's shape, so that
+            ``A x = U(s * Vt(x))``.
         """
         if shape is None:
             raise ShapeError(
@@ -658,21 +711,54 @@ class Downsample(LinearOperator):
         return out
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """``V^T x``: ``Vr^T X Vc`` per channel (input layout)."""
+        """``V^T x``: ``Vr^T X Vc`` per channel (input layout).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``V^T x``, shape of ``x``.
+        """
         self._check_hr(x)
         vh_r = self._svd_1d(0, x.shape[-2], x.device, x.dtype)[2]
         vh_c = self._svd_1d(1, x.shape[-1], x.device, x.dtype)[2]
         return vh_r @ x @ vh_c.T
 
     def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """``V c``: ``Vr C Vc^T`` per channel (inverse of :meth:`Vt`)."""
+        """``V c``: ``Vr C Vc^T`` per channel (inverse of :meth:`Vt`).
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the right singular basis, the input's shape.
+
+        Returns
+        -------
+        Tensor
+            ``V c``, the input's shape.
+        """
         self._check_hr(c, "c")
         vh_r = self._svd_1d(0, c.shape[-2], c.device, c.dtype)[2]
         vh_c = self._svd_1d(1, c.shape[-1], c.device, c.dtype)[2]
         return vh_r.T @ c @ vh_c
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """``U^T y`` (``Ur^T Y Uc``) zero-padded to the input layout ``(H, W)``."""
+        """``U^T y`` (``Ur^T Y Uc``) zero-padded to the input layout ``(H, W)``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``U^T y`` in the input layout (zeros where ``s = 0``).
+        """
         self._check_image(y, "y")
         m, n = y.shape[-2:]
         s = self.factor
@@ -681,7 +767,18 @@ class Downsample(LinearOperator):
         return F.pad(u_r.T @ y @ u_c, (0, n * (s - 1), 0, m * (s - 1)))
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """``U c``: crop the ``(H/s, W/s)`` block of the coefficients, then ``Ur C Uc^T``."""
+        """``U c``: crop the ``(H/s, W/s)`` block of the coefficients, then ``Ur C Uc^T``.
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the left singular basis, the input's layout.
+
+        Returns
+        -------
+        Tensor
+            ``U c``, the measurement's shape.
+        """
         self._check_hr(c, "c")
         h, w = c.shape[-2:]
         s = self.factor

@@ -78,23 +78,67 @@ class Inpaint(DiagonalOperator):
         return m
 
     def forward(self, x: Tensor) -> Tensor:
-        """``m * x`` (missing pixels set to zero; same shape as ``x``)."""
+        """``m * x`` (missing pixels set to zero; same shape as ``x``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         self._check(x, "x")
         return self._m(x) * x
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``m * y`` (the mask is diagonal, hence self-adjoint)."""
+        """``m * y`` (the mask is diagonal, hence self-adjoint).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         self._check(y, "y")
         return self._m(y) * y
 
     def gram(self, x: Tensor) -> Tensor:
-        """``m^2 x`` (``= m x`` for a binary mask)."""
+        """``m^2 x`` (``= m x`` for a binary mask).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         self._check(x, "x")
         m = self._m(x)
         return m * x if self.binary else m * m * x
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``y / m`` where ``m != 0``, else 0 (``= m y`` for a binary mask)."""
+        """``y / m`` where ``m != 0``, else 0 (``= m y`` for a binary mask).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         self._check(y, "y")
         m = self._m(y)
         if self.binary:
@@ -102,7 +146,22 @@ class Inpaint(DiagonalOperator):
         return torch.where(m != 0, y / torch.where(m != 0, m, 1.0), 0.0)
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """Exact ``argmin_x ||m x - y||^2 + rho ||x - z||^2 = (m y + rho z) / (m^2 + rho)``."""
+        """Exact ``argmin_x ||m x - y||^2 + rho ||x - z||^2 = (m y + rho z) / (m^2 + rho)``.
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+        """
         self._check(z, "z")
         self._check(y, "y")
         _check_prox_pair(self, z, y, z.shape)
@@ -114,6 +173,17 @@ class Inpaint(DiagonalOperator):
 
     # -- spectral view: the pixel basis ----------------------------------------------------------
     def singular_values(self, *args, **kwargs) -> Tensor:
-        """The mask itself, shape ``(1 or B, 1 or C, H, W)`` (zeros on missing pixels)."""
+        """The mask itself, shape ``(1 or B, 1 or C, H, W)`` (zeros on missing pixels).
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Accepted for the :meth:`LinearOperator.singular_values` interface (``shape``); unused.
+
+        Returns
+        -------
+        Tensor
+            The mask, broadcastable to the input's shape.
+        """
         return self.mask
 

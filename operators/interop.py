@@ -180,25 +180,84 @@ class DeepinvOperator(LinearOperator):
         return f"physics={type(self.physics).__name__}, deepinv_prox={self._deepinv_prox}"
 
     def forward(self, x: Tensor) -> Tensor:
-        """deepinv's ``A`` (noise-free)."""
+        """deepinv's ``A`` (noise-free).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         return self.physics.A(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """deepinv's ``A_adjoint``."""
+        """deepinv's ``A_adjoint``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         return self.physics.A_adjoint(y)
 
     def gram(self, x: Tensor) -> Tensor:
-        """deepinv's ``A_adjoint_A``."""
+        """deepinv's ``A_adjoint_A``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         return self.physics.A_adjoint_A(x)
 
     def pinv(self, y: Tensor) -> Tensor:
-        """deepinv's ``A_dagger`` where overridden by a closed form, else CG."""
+        """deepinv's ``A_dagger`` where overridden by a closed form, else CG.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         if self._deepinv_pinv:
             return self.physics.A_dagger(y)
         return super().pinv(y)
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """``argmin_x ||A x - y||^2 + rho ||x - z||^2`` (deepinv's ``prox_l2(z, y, 1/rho)`` or CG)."""
+        """``argmin_x ||A x - y||^2 + rho ||x - z||^2`` (deepinv's ``prox_l2(z, y, 1/rho)`` or CG).
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+        """
         if not self._deepinv_prox:
             return self.prox_cg(z, y, rho)
         if torch.is_tensor(rho) and rho.numel() > 1:

@@ -52,30 +52,103 @@ class Identity(DiagonalOperator):
     closed_form_prox = True
 
     def forward(self, x: Tensor) -> Tensor:
-        """Return ``x``."""
+        """Return ``x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         return x
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Return ``y``."""
+        """Return ``y``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         return y
 
     def gram(self, x: Tensor) -> Tensor:
-        """Return ``x``."""
+        """Return ``x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         return x
 
     def pinv(self, y: Tensor) -> Tensor:
-        """Return ``y``."""
+        """Return ``y``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         return y
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """``(y + rho z) / (1 + rho)``."""
+        """``(y + rho z) / (1 + rho)``.
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+        """
         if torch.is_tensor(z) and torch.is_tensor(y):
             _check_prox_pair(self, z, y, z.shape)
         r = _per_sample(rho, z)
         return (y + r * z) / (1 + r)
 
     def singular_values(self, shape: Sequence[int] | Tensor | None = None) -> Tensor:
-        """A scalar one (broadcastable to any input)."""
+        """A scalar one (broadcastable to any input).
+
+        Parameters
+        ----------
+        shape : sequence of int or Tensor, optional
+            The input's shape (or an input tensor, whose device and dtype are then used too).
+            Operators without a fixed input size (e.g. :class:`~pnpdiff.operators.Downsample`)
+            need it; the others ignore it. Solvers should pass ``x`` (or ``x.shape``).
+
+        Returns
+        -------
+        Tensor
+            Non-negative singular values ``s``, broadcastable to the input's shape, so that
+            ``A x = U(s * Vt(x))``.
+        """
         if torch.is_tensor(shape):
             return torch.ones((), device=shape.device, dtype=shape.dtype)
         return torch.ones(())
@@ -171,23 +244,71 @@ class Colorize(LinearOperator):
             raise ShapeError(f"Colorize expects a grey measurement (B, 1, H, W), got {tuple(y.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:
-        """``sum_c w_c x_c`` (keeps a channel axis of size one)."""
+        """``sum_c w_c x_c`` (keeps a channel axis of size one).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         self._check_rgb(x)
         w, _ = self._get(x.device, x.dtype)
         return (x * w).sum(1, keepdim=True)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``w y``: ``(B, 1, H, W) -> (B, C, H, W)``."""
+        """``w y``: ``(B, 1, H, W) -> (B, C, H, W)``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         self._check_grey(y)
         w, _ = self._get(y.device, y.dtype)
         return y * w
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``w y / ||w||^2`` (exact)."""
+        """``w y / ||w||^2`` (exact).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         return self.adjoint(y) / self._norm2
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """Sherman--Morrison: ``z + w (y - w^T z) / (||w||^2 + rho)`` (exact)."""
+        """Sherman--Morrison: ``z + w (y - w^T z) / (||w||^2 + rho)`` (exact).
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+        """
         self._check_rgb(z, "z")
         self._check_grey(y)
         _check_prox_pair(self, z, y, (z.shape[0], 1, *z.shape[2:]))
@@ -195,7 +316,21 @@ class Colorize(LinearOperator):
         return z + self.adjoint(y - self.forward(z)) / (self._norm2 + r)
 
     def singular_values(self, shape: Sequence[int] | Tensor | None = None) -> Tensor:
-        """``(||w||, 0, ..., 0)`` along the channel axis, shape ``(1, C, 1, 1)``."""
+        """``(||w||, 0, ..., 0)`` along the channel axis, shape ``(1, C, 1, 1)``.
+
+        Parameters
+        ----------
+        shape : sequence of int or Tensor, optional
+            The input's shape (or an input tensor, whose device and dtype are then used too).
+            Operators without a fixed input size (e.g. :class:`~pnpdiff.operators.Downsample`)
+            need it; the others ignore it. Solvers should pass ``x`` (or ``x.shape``).
+
+        Returns
+        -------
+        Tensor
+            Non-negative singular values ``s``, broadcastable to the input's shape, so that
+            ``A x = U(s * Vt(x))``.
+        """
         sv = torch.zeros(1, self.channels, 1, 1, dtype=torch.float64)
         sv[0, 0] = math.sqrt(self._norm2)
         if torch.is_tensor(shape):
@@ -203,7 +338,18 @@ class Colorize(LinearOperator):
         return sv.to(torch.get_default_dtype())
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """Channel coefficients ``V^T x`` (the first one is ``w^T x / ||w||``)."""
+        """Channel coefficients ``V^T x`` (the first one is ``w^T x / ||w||``).
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, C, H, W)``.
+
+        Returns
+        -------
+        Tensor
+            ``V^T x``, shape of ``x``.
+        """
         self._check_rgb(x)
         _, vh = self._get(x.device, x.dtype)
         return torch.einsum("dc,bchw->bdhw", vh, x)
@@ -214,12 +360,34 @@ class Colorize(LinearOperator):
         return torch.einsum("dc,bdhw->bchw", vh, c)
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """``y`` zero-padded to ``C`` channels."""
+        """``y`` zero-padded to ``C`` channels.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``U^T y`` in the input layout (zeros where ``s = 0``).
+        """
         self._check_grey(y)
         return torch.nn.functional.pad(y, (0, 0, 0, 0, 0, self.channels - 1))
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """The first channel of ``c``."""
+        """The first channel of ``c``.
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the left singular basis, the input's layout.
+
+        Returns
+        -------
+        Tensor
+            ``U c``, the measurement's shape.
+        """
         self._check_rgb(c, "c")
         return c[:, :1]
 
@@ -353,22 +521,66 @@ class Matrix(LinearOperator):
 
     # -- A and A^T -----------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
-        """``x M^T``: ``(B, n) -> (B, m)``."""
+        """``x M^T``: ``(B, n) -> (B, m)``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, n)``.
+
+        Returns
+        -------
+        Tensor
+            ``A x``, the measurement's shape (same dtype and device as ``x``).
+        """
         v = self._flat(x)
         return v @ self._mat(v.device, v.dtype).T
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``y M``: ``(B, m) -> (B, n)`` (or ``(B, *input_shape)``)."""
+        """``y M``: ``(B, m) -> (B, n)`` (or ``(B, *input_shape)``).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A^T y``, the input's shape.
+        """
         v = self._meas(y)
         return self._out(v @ self._mat(v.device, v.dtype))
 
     def gram(self, x: Tensor) -> Tensor:
-        """``A^T A x``."""
+        """``A^T A x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, n)``.
+
+        Returns
+        -------
+        Tensor
+            ``A^T A x``, shape of ``x``.
+        """
         return self.adjoint(self.forward(x))
 
     # -- closed forms --------------------------------------------------------------------------
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y = V diag(1/s) U^T y`` (exact, truncated at ``rcond * s_max``)."""
+        """``A^+ y = V diag(1/s) U^T y`` (exact, truncated at ``rcond * s_max``).
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
+        """
         v = self._meas(y)
         u, s, vh, _ = self._svd(v.device, v.dtype)
         k = s.numel()
@@ -377,7 +589,22 @@ class Matrix(LinearOperator):
         return self._out(((v @ u[:, :k]) * inv) @ vh[:k])
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
-        """``argmin_x ||M x - y||^2 + rho ||x - z||^2`` through the SVD (exact)."""
+        """``argmin_x ||M x - y||^2 + rho ||x - z||^2`` through the SVD (exact).
+
+        Parameters
+        ----------
+        z : Tensor
+            Point the solution is pulled towards, shape of the input of ``A``.
+        y : Tensor
+            Measurement, shape of the output of ``A``.
+        rho : float or Tensor
+            Positive weight; a scalar or a ``(B,)`` tensor (one per batch element).
+
+        Returns
+        -------
+        Tensor
+            The minimiser, shape of ``z``.
+        """
         zf = self._flat(z, "z")
         v = self._meas(y)
         if not _batch_fits(v.shape, (zf.shape[0], self.m)):
@@ -394,23 +621,70 @@ class Matrix(LinearOperator):
 
     # -- spectral view (B, n) layout ------------------------------------------------------------
     def singular_values(self, shape: Sequence[int] | Tensor | None = None) -> Tensor:
-        """The ``min(m, n)`` singular values (descending) followed by zeros: shape ``(n,)``."""
+        """The ``min(m, n)`` singular values (descending) followed by zeros: shape ``(n,)``.
+
+        Parameters
+        ----------
+        shape : sequence of int or Tensor, optional
+            The input's shape (or an input tensor, whose device and dtype are then used too).
+            Operators without a fixed input size (e.g. :class:`~pnpdiff.operators.Downsample`)
+            need it; the others ignore it. Solvers should pass ``x`` (or ``x.shape``).
+
+        Returns
+        -------
+        Tensor
+            Non-negative singular values ``s``, broadcastable to the input's shape, so that
+            ``A x = U(s * Vt(x))``.
+        """
         if torch.is_tensor(shape):
             return self._svd(shape.device, shape.dtype)[3]
         return self._svd(self.matrix.device, self.matrix.dtype)[3]
 
     def Vt(self, x: Tensor) -> Tensor:  # noqa: N802
-        """``V^T x`` in the ``(B, n)`` layout."""
+        """``V^T x`` in the ``(B, n)`` layout.
+
+        Parameters
+        ----------
+        x : Tensor
+            Input image(s), shape ``(B, n)``.
+
+        Returns
+        -------
+        Tensor
+            ``V^T x``, shape of ``x``.
+        """
         v = self._flat(x)
         return v @ self._svd(v.device, v.dtype)[2].T
 
     def V(self, c: Tensor) -> Tensor:  # noqa: N802
-        """``V c`` (inverse of :meth:`Vt`)."""
+        """``V c`` (inverse of :meth:`Vt`).
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the right singular basis, the input's shape.
+
+        Returns
+        -------
+        Tensor
+            ``V c``, the input's shape.
+        """
         v = self._flat(c, "c")
         return self._out(v @ self._svd(v.device, v.dtype)[2])
 
     def Ut(self, y: Tensor) -> Tensor:  # noqa: N802
-        """``U^T y`` zero-padded (or truncated, if ``m > n``) to length ``n``."""
+        """``U^T y`` zero-padded (or truncated, if ``m > n``) to length ``n``.
+
+        Parameters
+        ----------
+        y : Tensor
+            Measurement(s), shape of the output of :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``U^T y`` in the input layout (zeros where ``s = 0``).
+        """
         v = self._meas(y)
         c = v @ self._svd(v.device, v.dtype)[0]
         if self.m >= self.n:
@@ -418,7 +692,18 @@ class Matrix(LinearOperator):
         return torch.nn.functional.pad(c, (0, self.n - self.m))
 
     def U(self, c: Tensor) -> Tensor:  # noqa: N802
-        """``U c`` using the first ``min(m, n)`` coefficients: ``(B, n) -> (B, m)``."""
+        """``U c`` using the first ``min(m, n)`` coefficients: ``(B, n) -> (B, m)``.
+
+        Parameters
+        ----------
+        c : Tensor
+            Coefficients in the left singular basis, the input's layout.
+
+        Returns
+        -------
+        Tensor
+            ``U c``, the measurement's shape.
+        """
         v = self._flat(c, "c")
         u = self._svd(v.device, v.dtype)[0]
         k = min(self.m, self.n)

@@ -186,7 +186,21 @@ class GaussianMixturePrior(Prior):
 
     # ------------------------------------------------------------------ the contract
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """Exact posterior mean ``E[x0 | x0 + sigma * n = x]``, same shape and dtype as ``x``."""
+        """Exact posterior mean ``E[x0 | x0 + sigma * n = x]``, same shape and dtype as ``x``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
+        sigma : float or Tensor
+            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
+            ``(B, 1, 1, 1)``).
+
+        Returns
+        -------
+        Tensor
+            ``D(x, sigma) ~ E[x0 | x]``, shape of ``x``.
+        """
         xf = self._flat(x).to(_F64)
         s = as_sigma(sigma, x).to(_F64)
         if (s < 0).any():
@@ -274,7 +288,18 @@ class GaussianMixturePrior(Prior):
         return within + between
 
     def data_moments(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        """The exact mixture mean and per-coordinate variance, broadcast to ``like``."""
+        """The exact mixture mean and per-coordinate variance, broadcast to ``like``.
+
+        Parameters
+        ----------
+        like : Tensor
+            A tensor of the shape, device and dtype wanted.
+
+        Returns
+        -------
+        tuple of Tensor
+            ``(mean, var)``, each broadcast to ``like``'s shape.
+        """
         kw = {"device": like.device, "dtype": like.dtype}
         m = self.mean().reshape(self.shape).to(**kw)
         v = torch.diagonal(self.covariance()).reshape(self.shape).to(**kw)
@@ -287,6 +312,22 @@ class GaussianMixturePrior(Prior):
 
         The full covariance is used up to ``d = 2048`` (a Cholesky factor in float64); beyond
         that the per-coordinate variance (``diag S``), as for any prior.
+
+        Parameters
+        ----------
+        shape : sequence of int
+            ``(B, *sample_shape)``.
+        sigma : float
+            Noise level of the start (the schedule's first sigma).
+        generator : torch.Generator or sequence of torch.Generator, optional
+            Source of the noise; a sequence gives image ``b`` its noise from ``generator[b]``.
+        device, dtype : optional
+            Of the result (default: the generator's device, the default dtype).
+
+        Returns
+        -------
+        Tensor
+            The starting point, ``shape``.
         """
         n = standard_normal(shape, generator, device, dtype)
         if n.ndim < 2 or math.prod(n.shape[1:]) != self.dim:

@@ -50,6 +50,7 @@ def daps(
             x0 += eta grad log p(x0 | x_t, y) + sqrt(2 eta) n
                   # log p = -||x0 - x0_hat||^2 / (2 r_t^2) - ||y - A(x0)||^2 / (2 beta_y^2)
         x_s    = x0 + s n
+
     and the last level returns its ``x0``. ``p(x0 | x_t)`` is the paper's Gaussian
     ``N(x0_hat(x_t), r_t^2 I)`` with ``r_t = t``; the ODE is Euler on
     ``dx / dsigma = (x - D(x, sigma)) / sigma`` over Karras sigmas from ``t`` to ``ode_sigma_min``
