@@ -35,6 +35,9 @@ Keys
     As in :func:`pnpdiff.solve` (``prior`` may be a mapping ``{name: ..., path: ...}``).
 ``max_memory``
     Largest memory the run may use (``8G``, ``512M``, bytes, ``off``); default what is available.
+``precision``, ``compile``
+    How the denoiser runs, as in :func:`pnpdiff.solve`: ``fp32`` (default), ``bf16`` or ``fp16``
+    (CUDA) autocast of the network only (data steps stay float32), and ``torch.compile`` of it.
 ``output``
     The output folder (see :mod:`pnpdiff.outputs` for what may be replaced in it).
 ``samples``
@@ -76,7 +79,7 @@ __all__ = ["Recipe", "load_recipe", "parse_recipe", "apply_overrides", "recipe_t
 _TOP_KEYS = (
     "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
     "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
-    "samples",
+    "samples", "precision", "compile",
 )
 #: per-image files a run can save (``save:``); metrics and the resolved recipe are always written
 SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
@@ -117,6 +120,9 @@ class Recipe:
     intermediates: int = 0
     #: posterior samples to draw (``pnpdiff.sample_posterior``); 0: one restoration
     samples: int = 0
+    #: how the denoiser runs (``solve(precision=, compile=)``)
+    precision: str = "fp32"
+    compile: bool = False
     #: the :class:`pnpdiff.peers.Translation` when the file was a DPS / DiffPIR config
     translation: Any = field(default=None, repr=False, compare=False)
 
@@ -349,6 +355,10 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         d["intermediates"] = recipe.intermediates
     if recipe.samples:
         d["samples"] = recipe.samples
+    if recipe.precision != "fp32":
+        d["precision"] = recipe.precision
+    if recipe.compile:
+        d["compile"] = True
     d["output"] = str(Path(recipe.output).resolve())
     return d
 
@@ -480,6 +490,14 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         raise c.fail("samples", "a posterior standard deviation needs at least 2 samples (0: no sampling)")
     if samples and is_batch_spec(src):
         raise c.fail("samples", "posterior sampling restores one image; give one image (not a folder or a glob)")
+    from pnpdiff.priors.runtime import PRECISIONS
+
+    precision = data.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise c.fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    compile_ = data.get("compile", False)
+    if not isinstance(compile_, bool):
+        raise c.fail("compile", f"expected true or false, got {compile_!r}")
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -502,6 +520,8 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         save=save,
         intermediates=intermediates,
         samples=samples,
+        precision=precision,
+        compile=compile_,
     )
 
 
@@ -769,7 +789,8 @@ def restore(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int 
         options["callback"] = frames
     t0 = time.perf_counter()
     x_hat = solve(y, op, prior=prior, method=recipe.resolved_method, steps=steps, sigma_y=sigma_y, seed=seed,
-                  device=device, progress=progress, max_memory=recipe.max_memory, **options)
+                  device=device, progress=progress, max_memory=recipe.max_memory, precision=recipe.precision,
+                  compile=recipe.compile, **options)
     return x_hat.cpu(), frames, time.perf_counter() - t0
 
 
@@ -782,7 +803,7 @@ def draw_samples(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed:
     t0 = time.perf_counter()
     out = sample_posterior(y, op, prior, n=recipe.samples, method=recipe.resolved_method, sigma_y=sigma_y, seed=seed,
                            steps=steps, device=device, progress=progress, max_memory=recipe.max_memory,
-                           **recipe.options)
+                           precision=recipe.precision, compile=recipe.compile, **recipe.options)
     return out.cpu(), time.perf_counter() - t0
 
 
