@@ -31,6 +31,20 @@ def digits(split: str = "train", size: int = 16) -> tuple[Tensor, Tensor]:
         The first 1,500, the last 297, or all 1,797 (scikit-learn's order).
     size : int
         Side of the images (8 = the originals; larger sides are bilinear upsamplings).
+
+    Returns
+    -------
+    images : Tensor
+        ``(N, 1, size, size)`` float32 in [0, 1].
+    labels : Tensor
+        ``(N,)`` long, the digits 0..9.
+
+    Raises
+    ------
+    ValueRangeError
+        For an unknown ``split`` or ``size < 8``.
+    PnPError
+        If scikit-learn is not installed.
     """
     try:
         from sklearn.datasets import load_digits
@@ -56,9 +70,28 @@ def image_folder(path: str | Path, size: int, channels: int | None = None) -> tu
     A folder whose sub-folders hold the images is labelled by sub-folder (sorted names = class
     names, ImageFolder's convention); a folder of image files is unlabelled.
 
+    Parameters
+    ----------
+    path : str or Path
+        The folder.
+    size : int
+        Side of the square images returned.
+    channels : int, optional
+        1 or 3 to convert every image to grey or colour; default the images' own.
+
     Returns
     -------
-    images : Tensor ``(N, C, size, size)`` in [0, 1]; labels : Tensor ``(N,)`` or None; class names.
+    images : Tensor
+        ``(N, C, size, size)`` in [0, 1].
+    labels : Tensor or None
+        ``(N,)`` class indices (sub-folder order), or ``None`` for a flat folder.
+    class_names : list of str
+        The sub-folder names (empty for a flat folder).
+
+    Raises
+    ------
+    InputFileError
+        If the folder does not exist, holds no images, or mixes channel counts.
     """
     from pnpdiff.batch import IMAGE_SUFFIXES
     from pnpdiff.io import load_image
@@ -101,7 +134,27 @@ def image_folder(path: str | Path, size: int, channels: int | None = None) -> tu
 
 
 def load_dataset(spec: str, size: int, channels: int | None = None) -> tuple[Tensor, Tensor | None, list[str], str]:
-    """``(images, labels or None, class names, description)`` for a recipe's ``data`` value."""
+    """``(images, labels or None, class names, description)`` for a recipe's ``data`` value.
+
+    Parameters
+    ----------
+    spec : str
+        ``"digits"`` (the training split) or a folder (see :func:`image_folder`).
+    size : int
+        Side of the images.
+    channels : int, optional
+        Channels of a folder's images (see :func:`image_folder`).
+
+    Returns
+    -------
+    tuple
+        ``(images, labels or None, class names, description)``.
+
+    Raises
+    ------
+    InputFileError
+        For a folder that does not exist or holds no usable images.
+    """
     if spec == "digits":
         x, y = digits("train", size)
         return x, y, [str(i) for i in range(10)], (f"scikit-learn digits, the first {DIGITS_TRAIN} "

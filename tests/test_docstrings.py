@@ -40,6 +40,7 @@ EXTRA_MODULES = [
     "pnpdiff.guidance",
     "pnpdiff.training",
     "pnpdiff.unet",
+    "pnpdiff.datasets",
     "pnpdiff.solvers",
 ]
 
