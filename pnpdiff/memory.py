@@ -117,7 +117,7 @@ import math
 import numbers
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,7 @@ import torch
 from pnpdiff.errors import MemoryLimitError, ValueRangeError
 
 __all__ = [
+    "largest_batch",
     "estimate_solve_bytes",
     "estimate_denoise_bytes",
     "prior_bytes_per_pixel",
@@ -777,6 +778,40 @@ def memory_limit(device: str | torch.device | None = None,
     where = "on the GPU" if dev.type == "cuda" else "in RAM"
     return int(free * SAFETY_FRACTION), (f"usable {where} ({SAFETY_FRACTION:.0%} of {format_bytes(free)} "
                                          f"available on {dev})")
+
+
+def largest_batch(need: Callable[[int], int], n: int, limit: int | None) -> int:
+    """The largest ``k`` in ``[1, n]`` whose estimated peak ``need(k)`` fits in ``limit`` bytes.
+
+    Used to split work that is batched along the first axis (independent posterior samples, SMC
+    particles) into as few denoiser calls as the memory budget allows; ``need`` must grow with
+    ``k``. Returns ``n`` when ``limit`` is ``None`` (no limit) and 1 when not even one fits (the
+    caller's memory check then reports it).
+
+    Parameters
+    ----------
+    need : callable
+        ``need(k)``: bytes a batch of ``k`` needs.
+    n : int
+        Size of the whole batch (``>= 1``).
+    limit : int or None
+        Budget in bytes (:func:`memory_limit`); ``None``: unlimited.
+
+    Returns
+    -------
+    int
+        The batch size, ``1 <= k <= n``.
+    """
+    if limit is None or need(n) <= limit:
+        return n
+    lo, hi = 1, n  # need(lo) may exceed the limit: then 1 is returned
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if need(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def check_memory(need_bytes: int, device: str | torch.device | None, *, what: str,

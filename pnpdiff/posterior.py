@@ -44,6 +44,30 @@ def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
     return [torch.randint(0, 2**62, (b,), generator=g).tolist() for _ in range(n)]
 
 
+def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options: dict[str, Any]) -> int:
+    """How many of the ``n`` independent runs one :func:`pnpdiff.solve` call takes: all of them when
+    they fit the memory budget (``max_memory`` / ``PNPDIFF_MAX_MEMORY`` / what is available on the
+    device), else as many as fit (the rest in further calls: the samples are the same, since each
+    run has its own seed)."""
+    from pnpdiff import memory
+    from pnpdiff.api import _device
+
+    dev = _device(options.get("device"), yt)
+    limit, _ = memory.memory_limit(dev, options.get("max_memory"))
+    if limit is None:
+        return n
+    try:
+        x_shape = tuple(op.adjoint(yt[:1]).shape) if hasattr(op, "adjoint") else tuple(yt[:1].shape)
+    except Exception:  # noqa: BLE001 - solve reports a measurement that does not fit the operator
+        return n
+    b = yt.shape[0]
+
+    def need(k: int) -> int:
+        return memory.estimate_solve_bytes((k * b, *x_shape[1:]), (k * b, *yt.shape[1:]), prior, method, yt.dtype)
+
+    return memory.largest_batch(need, n, limit)
+
+
 def sample_posterior(
     y: Any,
     operator: Any,
@@ -78,12 +102,15 @@ def sample_posterior(
         samples; for the independent methods the first ``k`` samples do not depend on ``n`` or on
         ``batch_size``. ``None``: torch's global generator.
     batch_size : int, optional
-        Independent runs per :func:`pnpdiff.solve` call (default all ``n`` at once); lower it when
-        ``n`` copies of the image do not fit in memory. Ignored by ``"smc"`` (use its
-        ``chunk_size``).
+        Independent runs per :func:`pnpdiff.solve` call. Default: all ``n`` at once when they fit
+        the memory budget (``max_memory``, ``PNPDIFF_MAX_MEMORY`` or what the device has free), else
+        as many per call as fit. The samples do not depend on it (each run has its own seed), up to
+        the float rounding of batched convolutions. Ignored by ``"smc"`` (whose ``chunk_size``
+        particles per denoiser call are chosen the same way).
     **options
         Passed to :func:`pnpdiff.solve` (``steps``, ``device``, ``progress``, ``max_memory``,
-        schedule options and the method's hyper-parameters, e.g. ``particles`` for ``"smc"``).
+        ``precision``, ``compile``, schedule options and the method's hyper-parameters, e.g.
+        ``particles`` for ``"smc"``).
 
     Returns
     -------
@@ -142,7 +169,7 @@ def sample_posterior(
         out = solve(yt, op, prior_obj, method="smc", sigma_y=sigma_y, seed=seeds, samples=n, **options)
     else:
         per_run = None if seed is None else run_seeds(seed, n, b)
-        step = n if batch_size is None else batch_size
+        step = batch_size if batch_size is not None else _runs_per_call(yt, op, prior_obj, method, n, options)
         parts = []
         for k0 in range(0, n, step):
             k1 = min(n, k0 + step)

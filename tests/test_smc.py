@@ -241,3 +241,52 @@ def test_memory_check_counts_the_particles() -> None:
     with pytest.raises(pnpdiff.MemoryLimitError):
         pnpdiff.solve(y, op, "natural", method="smc", particles=10**6, steps=2, progress=False, max_memory="1G",
                       sigma_y=0.02, device="cpu")
+
+
+def test_memory_budget_chunks_the_work_instead_of_refusing(monkeypatch) -> None:
+    """Under a budget too small for all runs at once, sample_posterior and smc split the work into
+    several denoiser calls (same samples) instead of raising MemoryLimitError."""
+    from pnpdiff import memory
+
+    p = mixture_problem(8, 2, seed=0)
+    sig = karras(6, sigma_min=0.002, sigma_max=80.0)
+    calls: list[int] = []
+    real = type(p.prior).denoise
+
+    def counting(self, x, sigma, **kw):
+        calls.append(x.shape[0])
+        return real(self, x, sigma, **kw)
+
+    monkeypatch.setattr(type(p.prior), "denoise", counting)
+    kw = dict(sigma_y=p.sigma_y, schedule=sig, progress=False, device="cpu", seed=3)
+    one = memory.estimate_solve_bytes((1, 8), (1, 2), p.prior, "ddrm", p.y.dtype)
+    three = memory.estimate_solve_bytes((3, 8), (3, 2), p.prior, "ddrm", p.y.dtype)
+    assert three > one  # the estimate grows with the batch, so a budget between them admits 1 or 2 runs
+    free = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=6, method="ddrm", max_memory="off", **kw)
+    assert max(calls) == 6
+    calls.clear()
+    tight = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=6, method="ddrm", max_memory=(one + three) // 2,
+                                     **kw)
+    assert 1 <= max(calls) < 6
+    torch.testing.assert_close(free, tight, rtol=0, atol=1e-10)
+    # smc: the particles per denoiser call follow the budget; the samples do not change
+    calls.clear()
+    a = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=4, method="smc", particles=40, max_memory="off", **kw)
+    assert max(calls) == 40
+    extra = 8 * 40 * 8 * p.y.element_size()  # the 40 stored particles (api's estimate)
+    small = memory.estimate_solve_bytes((5, 8), tuple(p.y.shape), p.prior, "smc", p.y.dtype) + extra
+    calls.clear()
+    b = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=4, method="smc", particles=40, max_memory=small, **kw)
+    assert max(calls) == 5
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_largest_batch_is_the_largest_that_fits() -> None:
+    from pnpdiff.memory import largest_batch
+
+    need = lambda k: 100 + 10 * k  # noqa: E731
+    assert largest_batch(need, 50, None) == 50
+    assert largest_batch(need, 50, 10_000) == 50
+    assert largest_batch(need, 50, 100 + 10 * 17) == 17
+    assert largest_batch(need, 50, 100 + 10 * 17 + 9) == 17
+    assert largest_batch(need, 50, 50) == 1  # not even one fits: the caller's check reports it

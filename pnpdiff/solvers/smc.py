@@ -208,7 +208,9 @@ def smc(
         ``[0, 1]``; 1 resamples at every step as the paper's Algorithm 1, 0 never).
     chunk_size : int
         Particles per denoiser call: peak memory is that of a denoiser batch of ``chunk_size``
-        plus a few ``N``-particle tensors.
+        plus a few ``N``-particle tensors; the result does not depend on it. Through
+        :func:`pnpdiff.solve` / :func:`pnpdiff.sample_posterior` the default is as many particles
+        as fit the memory budget (``max_memory``), all ``N`` when they do.
     samples : int
         0 (default): return the posterior mean ``sum_j W_j x_j``, one estimate per
         measurement. ``n > 0``: return ``n`` posterior samples per measurement, drawn from the
