@@ -72,6 +72,8 @@ __all__ = [
     "random_mask",
     "box_mask",
     "freeform_mask",
+    "LinearOperator",
+    "compose",
 ]
 
 _OPERATOR_EXPORTS = {"Blur", "GaussianBlur", "Downsample", "Inpaint", "UniformBlur", "MotionBlur",

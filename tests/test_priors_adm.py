@@ -322,3 +322,24 @@ def test_deepinv_diffunet_state_dict_loads_as_ffhq(tmp_path: Path) -> None:
         assert (((2 * next_t - 1).clamp(-1, 1) + 1) / 2 - theirs).abs().amax() > 1e-2
     finally:
         clear_prior_cache()
+
+
+def test_adm_prior_runs_channels_last_with_the_nchw_result() -> None:
+    """ADMPrior keeps its network's weights channels_last (faster on CPU) without changing D(x, sigma)."""
+    import copy
+
+    from pnpdiff.priors import EpsPrior, ddpm_alphas_cumprod
+
+    cfg = ADMConfig.from_dict({**adm_config("ffhq").to_dict(), **TINY})
+    net = ADMUNet(cfg).eval().requires_grad_(False)
+    _randomise(net, seed=3)
+    plain = copy.deepcopy(net)
+    prior = ADMPrior(net)
+    convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert all(m.weight.is_contiguous() for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    ref = EpsPrior(plain, ddpm_alphas_cumprod(cfg.beta_start, cfg.beta_end, cfg.num_timesteps), learned_variance=True)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for sigma in (0.05, 0.5, 5.0):
+            torch.testing.assert_close(prior.denoise(x, sigma), ref.denoise(x, sigma), rtol=1e-5, atol=1e-5)
