@@ -57,8 +57,9 @@ def _karras_list(n: int, lo: float, hi: float) -> list[float]:
     return [(hi ** (1 / 7) + k / (n - 1) * (lo ** (1 / 7) - hi ** (1 / 7))) ** 7 for k in range(n)] + [0.0]
 
 
-def daps_moments(g: GaussianMoments, A, y, beta, levels, ode_steps, ode_min, L, lr, m, P):
-    """Output law of DAPS (last Langevin x0) for a start N(m, P) at levels[0]."""
+def daps_moments(g: GaussianMoments, A, y, beta, levels, ode_steps, ode_min, L, lr, m, P, lip=1.0):
+    """Output law of DAPS (last Langevin x0) for a start N(m, P) at levels[0]; Langevin step
+    ``lr min(t^2, beta^2 / lip)`` (``lip``: the squared norm of the forward map's Jacobian)."""
     eye = g.eye
     AtA, Aty = A.T @ A, A.T @ y.flatten()
     n_lev = len(levels) - 1
@@ -71,7 +72,7 @@ def daps_moments(g: GaussianMoments, A, y, beta, levels, ode_steps, ode_min, L, 
             h = (c - a) / a
             Fo = eye + h * (eye - W)
             M, b = Fo @ M, Fo @ b - h * c0
-        eta = lr * min(t * t, beta * beta)
+        eta = lr * min(t * t, beta * beta / lip)
         F = eye - eta / (t * t) * eye - eta * AtA / beta**2
         G, gv, Q = eye.clone(), torch.zeros(g.d, dtype=F64), torch.zeros_like(eye)
         for _ in range(L):
@@ -129,7 +130,7 @@ def test_daps_matches_its_gaussian_law(gauss) -> None:
     p, g, A = gauss
     levels = karras(12, sigma_min=0.05, sigma_max=5.0)
     x_init = p.prior.mean().expand(B, -1).clone()
-    kw = dict(ode_steps=3, langevin_steps=40, lr=0.5)
+    kw = dict(ode_steps=3, langevin_steps=40, lr=0.5, beta_y=p.sigma_y, lr_min_ratio=1.0)
     x = daps(p.y.expand(B, -1), p.operator, p.prior, levels, p.sigma_y, x_init=x_init,
              generator=torch.Generator().manual_seed(0), **kw)
     m, P = daps_moments(g, A, p.y, max(p.sigma_y, 1e-3), levels.tolist(), 3, 0.005, 40, 0.5,
@@ -145,7 +146,8 @@ def test_daps_wrong_step_breaks_the_match(gauss) -> None:
     p, g, A = gauss
     levels = karras(12, sigma_min=0.05, sigma_max=5.0)
     x = daps(p.y.expand(B, -1), p.operator, p.prior, levels, p.sigma_y, x_init=p.prior.mean().expand(B, -1).clone(),
-             ode_steps=3, langevin_steps=40, lr=0.5, generator=torch.Generator().manual_seed(0))
+             ode_steps=3, langevin_steps=40, lr=0.5, beta_y=p.sigma_y, lr_min_ratio=1.0,
+             generator=torch.Generator().manual_seed(0))
     m, P = daps_moments(g, A, p.y, p.sigma_y, levels.tolist(), 3, 0.005, 40, 0.25,  # half the step
                         p.prior.mean().flatten(), 25.0 * torch.eye(8, dtype=F64))
     with pytest.raises(AssertionError):
@@ -169,6 +171,45 @@ def test_daps_nonlinear_forward_model() -> None:
     r_out = (forward(x) - y).norm(dim=1).mean()
     r_prior = (forward(p.prior.mean()[None]) - y).norm()
     assert r_out < 0.5 * r_prior
+
+
+def test_daps_step_follows_the_jacobian_of_a_nonlinear_model(gauss) -> None:
+    """A forward model given as a plain callable (no adjoint, autograd path) whose Jacobian has
+    norm above 1 (here the linear map 4 A, ||4 A||^2 = 7.8): the likelihood's stiffness is
+    ||J||^2 / beta^2, so a step ``lr min(t^2, beta^2)`` that ignores ||J|| diverges (eta times the
+    curvature is 3.9 > 2). Reference: Algorithm 1's exact law for 4 A with the step
+    ``lr min(t^2, beta^2 / ||4 A||^2)``, ||.|| the exact spectral norm (``torch.linalg``)."""
+    p, g, A = gauss
+    A4 = 4.0 * A
+    y4 = 4.0 * p.y
+    levels = karras(12, sigma_min=0.05, sigma_max=5.0)
+    x_init = p.prior.mean().expand(B, -1).clone()
+    x = daps(y4.expand(B, -1), lambda v: v @ A4.T.to(v.dtype), p.prior, levels, p.sigma_y, x_init=x_init,
+             ode_steps=3, langevin_steps=40, lr=0.5, beta_y=p.sigma_y, lr_min_ratio=1.0,
+             generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all()
+    lip = float(torch.linalg.matrix_norm(A4, 2)) ** 2
+    m, P = daps_moments(g, A4, y4, p.sigma_y, levels.tolist(), 3, 0.005, 40, 0.5,
+                        p.prior.mean().flatten(), 25.0 * torch.eye(8, dtype=F64), lip=lip)
+    _check_against(x, m, P)
+
+
+def test_pnpdm_nonlinear_step_follows_the_jacobian() -> None:
+    """PnP-DM's Langevin likelihood step on a callable with ||J||^2 = 7.8 (the map 4 A): a step
+    ``lr min(rho^2, sigma_y^2)`` has eta times the curvature 3.9 > 2 and blows up (to 1e55 here);
+    scaled by 1 / ||J||^2 it stays finite and fits the measurement."""
+    p = gaussian_problem()
+    A4 = 4.0 * p.operator.matrix
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x @ A4.T.to(x.dtype)
+
+    y = forward(p.posterior.mean()[None])
+    x = pnpdm(y.expand(32, -1), forward, p.prior, geometric(6, sigma_min=0.1, sigma_max=1.0), 0.05,
+              x_init=p.prior.mean().expand(32, -1).clone(), prior_steps=4, langevin_steps=20,
+              generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(x).all()
+    assert (forward(x) - y).norm(dim=1).mean() < 0.5 * (forward(p.prior.mean()[None]) - y).norm()
 
 
 # PnP-DM, geometric rho 2 -> 0.2 over 15 sweeps, 8 DDPM steps per prior step: the recursion's output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -18,6 +17,31 @@ from pnpdiff.solvers.samplers import euler
 __all__ = ["daps"]
 
 
+def jacobian_sq_norm(operator: Callable[[Tensor], Tensor], x: Tensor, iters: int = 10) -> Tensor:
+    """Per-sample ``||J||^2`` (largest eigenvalue of ``J^T J``, ``J`` the Jacobian of ``operator``
+    at ``x``) by power iteration, shaped ``(B, 1, ...)`` to broadcast against ``x``.
+
+    Autograd only: ``J u`` is the derivative of the vector-Jacobian product ``J^T w`` in ``w``.
+    The start vector comes from a private generator, so the caller's random stream is untouched.
+    """
+    g = torch.Generator(device=x.device).manual_seed(0)
+    u = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    lam = torch.ones(shape, device=x.device, dtype=x.dtype)
+    with torch.enable_grad():
+        xv = x.detach().requires_grad_(True)
+        ax = operator(xv)
+        w = torch.zeros_like(ax, requires_grad=True)
+        (jtw,) = torch.autograd.grad(ax, xv, w, create_graph=True)
+        for _ in range(iters):
+            u = u / u.flatten(1).norm(dim=1).clamp_min(1e-30).reshape(shape)
+            (ju,) = torch.autograd.grad(jtw, w, u, retain_graph=True)
+            (jtju,) = torch.autograd.grad(ax, xv, ju.detach(), retain_graph=True)
+            lam = jtju.flatten(1).norm(dim=1).reshape(shape)
+            u = jtju.detach()
+    return lam.detach().clamp_min(1e-12)
+
+
 @torch.no_grad()
 def daps(
     y: Tensor,
@@ -29,7 +53,7 @@ def daps(
     ode_sigma_min: float = 0.005,
     langevin_steps: int = 100,
     lr: float = 0.5,
-    lr_min_ratio: float = 1.0,
+    lr_min_ratio: float = 0.01,
     beta_y: float | None = None,
     x_init: Tensor | None = None,
     generator: torch.Generator | None = None,
@@ -121,7 +145,8 @@ def daps(
         raise ValueRangeError(f"daps needs 0 < lr <= 1 and 0 < lr_min_ratio <= 1, got lr={lr}, "
                               f"lr_min_ratio={lr_min_ratio}")
     sig = clip_schedule(sigmas, prior).tolist()
-    beta = max(float(sigma_y), 1e-3) if beta_y is None else float(beta_y)
+    # the official code's likelihood temperature (tau = 0.01 against sigma_y = 0.05, every pixel task)
+    beta = max(float(sigma_y) / 5, 1e-3) if beta_y is None else float(beta_y)
     if not beta > 0:
         raise ValueRangeError(f"beta_y must be positive, got {beta_y}")
     if x_init is None and not has_prox(operator):
@@ -137,7 +162,11 @@ def daps(
         ode = karras(ode_steps, sigma_min=min(ode_sigma_min, t), sigma_max=t)
         x0_hat = euler(prior, ode, x, generator=generator)
         ratio = i / max(levels - 1, 1)
-        eta = lr * (1 + ratio * (lr_min_ratio - 1)) * min(t * t, beta * beta)
+        lr_i = lr * (1 + ratio * (lr_min_ratio - 1))
+        if linear:
+            eta = lr_i * min(t * t, beta * beta)
+        else:  # the likelihood's stiffness is ||J||^2 / beta^2: a saturating sensor has ||J|| > 1
+            eta = lr_i * torch.clamp(beta * beta / jacobian_sq_norm(operator, x0_hat), max=t * t)
         x0 = x0_hat.clone()
         for _ in range(langevin_steps):
             if linear:  # grad of ||y - A x||^2 / (2 beta^2) in closed form
@@ -148,7 +177,7 @@ def daps(
                     misfit = (y - operator(xv)).pow(2).sum() / (2 * beta * beta)
                     (g_lik,) = torch.autograd.grad(misfit, xv)
             grad = -(x0 - x0_hat) / (t * t) - g_lik
-            x0 = x0 + eta * grad + math.sqrt(2 * eta) * randn_like(x0, generator)
+            x0 = x0 + eta * grad + (2 * eta) ** 0.5 * randn_like(x0, generator)
         x = x0 + s * randn_like(x0, generator) if s > 0 else x0
         if callback is not None:
             callback(i, t, x, x0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -11,6 +10,7 @@ from torch import Tensor
 from pnpdiff.errors import ValueRangeError
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, randn_like, steps_iter
+from pnpdiff.solvers.daps import jacobian_sq_norm
 from pnpdiff.solvers.dps import has_prox, starting_point
 from pnpdiff.solvers.samplers import ddpm
 
@@ -125,14 +125,14 @@ def pnpdm(
         if linear:  # exact Gaussian conditional by perturbation
             z = operator.prox(x + rho * randn_like(x, generator), y + sy * randn_like(y, generator), (sy / rho) ** 2)
         else:
-            eta = lr * min(rho * rho, sy * sy)
+            eta = lr * torch.clamp(sy * sy / jacobian_sq_norm(operator, x), max=rho * rho)  # stiffness ||J||^2 / sy^2
             z = x
             for _ in range(langevin_steps):
                 with torch.enable_grad():
                     zv = z.detach().requires_grad_(True)
                     misfit = (y - operator(zv)).pow(2).sum() / (2 * sy * sy)
                     (g_lik,) = torch.autograd.grad(misfit, zv)
-                z = z - eta * ((z - x) / (rho * rho) + g_lik) + math.sqrt(2 * eta) * randn_like(z, generator)
+                z = z - eta * ((z - x) / (rho * rho) + g_lik) + (2 * eta) ** 0.5 * randn_like(z, generator)
         inner = torch.cat([torch.linspace(rho, min(prior_sigma_min, rho), prior_steps, dtype=torch.float64),
                            torch.zeros(1, dtype=torch.float64)])
         x = ddpm(prior, inner, z, generator=generator)

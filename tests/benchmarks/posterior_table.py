@@ -117,6 +117,8 @@ def table(d: int, d_y: int, problem_seed: int, sizes: list[int], steps: int, all
             opts = dict(kw)
             if "schedule" not in opts:
                 opts["schedule"] = sig
+            if name == "daps":  # the table's settings: the true likelihood, a constant Langevin step
+                opts.update(beta_y=max(p.sigma_y, 1e-3), lr_min_ratio=1.0)
             x, dt, mem = _peak_run(partial(pnpdiff.sample_posterior, p.y, p.operator, p.prior, n=n, method=name,
                                            sigma_y=p.sigma_y, seed=0, progress=False, device="cpu", **opts))
             x = x[:, 0]
