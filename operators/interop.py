@@ -294,7 +294,7 @@ class DeepinvOperator(LinearOperator):
         return self.physics.U(c)
 
 
-def from_deepinv(physics: Any, prox: str = "auto") -> LinearOperator:
+def from_deepinv(physics: Any, prox: str = "auto", cg_tol: float = 1e-6, cg_max_iter: int = 200) -> LinearOperator:
     """Wrap a deepinv ``LinearPhysics`` as a pnpdiff operator (see :class:`DeepinvOperator`).
 
     A physics made by :func:`to_deepinv` is unwrapped back to its pnpdiff operator.
@@ -305,6 +305,11 @@ def from_deepinv(physics: Any, prox: str = "auto") -> LinearOperator:
         The physics to wrap.
     prox : {"auto", "deepinv", "cg"}
         Where :meth:`~LinearOperator.prox` comes from (see :class:`DeepinvOperator`).
+    cg_tol, cg_max_iter : float, int
+        Tolerance and iteration cap of the conjugate gradients behind ``prox`` and ``pinv`` when
+        the physics has no closed form (e.g. ``Tomography``: ``1e-4`` and 30 iterations are
+        several times faster than the defaults and change a restoration by far less than its
+        error).
 
     Returns
     -------
@@ -314,7 +319,7 @@ def from_deepinv(physics: Any, prox: str = "auto") -> LinearOperator:
     """
     if isinstance(physics, _pnp_physics_class()):
         return physics.operator
-    return DeepinvOperator(physics, prox=prox)
+    return DeepinvOperator(physics, prox=prox, cg_tol=cg_tol, cg_max_iter=cg_max_iter)
 
 
 def as_operator(obj: Any) -> LinearOperator:

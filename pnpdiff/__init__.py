@@ -81,7 +81,16 @@ _OPERATOR_EXPORTS = {"Blur", "GaussianBlur", "Downsample", "Inpaint", "UniformBl
                      "random_mask", "box_mask", "freeform_mask"}
 
 
+#: sub-modules reachable as ``pnpdiff.<name>`` after a bare ``import pnpdiff`` (imported on first use)
+_LAZY_MODULES = {"metrics", "datasets", "baselines", "guidance", "training", "unet", "sampling", "posterior",
+                 "solvers", "priors", "memory", "recipes", "batch", "io", "peers", "errors"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _OPERATOR_EXPORTS:
         return getattr(operators, name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"pnpdiff.{name}")
     raise AttributeError(f"module 'pnpdiff' has no attribute {name!r}")

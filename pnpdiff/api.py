@@ -90,6 +90,8 @@ def task_of(operator: Any) -> str:
         return "colorize"
     if name in ("SaturatedBlur", "PhaseRetrieval"):
         return "nonlinear"
+    if not isinstance(operator, str) and callable(operator) and not hasattr(operator, "adjoint"):
+        return "nonlinear"  # a forward model without an adjoint: a custom (nonlinear) camera, solved by DPS
     return "generic"
 
 

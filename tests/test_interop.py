@@ -107,3 +107,20 @@ def test_as_operator_rejects_other_objects():
         as_operator(lambda x: x)
     with pytest.raises(OperatorError):
         to_deepinv("blur")
+
+
+def test_from_deepinv_passes_the_cg_settings():
+    ct = dinv.physics.Tomography(angles=12, img_width=16, circle=False, normalize=True)
+    loose = from_deepinv(ct, cg_tol=1e-2, cg_max_iter=3)
+    tight = from_deepinv(ct)
+    assert (loose.cg_tol, loose.cg_max_iter) == (1e-2, 3)
+    assert (tight.cg_tol, tight.cg_max_iter) == (1e-6, 200)
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 16, 16)
+    y = tight(x)
+
+    def residual(op):
+        p = op.prox(torch.zeros_like(x), y, 0.5)
+        return float((op.adjoint(op(p) - y) + 0.5 * p).norm() / op.adjoint(y).norm())
+
+    assert residual(tight) < 1e-4 < residual(loose)  # 3 iterations cannot reach the default's accuracy

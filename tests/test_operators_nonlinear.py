@@ -253,3 +253,30 @@ def test_saturated_blur_through_solve() -> None:
     for method in ("dps", "reddiff"):
         out = pnpdiff.solve(y, op, method=method, steps=2, sigma_y=0.02, seed=0, progress=False)
         assert out.shape == x.shape and bool(torch.isfinite(out).all())
+
+
+def test_solve_defaults_to_dps_for_a_custom_forward_model() -> None:
+    """A forward model the user writes (a module or a function with no adjoint) is solved by DPS
+    without naming a method, exactly as ``method="dps"`` would."""
+
+    class Gamma(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return GaussianBlur(1.0)(x).clamp_min(1e-4) ** 0.8
+
+    x = load_source_image("skimage:astronaut", size=16)[0]
+    y = Gamma()(x)
+    kw = dict(steps=3, sigma_y=0.01, seed=0, progress=False)
+    default = pnpdiff.solve(y, Gamma(), **kw)
+    dps = pnpdiff.solve(y, Gamma(), method="dps", **kw)
+    torch.testing.assert_close(default, dps, rtol=0, atol=0)
+    assert pnpdiff.api.task_of(lambda v: v**2) == "nonlinear"
+    assert pnpdiff.api.task_of(GaussianBlur(1.0)) == "deblur"
+
+
+def test_submodules_are_reachable_after_a_bare_import() -> None:
+    import subprocess
+    import sys
+
+    code = "import pnpdiff; print(pnpdiff.metrics.psnr.__name__, pnpdiff.datasets.digits.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split() == ["psnr", "digits"], r.stderr
