@@ -86,11 +86,15 @@ def daps(
     **Units.** The paper's annealing runs from sigma 100 to 0.1 and the ODE to 0.01 on [-1, 1]
     images: 50, 0.05 and 0.005 here (half). Its Langevin step is an absolute learning rate
     (1e-4 on [-1, 1], decayed linearly to 1 % over the annealing); pnpdiff sets it relative to the
-    stiffness of the target instead, ``eta = lr * min(r_t^2, beta_y^2)`` (``lr`` unitless, stable
-    for ``||A|| <= 1``, true of every pnpdiff image operator and of MCGdiff's random operators), so
-    that one default serves images in [0, 1] and data of any scale; ``lr_min_ratio`` keeps the
-    paper's linear decay as an option (default 1: none). ``beta_y`` defaults to ``sigma_y``
-    (the paper's likelihood), at least 1e-3.
+    stiffness of the target instead, ``eta = lr * min(r_t^2, beta_y^2 / ||J||^2)`` (``lr``
+    unitless; ``||J|| = 1`` is used for a linear operator, ``||A|| <= 1`` for every pnpdiff image
+    operator and MCGdiff's random ones, and ``||J||^2`` of a nonlinear model is estimated per
+    sample at each level by 10 power iterations on ``J^T J``), so that one default serves images
+    in [0, 1] and data of any scale. ``lr_min_ratio`` is the paper's linear decay (default 0.01).
+    ``beta_y`` defaults to ``max(sigma_y / 5, 1e-3)``: the official pixel-space configurations'
+    likelihood temperature (0.01 against a noise of 0.05), which keeps the chain near the ODE's
+    estimate; ``beta_y = sigma_y`` with ``lr_min_ratio = 1`` samples the method's Gaussian
+    approximation of the posterior instead (``docs/posterior.md``).
 
     Parameters
     ----------
@@ -115,7 +119,7 @@ def daps(
     lr_min_ratio : float
         Step multiplier at the last level, decayed linearly from 1 (paper: 0.01 on its absolute step).
     beta_y : float, optional
-        Standard deviation of the Langevin likelihood (default ``max(sigma_y, 1e-3)``).
+        Standard deviation of the Langevin likelihood (default ``max(sigma_y / 5, 1e-3)``).
     x_init : Tensor, optional
         Start at ``x_init + sigma_T n``; default the prior's start ``N(data mean, sigma_T^2 +
         data var)`` for a nonlinear operator, the measurement's initial estimate plus noise for a

@@ -52,8 +52,9 @@ def pnpdm(
     (Papandreou and Yuille 2010): ``z = argmin ||A z - (y + sigma_y n1)||^2 / sigma_y^2 +
     ||z - (x + rho n2)||^2 / rho^2``, one ``operator.prox`` call (closed form or conjugate
     gradient). For a nonlinear callable it is ``langevin_steps`` of unadjusted Langevin from
-    ``x`` with step ``lr * min(rho^2, sigma_y^2)`` (the paper uses Langevin there too), the
-    likelihood's gradient by autograd through ``A`` only.
+    ``x`` with step ``lr * min(rho^2, sigma_y^2 / ||J||^2)`` (``||J||^2`` estimated per sample by
+    power iteration on ``J^T J``; the paper uses Langevin there too), the likelihood's gradient by
+    autograd through ``A`` only.
 
     **Prior step.** ``x | z`` is the posterior of the denoising problem ``z = x + rho n``: the
     reverse diffusion started at ``z`` at sigma ``rho``, run to 0 -- here DDPM ancestral steps

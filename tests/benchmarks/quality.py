@@ -327,14 +327,14 @@ def measure(fn: Callable[[], torch.Tensor], x: torch.Tensor) -> Result:
 
 def run_one(
     method: str, task: Task, x: torch.Tensor, y: torch.Tensor, op: Any, prior: Any, denoiser: Any,
-    physics: Any, sigma_y: float, device: torch.device, steps: int | None, seed: int,
+    physics: Any, sigma_y: float, device: torch.device, steps: int | None, seed: int, precision: str = "fp32",
 ) -> Result:
     """Run one method on one measurement and score it (see :func:`measure`)."""
     from pnpdiff.solvers import SOLVERS
 
     if method in SOLVERS:
         return measure(lambda: pnpdiff.solve(y, op, prior=prior, method=method, steps=steps, sigma_y=sigma_y,
-                                             seed=seed, device=device, progress=False), x)
+                                             seed=seed, device=device, progress=False, precision=precision), x)
     if method == CLASSICAL:
         r = measure(lambda: task.classical(y, op, sigma_y), x)
         if r.ok:
@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=SIZE, help="image side (default 256)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the noise, the masks' draw and the solvers")
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                    help="precision of the denoiser in pnpdiff's methods (solve(precision=...); default fp32)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "quality.md"),
                     help="Markdown output (default docs/quality.md)")
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                         write()
                         continue
                 r = run_one(m, task, x, y_dev, op_dev, prior, denoiser, physics, sigma_y, device, args.steps,
-                            args.seed)
+                            args.seed, precision=args.precision)
                 results[(tname, photo, m)] = r
                 if r.ok:
                     print(f"    PSNR {r.psnr:.2f} dB  SSIM {r.ssim:.3f}  {r.seconds:.1f} s", flush=True)
