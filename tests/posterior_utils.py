@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pnpdiff.operators import Matrix
 from torch import Tensor
 
+from pnpdiff.operators import Matrix
 from pnpdiff.priors.gaussian import (
     GaussianMixturePrior,
     GaussianPrior,

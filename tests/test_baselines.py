@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pnpdiff.operators import Downsample, GaussianBlur, Inpaint, MotionBlur, box_mask, random_mask
 
 from pnpdiff.baselines import bicubic_upsample, biharmonic_inpaint, transfer_function, wiener
 from pnpdiff.errors import OperatorError, ShapeError
 from pnpdiff.metrics import psnr
+from pnpdiff.operators import Downsample, GaussianBlur, Inpaint, MotionBlur, box_mask, random_mask
 
 
 def _smooth_image(b: int = 1, c: int = 3, n: int = 64, seed: int = 0) -> torch.Tensor:

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import torch
-from pnpdiff.operators import Identity, Inpaint, Matrix
 
 import pnpdiff
 from pnpdiff.errors import PnPError, ValueRangeError
+from pnpdiff.operators import Identity, Inpaint, Matrix
 from pnpdiff.priors import (
     ADMPrior,
     CallablePrior,

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from pnpdiff.operators import Downsample, GaussianBlur, Identity, Inpaint, Matrix
 
 import pnpdiff
 from pnpdiff.errors import OperatorError, PnPWarning, ValueRangeError
 from pnpdiff.metrics import psnr
+from pnpdiff.operators import Downsample, GaussianBlur, Identity, Inpaint, Matrix
 from pnpdiff.priors import GaussianPrior, load_prior
 from pnpdiff.schedules import karras
 from pnpdiff.solvers import SOLVERS, mmse

@@ -11,9 +11,8 @@ import importlib
 import re
 from pathlib import Path
 
-import pnpdiff.operators
-
 import pnpdiff
+import pnpdiff.operators
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -24,10 +24,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pnpdiff.operators
 import pytest
 
 import pnpdiff
+import pnpdiff.operators
 import pnpdiff.solvers
 
 _HEADER = re.compile(r"^[ \t]*([A-Z][A-Za-z ]*[a-z])[ \t]*\n[ \t]*(-+)[ \t]*$", re.M)

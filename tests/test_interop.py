@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from pnpdiff.errors import OperatorError
 from pnpdiff.operators import (
     Colorize,
     DeepinvOperator,
@@ -14,8 +16,6 @@ from pnpdiff.operators import (
     from_deepinv,
     to_deepinv,
 )
-
-from pnpdiff.errors import OperatorError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

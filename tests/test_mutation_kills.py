@@ -21,9 +21,9 @@ import math
 
 import pytest
 import torch
-from pnpdiff.operators import Identity, Matrix
 
 from pnpdiff.errors import ShapeError
+from pnpdiff.operators import Identity, Matrix
 from pnpdiff.priors.adapters import EpsPrior, X0Prior
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers import SOLVERS, samplers

@@ -18,9 +18,9 @@ precision:
 from __future__ import annotations
 
 import torch
-from pnpdiff.operators import Matrix
 from posterior_utils import gaussian_problem
 
+from pnpdiff.operators import Matrix
 from pnpdiff.schedules import karras
 from pnpdiff.solvers.dps import dps
 from pnpdiff.solvers.reddiff import reddiff

@@ -30,8 +30,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from pnpdiff.operators import GaussianBlur, Matrix
 
+from pnpdiff.operators import GaussianBlur, Matrix
 from pnpdiff.priors.gaussian import GaussianPrior
 from pnpdiff.solvers.ddnm import ddnm, ddnm_plus, time_travel_path
 from pnpdiff.solvers.ddrm import ddrm

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from pnpdiff.errors import OperatorError, PnPError, ShapeError, ValueRangeError
 from pnpdiff.operators import (
     Blur,
     Colorize,
@@ -30,8 +32,6 @@ from pnpdiff.operators import (
     to_deepinv,
     uniform_kernel,
 )
-
-from pnpdiff.errors import OperatorError, PnPError, ShapeError, ValueRangeError
 
 NAN, INF = float("nan"), float("inf")
 K3 = torch.ones(3, 3) / 9

@@ -16,6 +16,8 @@ import scipy.ndimage
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from pnpdiff.errors import OperatorError, PnPError, ShapeError
 from pnpdiff.operators import (
     Blur,
     GaussianBlur,
@@ -26,8 +28,6 @@ from pnpdiff.operators import (
     motion_kernel,
     uniform_kernel,
 )
-
-from pnpdiff.errors import OperatorError, PnPError, ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pnpdiff.operators import Downsample
 
 from pnpdiff.errors import OperatorError, PnPError, ShapeError, ValueRangeError
+from pnpdiff.operators import Downsample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

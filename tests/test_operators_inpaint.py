@@ -8,9 +8,9 @@ import scipy.linalg
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pnpdiff.operators import Inpaint, box_mask, freeform_mask, random_mask
 
 from pnpdiff.errors import OperatorError, PnPError, ShapeError
+from pnpdiff.operators import Inpaint, box_mask, freeform_mask, random_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pnpdiff.operators as operators
 import pytest
 import scipy.ndimage
 import torch
-from pnpdiff.operators import GaussianBlur, LinearOperator, PhaseRetrieval, SaturatedBlur
 
 import pnpdiff
+import pnpdiff.operators as operators
 from pnpdiff.errors import OperatorError, PnPError, ShapeError
 from pnpdiff.io import load_source_image
+from pnpdiff.operators import GaussianBlur, LinearOperator, PhaseRetrieval, SaturatedBlur
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

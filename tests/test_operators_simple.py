@@ -7,9 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pnpdiff.operators import Colorize, Identity, Matrix
 
 from pnpdiff.errors import ShapeError, ValueRangeError
+from pnpdiff.operators import Colorize, Identity, Matrix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

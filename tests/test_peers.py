@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from pnpdiff.operators import Downsample, Matrix, gaussian_kernel
 from posterior_utils import gaussian_problem
 from test_official_loops import _official_dps
 
 from pnpdiff.errors import RecipeError
+from pnpdiff.operators import Downsample, Matrix, gaussian_kernel
 from pnpdiff.peers import PeerLoader, Translation, load_yaml, translate
 from pnpdiff.recipes import build_operator, parse_recipe
 from pnpdiff.schedules import ddpm, ddpm_sigma_table, karras

@@ -69,9 +69,9 @@ import math
 import pytest
 import torch
 from gaussian_moments import GaussianMoments, cov_floor, rel_fro, trace_ratio
-from pnpdiff.operators import Identity, Matrix
 from posterior_utils import gaussian_problem
 
+from pnpdiff.operators import Identity, Matrix
 from pnpdiff.priors.gaussian import GaussianMixturePrior, GaussianPrior, exact_posterior, mcgdiff_mixture
 from pnpdiff.schedules import geometric, karras
 from pnpdiff.solvers import SOLVERS

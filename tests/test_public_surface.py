@@ -17,6 +17,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+import pnpdiff
+from pnpdiff import schedules
+from pnpdiff.cli import main
+from pnpdiff.errors import OperatorError, PnPError, ValueRangeError
+from pnpdiff.io import load_image
 from pnpdiff.operators import (
     Blur,
     Composition,
@@ -30,12 +36,6 @@ from pnpdiff.operators import (
     freeform_mask,
     random_mask,
 )
-
-import pnpdiff
-from pnpdiff import schedules
-from pnpdiff.cli import main
-from pnpdiff.errors import OperatorError, PnPError, ValueRangeError
-from pnpdiff.io import load_image
 from pnpdiff.priors import Prior, known_priors, load_prior, register_prior
 from pnpdiff.priors.registry import unregister_prior
 from pnpdiff.solvers import SOLVERS

@@ -208,9 +208,8 @@ def test_grey_photo_stored_as_rgb_is_restored_as_grey() -> None:
 
 
 def test_grey_detection_needs_identical_channels_and_a_per_channel_operator() -> None:
-    from pnpdiff.operators import Colorize, Downsample
-
     from pnpdiff.api import _acts_per_channel, _is_grey_rgb
+    from pnpdiff.operators import Colorize, Downsample
 
     x = _photo(16)
     assert not _is_grey_rgb(x)  # a colour photo

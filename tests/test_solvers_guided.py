@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from pnpdiff.operators import GaussianBlur, Matrix
 from posterior_utils import gaussian_problem, mixture_problem, relative_mean_error, sliced_wasserstein
 from skimage import data
 
 from pnpdiff.metrics import psnr
+from pnpdiff.operators import GaussianBlur, Matrix
 from pnpdiff.priors import load_prior
 from pnpdiff.schedules import karras
 from pnpdiff.solvers import SOLVERS

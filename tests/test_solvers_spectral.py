@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pnpdiff.operators import Downsample, GaussianBlur, Inpaint
 from posterior_utils import gaussian_problem, mixture_problem, relative_mean_error, sliced_wasserstein
 
 from pnpdiff.errors import OperatorError
 from pnpdiff.metrics import psnr
+from pnpdiff.operators import Downsample, GaussianBlur, Inpaint
 from pnpdiff.priors import GaussianPrior, load_prior
 from pnpdiff.schedules import ddpm as ddpm_schedule
 from pnpdiff.schedules import geometric, karras

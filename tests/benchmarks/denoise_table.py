@@ -63,11 +63,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without an install
     sys.path.insert(0, str(ROOT))
 
-from pnpdiff.operators import Identity  # noqa: E402
-
 import pnpdiff  # noqa: E402
 from pnpdiff import schedules  # noqa: E402
 from pnpdiff.metrics import psnr  # noqa: E402
+from pnpdiff.operators import Identity  # noqa: E402
 from pnpdiff.priors import load_prior  # noqa: E402
 from pnpdiff.solvers import mmse  # noqa: E402
 from pnpdiff.solvers.common import estimate_noise_level  # noqa: E402

@@ -101,6 +101,7 @@ def _prior(name: str, size: int) -> Any:
 def _build(size: int, op_name: str, prior_name: str = "natural") -> tuple[Any, Any, Any]:
     """The operator, the measurement ``y`` and the prior (part of the baseline)."""
     import torch
+
     from pnpdiff.operators import Downsample, GaussianBlur, Identity, Inpaint
 
     g = torch.Generator().manual_seed(0)

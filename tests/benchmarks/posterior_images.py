@@ -43,7 +43,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE))
 
-from pnpdiff.operators import SaturatedBlur  # noqa: E402
 from quality import TASKS  # noqa: E402
 
 import pnpdiff  # noqa: E402
@@ -51,6 +50,7 @@ from pnpdiff import Downsample, GaussianBlur, Inpaint, box_mask, random_mask  # 
 from pnpdiff.datasets import digits  # noqa: E402
 from pnpdiff.io import load_source_image  # noqa: E402
 from pnpdiff.metrics import psnr, ssim  # noqa: E402
+from pnpdiff.operators import SaturatedBlur  # noqa: E402
 
 PHOTO_METHODS = ("diffpir", "daps", "pnpdm")
 DIGIT_METHODS = ("diffpir", "dps", "daps", "pnpdm")

@@ -57,13 +57,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without an install
     sys.path.insert(0, str(ROOT))
 
-from pnpdiff.operators import Downsample, GaussianBlur, Inpaint, MotionBlur, box_mask, random_mask  # noqa: E402
-
 import pnpdiff  # noqa: E402
 from pnpdiff import baselines  # noqa: E402
 from pnpdiff.errors import PnPError  # noqa: E402
 from pnpdiff.io import load_source_image  # noqa: E402
 from pnpdiff.metrics import psnr, ssim  # noqa: E402
+from pnpdiff.operators import Downsample, GaussianBlur, Inpaint, MotionBlur, box_mask, random_mask  # noqa: E402
 
 SIZE = 256
 SIGMA_Y = 0.025
@@ -156,6 +155,7 @@ def deepinv_denoiser(prior: Any) -> Any:
 def deepinv_physics(op: Any, sigma_y: float, x_shape: tuple[int, ...]) -> Any:
     """``to_deepinv(op)`` with a ``GaussianNoise(sigma_y)`` noise model (read by DiffPIR)."""
     from deepinv.physics import GaussianNoise
+
     from pnpdiff.operators import to_deepinv
 
     physics = to_deepinv(op, img_size=tuple(x_shape[1:]))

@@ -22,6 +22,7 @@ import warnings
 
 import pytest
 import torch
+
 from pnpdiff.operators import Blur, GaussianBlur, Inpaint, random_mask
 
 dinv = pytest.importorskip("deepinv")

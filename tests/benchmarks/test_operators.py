@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from pnpdiff.operators import Colorize, Downsample, Matrix
 
 dinv = pytest.importorskip("deepinv")
