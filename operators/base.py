@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from pnpdiff._docs import inherit_sections
 from pnpdiff.errors import OperatorError, ShapeError
 
 from . import _checks
@@ -163,6 +164,10 @@ class LinearOperator(nn.Module):
     closed_form_prox: bool = False
     #: whether the spectral view (``Vt``, ``U``, ...) is available
     has_svd: bool = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        inherit_sections(cls, LinearOperator)  # an override that documents only how it computes gets the contract
 
     def __init__(self, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
         super().__init__()

@@ -450,18 +450,7 @@ class Blur(LinearOperator):
         return self._spatial_forward(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Exact adjoint ``A^T y`` (correlation with the kernel, boundary folded back).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """Exact adjoint ``A^T y`` (correlation with the kernel, boundary folded back)."""
         self._check(y, "y")
         if self.boundary == "circular":
             return self._circ(y, "Kc")
@@ -486,18 +475,7 @@ class Blur(LinearOperator):
         return super().gram(x)
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y``; circular: ``conj(K) / |K|^2`` on frequencies with ``|K| > pinv_threshold max|K|``.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """``A^+ y``; circular: ``conj(K) / |K|^2`` on frequencies with ``|K| > pinv_threshold max|K|``."""
         if self.boundary == "circular":
             self._check(y, "y")
             return self._circ(y, "pinv")

@@ -532,18 +532,7 @@ class Downsample(LinearOperator):
         return v.reshape(b, c, h // s, w // s)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Apply ``A^T = H^T S^T``: ``(B, C, h, w) -> (B, C, h s, w s)`` (exact).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """Apply ``A^T = H^T S^T``: ``(B, C, h, w) -> (B, C, h s, w s)`` (exact)."""
         self._check_image(y, "y")
         b, c, m, n = y.shape
         s = self.factor
@@ -599,18 +588,7 @@ class Downsample(LinearOperator):
         return d2
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y = A^T (A A^T)^+ y`` in closed form (one small FFT pair).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """``A^+ y = A^T (A A^T)^+ y`` in closed form (one small FFT pair)."""
         self._check_image(y, "y")
         if not torch.isfinite(y).all():
             raise ValueRangeError("Downsample.pinv: the measurement y contains NaN or infinite values")

@@ -94,18 +94,7 @@ class Inpaint(DiagonalOperator):
         return self._m(x) * x
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``m * y`` (the mask is diagonal, hence self-adjoint).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """``m * y`` (the mask is diagonal, hence self-adjoint)."""
         self._check(y, "y")
         return self._m(y) * y
 
@@ -127,18 +116,7 @@ class Inpaint(DiagonalOperator):
         return m * x if self.binary else m * m * x
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``y / m`` where ``m != 0``, else 0 (``= m y`` for a binary mask).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """``y / m`` where ``m != 0``, else 0 (``= m y`` for a binary mask)."""
         self._check(y, "y")
         m = self._m(y)
         if self.binary:

@@ -195,18 +195,7 @@ class DeepinvOperator(LinearOperator):
         return self.physics.A(x)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """deepinv's ``A_adjoint``.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """deepinv's ``A_adjoint``."""
         return self.physics.A_adjoint(y)
 
     def gram(self, x: Tensor) -> Tensor:
@@ -225,18 +214,7 @@ class DeepinvOperator(LinearOperator):
         return self.physics.A_adjoint_A(x)
 
     def pinv(self, y: Tensor) -> Tensor:
-        """deepinv's ``A_dagger`` where overridden by a closed form, else CG.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """deepinv's ``A_dagger`` where overridden by a closed form, else CG."""
         if self._deepinv_pinv:
             return self.physics.A_dagger(y)
         return super().pinv(y)

@@ -52,63 +52,19 @@ class Identity(DiagonalOperator):
     closed_form_prox = True
 
     def forward(self, x: Tensor) -> Tensor:
-        """Return ``x``.
-
-        Parameters
-        ----------
-        x : Tensor
-            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
-
-        Returns
-        -------
-        Tensor
-            ``A x``, the measurement's shape (same dtype and device as ``x``).
-        """
+        """Return ``x``."""
         return x
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """Return ``y``.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """Return ``y``."""
         return y
 
     def gram(self, x: Tensor) -> Tensor:
-        """Return ``x``.
-
-        Parameters
-        ----------
-        x : Tensor
-            Input image(s), shape ``(B, C, H, W)`` (``(B, n)`` for a matrix).
-
-        Returns
-        -------
-        Tensor
-            ``A^T A x``, shape of ``x``.
-        """
+        """Return ``x``."""
         return x
 
     def pinv(self, y: Tensor) -> Tensor:
-        """Return ``y``.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """Return ``y``."""
         return y
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
@@ -261,35 +217,13 @@ class Colorize(LinearOperator):
         return (x * w).sum(1, keepdim=True)
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``w y``: ``(B, 1, H, W) -> (B, C, H, W)``.
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """``w y``: ``(B, 1, H, W) -> (B, C, H, W)``."""
         self._check_grey(y)
         w, _ = self._get(y.device, y.dtype)
         return y * w
 
     def pinv(self, y: Tensor) -> Tensor:
-        """``w y / ||w||^2`` (exact).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """``w y / ||w||^2`` (exact)."""
         return self.adjoint(y) / self._norm2
 
     def prox(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
@@ -537,18 +471,7 @@ class Matrix(LinearOperator):
         return v @ self._mat(v.device, v.dtype).T
 
     def adjoint(self, y: Tensor) -> Tensor:
-        """``y M``: ``(B, m) -> (B, n)`` (or ``(B, *input_shape)``).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A^T y``, the input's shape.
-        """
+        """``y M``: ``(B, m) -> (B, n)`` (or ``(B, *input_shape)``)."""
         v = self._meas(y)
         return self._out(v @ self._mat(v.device, v.dtype))
 
@@ -569,18 +492,7 @@ class Matrix(LinearOperator):
 
     # -- closed forms --------------------------------------------------------------------------
     def pinv(self, y: Tensor) -> Tensor:
-        """``A^+ y = V diag(1/s) U^T y`` (exact, truncated at ``rcond * s_max``).
-
-        Parameters
-        ----------
-        y : Tensor
-            Measurement(s), shape of the output of :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            The minimum-norm least-squares solution ``A^+ y``, the input's shape.
-        """
+        """``A^+ y = V diag(1/s) U^T y`` (exact, truncated at ``rcond * s_max``)."""
         v = self._meas(y)
         u, s, vh, _ = self._svd(v.device, v.dtype)
         k = s.numel()

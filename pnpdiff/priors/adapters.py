@@ -292,21 +292,7 @@ class EpsPrior(_VPPrior):
         return x - s * eps
 
     def eps(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """The network's noise prediction directly (exact at ``sigma = 0`` too).
-
-        Parameters
-        ----------
-        x : Tensor
-            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
-        sigma : float or Tensor
-            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
-            ``(B, 1, 1, 1)``).
-
-        Returns
-        -------
-        Tensor
-            The predicted ``n``, shape of ``x``.
-        """
+        """The network's noise prediction directly (exact at ``sigma = 0`` too)."""
         return self._run(x, sigma)[0]
 
 

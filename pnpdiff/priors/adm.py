@@ -380,19 +380,6 @@ class ADMPrior(EpsPrior):
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         """``D(x, sigma) = x - sigma * eps(sqrt(abar)(2x - 1), t(sigma))``; ``x`` must be
         ``(B, C, S, S)`` with the model's channels and size.
-
-        Parameters
-        ----------
-        x : Tensor
-            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
-        sigma : float or Tensor
-            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
-            ``(B, 1, 1, 1)``).
-
-        Returns
-        -------
-        Tensor
-            ``D(x, sigma) ~ E[x0 | x]``, shape of ``x``.
         """
         if x.ndim != 4:
             raise ShapeError(f"prior '{self.name}' takes (B, C, H, W) images, got {tuple(x.shape)}")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pnpdiff._docs import inherit_sections
 from pnpdiff.errors import ShapeError, ValueRangeError
 
 __all__ = ["Prior", "as_sigma", "check_data_range", "check_data_moment", "standard_normal"]
@@ -176,6 +177,10 @@ class Prior(nn.Module):
     data_range: tuple[float, float] | None = (0.0, 1.0)
     data_mean: float | Tensor | None = None
     data_var: float | Tensor | None = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        inherit_sections(cls, Prior)  # an override that documents only how it computes gets the contract
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:  # pragma: no cover - abstract
         """Posterior-mean estimate of the clean image from ``x = x0 + sigma * n``.

@@ -150,21 +150,7 @@ class FFDNetPrior(Prior):
         self.net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """Denoise ``(B, 1 or 3, H, W)`` images in [0, 1] at noise level ``sigma`` ([0, 1] units).
-
-        Parameters
-        ----------
-        x : Tensor
-            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
-        sigma : float or Tensor
-            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
-            ``(B, 1, 1, 1)``).
-
-        Returns
-        -------
-        Tensor
-            ``D(x, sigma) ~ E[x0 | x]``, shape of ``x``.
-        """
+        """Denoise ``(B, 1 or 3, H, W)`` images in [0, 1] at noise level ``sigma`` ([0, 1] units)."""
         s = as_sigma(sigma, x)
         grey = x.shape[1] == 1
         if grey:

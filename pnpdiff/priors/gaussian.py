@@ -186,21 +186,7 @@ class GaussianMixturePrior(Prior):
 
     # ------------------------------------------------------------------ the contract
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """Exact posterior mean ``E[x0 | x0 + sigma * n = x]``, same shape and dtype as ``x``.
-
-        Parameters
-        ----------
-        x : Tensor
-            Noisy input ``x = x0 + sigma * n``, ``(B, C, H, W)`` (or the prior's sample shape).
-        sigma : float or Tensor
-            Noise level in [0, 1] units: a number, or one per batch element (``(B,)`` or
-            ``(B, 1, 1, 1)``).
-
-        Returns
-        -------
-        Tensor
-            ``D(x, sigma) ~ E[x0 | x]``, shape of ``x``.
-        """
+        """Exact posterior mean ``E[x0 | x0 + sigma * n = x]``, same shape and dtype as ``x``."""
         xf = self._flat(x).to(_F64)
         s = as_sigma(sigma, x).to(_F64)
         if (s < 0).any():
@@ -288,18 +274,7 @@ class GaussianMixturePrior(Prior):
         return within + between
 
     def data_moments(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        """The exact mixture mean and per-coordinate variance, broadcast to ``like``.
-
-        Parameters
-        ----------
-        like : Tensor
-            A tensor of the shape, device and dtype wanted.
-
-        Returns
-        -------
-        tuple of Tensor
-            ``(mean, var)``, each broadcast to ``like``'s shape.
-        """
+        """The exact mixture mean and per-coordinate variance, broadcast to ``like``."""
         kw = {"device": like.device, "dtype": like.dtype}
         m = self.mean().reshape(self.shape).to(**kw)
         v = torch.diagonal(self.covariance()).reshape(self.shape).to(**kw)
