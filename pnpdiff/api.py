@@ -415,13 +415,9 @@ def solve(
         n_part = int(options.get("particles", params["particles"].default))
         extra = 8 * n_part * math.prod(x_shape) * x_y.element_size()
         if "chunk_size" not in options:  # as many particles per denoiser call as the memory budget allows
-            limit, _ = memory.memory_limit(dev, max_memory)
-
-            def need(c: int) -> int:
-                return memory.estimate_solve_bytes((x_shape[0] * c, *x_shape[1:]), tuple(x_y.shape), prior_obj,
-                                                   method, x_y.dtype) + extra
-
-            options["chunk_size"] = memory.largest_batch(need, max(1, n_part), limit)
+            options["chunk_size"] = memory.largest_fitting_batch(
+                tuple(x_shape), tuple(x_y.shape), prior_obj, method, max(1, n_part), dev, max_memory, x_y.dtype,
+                extra=extra, scale_y=False)
         chunk = int(options["chunk_size"])
         mem_shape = (x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:])
     _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra)

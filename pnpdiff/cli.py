@@ -272,7 +272,28 @@ def _batch_plan(recipe: object, overwrite: bool) -> str:
     names, done, todo = scan(recipe, Path(recipe.output), run_settings(recipe, None)["steps"], overwrite)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (f"# batch: {len(names)} image{'s' if len(names) != 1 else ''} ({shown}); {len(done)} finished already, "
-            f"{len(todo)} to compute, {recipe.batch_size} per denoiser call")
+            f"{len(todo)} to compute, {_batch_size_text(recipe, todo)} per denoiser call")
+
+
+def _batch_size_text(recipe: object, todo: list) -> str:
+    """``batch_size`` as the plan line shows it; ``auto``: the sizes it picks (per image shape
+    when the images differ), estimated on this process's device and memory (the prior by name:
+    nothing is loaded), e.g. ``auto: 16`` or ``auto: 16 (3x64x64), 4 (3x256x256)``."""
+    import torch
+
+    from pnpdiff.api import _device
+    from pnpdiff.batch import batch_sizes
+    from pnpdiff.recipes import AUTO_BATCH
+
+    if recipe.batch_size != AUTO_BATCH:
+        return str(recipe.batch_size)
+    if not todo:
+        return AUTO_BATCH
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    sizes = batch_sizes(recipe, todo, recipe.prior_name, _device(recipe.device, torch.empty(0)), world)
+    if len(sizes) == 1:
+        return f"{AUTO_BATCH}: {next(iter(sizes.values()))}"
+    return f"{AUTO_BATCH}: " + ", ".join(f"{k} ({'x'.join(map(str, shape[1:]))})" for shape, k in sizes.items())
 
 
 def _batch_summary(m: dict, out: object) -> str:
@@ -283,6 +304,8 @@ def _batch_summary(m: dict, out: object) -> str:
     if "psnr_restored_mean" in m:
         parts.append(f"mean PSNR {m['psnr_restored_mean']:.2f} dB (observed {m['psnr_observed_mean']:.2f}), "
                      f"SSIM {m['ssim_restored_mean']:.3f}")
+    if m.get("batch_sizes"):  # batch_size: auto, the sizes it picked
+        parts.append("auto batch " + ", ".join(str(b["batch_size"]) for b in m["batch_sizes"]))
     parts.append(f"{m['wall_seconds']:.1f} s")
     return f"pnpdiff: {', '.join(parts)} -> {out}/"
 

@@ -127,6 +127,7 @@ from pnpdiff.errors import MemoryLimitError, ValueRangeError
 
 __all__ = [
     "largest_batch",
+    "largest_fitting_batch",
     "estimate_solve_bytes",
     "estimate_denoise_bytes",
     "prior_bytes_per_pixel",
@@ -812,6 +813,55 @@ def largest_batch(need: Callable[[int], int], n: int, limit: int | None) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior: Any, method: str, n: int,
+                          device: str | torch.device | None = None, limit: int | float | str | None = None,
+                          dtype: torch.dtype = torch.float32, *, extra: int = 0, scale_y: bool = True) -> int:
+    """How many copies of a solve fit the run's memory budget: the largest ``k`` in ``[1, n]``.
+
+    ``k`` copies of a solve of ``x_shape`` / ``y_shape`` are one solve of ``(k * B, C, H, W)``;
+    its :func:`estimate_solve_bytes` plus ``extra`` must fit :func:`memory_limit` (``limit``,
+    else :data:`ENV_VAR`, else :data:`SAFETY_FRACTION` of what is available on ``device``). What
+    :func:`pnpdiff.sample_posterior` (independent runs per call), SMC (particles per denoiser
+    call) and ``batch_size: auto`` (images per solve, :mod:`pnpdiff.batch`) batch by.
+
+    Parameters
+    ----------
+    x_shape, y_shape : sequence of int
+        Shapes of the image and of the measurement of one copy, ``(B, C, H, W)``.
+    prior : Prior, Prior subclass or str
+        As in :func:`estimate_solve_bytes`.
+    method : str
+        Solver name.
+    n : int
+        The most copies wanted (``>= 1``).
+    device : str or torch.device or None
+        Where the solve runs (``None``: the CPU).
+    limit : int, float or str, optional
+        A budget set on purpose (bytes, ``"8G"``, ``"off"``), as in :func:`memory_limit`.
+    dtype : torch.dtype
+        Dtype of the solver's tensors.
+    extra : int
+        Bytes the solve holds beyond the estimate, whatever ``k`` (e.g. SMC's stored particles).
+    scale_y : bool
+        Whether the measurement grows with ``k`` (``False``: SMC's particles share one ``y``).
+
+    Returns
+    -------
+    int
+        ``1 <= k <= n``; 1 also when not even one copy fits (the caller's
+        :func:`check_memory` then reports it); ``n`` without a limit.
+    """
+    cap, _ = memory_limit(device, limit)
+    xs = tuple(int(v) for v in x_shape)
+    ys = tuple(int(v) for v in y_shape)
+
+    def need(k: int) -> int:
+        y = (k * ys[0], *ys[1:]) if scale_y else ys
+        return estimate_solve_bytes((k * xs[0], *xs[1:]), y, prior, method, dtype) + int(extra)
+
+    return largest_batch(need, max(1, int(n)), cap)
 
 
 def check_memory(need_bytes: int, device: str | torch.device | None, *, what: str,

@@ -53,19 +53,12 @@ def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options
     from pnpdiff.api import _device
 
     dev = _device(options.get("device"), yt)
-    limit, _ = memory.memory_limit(dev, options.get("max_memory"))
-    if limit is None:
-        return n
     try:
         x_shape = tuple(op.adjoint(yt[:1]).shape) if hasattr(op, "adjoint") else tuple(yt[:1].shape)
     except Exception:  # noqa: BLE001 - solve reports a measurement that does not fit the operator
         return n
-    b = yt.shape[0]
-
-    def need(k: int) -> int:
-        return memory.estimate_solve_bytes((k * b, *x_shape[1:]), (k * b, *yt.shape[1:]), prior, method, yt.dtype)
-
-    return memory.largest_batch(need, n, limit)
+    return memory.largest_fitting_batch((yt.shape[0], *x_shape[1:]), tuple(yt.shape), prior, method, n, dev,
+                                        options.get("max_memory"), yt.dtype)
 
 
 def sample_posterior(

@@ -81,6 +81,8 @@ _TOP_KEYS = (
     "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
     "samples", "precision", "compile",
 )
+#: the ``batch_size`` of a batch run that picks, per image shape, the largest batch that fits the memory budget
+AUTO_BATCH = "auto"
 #: per-image files a run can save (``save:``); metrics and the resolved recipe are always written
 SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
 _NOISE_KEYS = ("sigma_y", "seed")
@@ -115,7 +117,8 @@ class Recipe:
     task: str | None = None
     description: str | None = None
     source: Path | None = None
-    batch_size: int = 1
+    #: images of one shape per solve in a batch run: an int >= 1, or ``"auto"`` (as many as fit the memory budget)
+    batch_size: int | str = 1
     save: tuple[str, ...] | None = None
     intermediates: int = 0
     #: posterior samples to draw (``pnpdiff.sample_posterior``); 0: one restoration
@@ -471,7 +474,10 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     for key, v in (("task", task), ("description", description)):
         if v is not None and not isinstance(v, str):
             raise c.fail(key, f"expected text, got {v!r}")
-    batch_size = c.int_("batch_size", data.get("batch_size", 1), 1)
+    batch_size = data.get("batch_size", 1)
+    if batch_size != AUTO_BATCH and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise c.fail("batch_size", f"expected an integer >= 1 or '{AUTO_BATCH}' (the largest batch that fits the "
+                                   f"memory budget), got {batch_size!r}")
     save = data.get("save")
     if save is not None:
         if isinstance(save, str):
