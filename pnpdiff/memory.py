@@ -709,14 +709,15 @@ def parse_bytes(value: int | float | str | None) -> int | None:
     Parameters
     ----------
     value : int, float, str or None
-        ``123456``, ``"512M"``, ``"1.5GiB"``, ``"40 G"``, ``"off"``, ...
+        ``123456``, ``"512M"``, ``"1.5GiB"``, ``"40 G"``, ``"off"`` (or ``False``, which is what
+        YAML makes of an unquoted ``off``), ...
 
     Raises
     ------
     ValueRangeError
         For anything else (a negative, NaN or empty size, an unknown unit, another type).
     """
-    if value is None:
+    if value is None or value is False:  # YAML reads an unquoted ``off`` as false
         return None
     if isinstance(value, bool):
         raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")

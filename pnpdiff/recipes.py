@@ -463,6 +463,8 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     if device is not None:
         device = c.str_("device", device)
     max_memory = data.get("max_memory")
+    if max_memory is False:  # an unquoted `max_memory: off` (YAML 1.1 reads it as false)
+        max_memory = "off"
     if max_memory is not None:
         _check_memory_value(c, max_memory)
     if "output" in data:

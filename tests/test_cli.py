@@ -182,3 +182,14 @@ def test_overrides_may_follow_the_flags(tmp_path: Path, capsys) -> None:
     assert main([str(_recipe(tmp_path, SMALL)), "--dry-run", "steps=9", "--no-progress", "size=40"]) == 0
     out = capsys.readouterr().out
     assert "steps: 9" in out and "size: 40" in out
+
+
+def test_unquoted_max_memory_off_means_no_limit(tmp_path: Path, capsys) -> None:
+    # YAML 1.1 reads an unquoted `off` as false; docs/errors.md tells users to write `max_memory: off`
+    import yaml
+
+    recipe = _recipe(tmp_path, SMALL + "max_memory: off\n")
+    assert main([str(recipe), "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["max_memory"] == "off"
+    assert main([str(_recipe(tmp_path, SMALL)), "max_memory=off", "--dry-run"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["max_memory"] == "off"

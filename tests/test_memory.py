@@ -53,6 +53,7 @@ def _no_env_limit(monkeypatch: pytest.MonkeyPatch) -> None:
         ("OFF", None),
         ("none", None),
         (None, None),
+        (False, None),  # YAML's reading of an unquoted `max_memory: off`
     ],
 )
 def test_parse_bytes_valid(value: object, expected: int | None) -> None:
