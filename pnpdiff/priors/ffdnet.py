@@ -67,7 +67,8 @@ class FFDNet(nn.Module):
             Denoised images ``(B, out_nc, H, W)``.
         """
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        if h % 2 or w % 2:  # F.pad copies even with zero padding: only pad odd sizes
+            x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
         x = F.pixel_unshuffle(x, 2)
         noise_map = sigma.view(-1, 1, 1, 1).to(x.dtype).expand(x.shape[0], 1, *x.shape[-2:])
         x = self.model(torch.cat((x, noise_map), dim=1))
