@@ -3,11 +3,13 @@
 Groups (each compares pnpdiff with the plain network or with deepinv on the same input):
 
 * ``adm call``: one denoiser call of an ADM-shaped network (the ``ffhq`` configuration, random
-  weights) as :class:`~pnpdiff.priors.ADMPrior` runs it (channels_last weights) against the same
-  network in NCHW float32 through the plain adapter;
+  weights) as :class:`~pnpdiff.priors.ADMPrior` runs it (channels_last weights; fp32, and bf16 /
+  fp16 autocast where the device runs them natively) against the same network in NCHW float32
+  through the plain adapter;
 * ``adm diffpir vs bare calls``: a DiffPIR solve of ``STEPS`` steps with that prior against
   ``STEPS`` bare UNet calls (issue 15's GPU criterion: <= 1.1x in fp32) -- everything the solver
-  adds (schedule, FFT prox, noise) is the difference;
+  adds (schedule, FFT prox, noise) is the difference -- and the same solve with
+  ``precision="bf16"`` / ``"fp16"`` (the half-precision speed-up);
 * ``digits call``: the shipped digits UNet, a batch of 16, as shipped (NCHW) against
   channels_last;
 * ``deepinv diffpir`` / ``deepinv dpir``: pnpdiff's DiffPIR (20 steps) and DPIR (8 steps) against
@@ -37,6 +39,7 @@ import pnpdiff
 from pnpdiff import GaussianBlur
 from pnpdiff.priors import ADMConfig, ADMPrior, ADMUNet, EpsPrior, ddpm_alphas_cumprod, load_prior
 from pnpdiff.priors.adm import adm_config
+from pnpdiff.priors.runtime import cpu_has_native_bf16, with_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import deepinv_denoiser, deepinv_physics, run_deepinv_diffpir, run_deepinv_dpir  # noqa: E402
@@ -64,10 +67,23 @@ def adm() -> tuple[ADMPrior, torch.nn.Module]:
     return ADMPrior(net).to(DEVICE), plain
 
 
+def _half_precision_runs(precision: str) -> None:
+    """Skip a half-precision case where it cannot be measured: fp16 off CUDA, bf16 on a CPU that
+    emulates it (10x slower than fp32 on an AVX2 CPU: docs/speed.md)."""
+    if precision == "fp16" and DEVICE.type != "cuda":
+        pytest.skip("fp16 runs on CUDA only")
+    if precision == "bf16" and DEVICE.type == "cpu" and not cpu_has_native_bf16():
+        pytest.skip("this CPU emulates bfloat16")
+
+
 @pytest.mark.benchmark(group="adm call")
-@pytest.mark.parametrize("impl", ["plain-nchw-fp32", "pnpdiff-fp32"])
+@pytest.mark.parametrize("impl", ["plain-nchw-fp32", "pnpdiff-fp32", "pnpdiff-bf16", "pnpdiff-fp16"])
 def test_adm_call(benchmark, adm, impl) -> None:
     prior, plain = adm
+    precision = impl.rsplit("-", 1)[1]
+    if precision != "fp32":
+        _half_precision_runs(precision)
+        prior = with_runtime(prior, precision, device=DEVICE)
     if impl == "plain-nchw-fp32":
         cfg = prior.config
         prior = EpsPrior(plain, ddpm_alphas_cumprod(cfg.beta_start, cfg.beta_end, cfg.num_timesteps),
@@ -83,9 +99,12 @@ def test_adm_call(benchmark, adm, impl) -> None:
 
 
 @pytest.mark.benchmark(group="adm diffpir vs bare calls")
-@pytest.mark.parametrize("impl", ["bare-unet-calls", "diffpir-solve"])
+@pytest.mark.parametrize("impl", ["bare-unet-calls", "diffpir-solve", "diffpir-solve-bf16", "diffpir-solve-fp16"])
 def test_adm_diffpir_against_bare_calls(benchmark, adm, impl) -> None:
     prior, plain = adm
+    precision = impl.rsplit("-", 1)[1] if impl.count("-") == 2 else "fp32"
+    if precision != "fp32":
+        _half_precision_runs(precision)
     x = torch.rand(1, 3, ADM_SIZE, ADM_SIZE, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     op = GaussianBlur(2.0).to(DEVICE)
     y = op(x) + 0.025 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(DEVICE)
@@ -99,7 +118,7 @@ def test_adm_diffpir_against_bare_calls(benchmark, adm, impl) -> None:
 
     def solve() -> None:
         pnpdiff.solve(y, op, prior=prior, method="diffpir", steps=ADM_STEPS, sigma_y=0.025, seed=0,
-                      progress=False, device=DEVICE, max_memory="off")
+                      progress=False, device=DEVICE, max_memory="off", precision=precision)
         _sync()
 
     benchmark.pedantic(bare if impl == "bare-unet-calls" else solve, rounds=2, warmup_rounds=1)
