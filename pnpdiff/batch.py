@@ -33,7 +33,8 @@ What a user can rely on:
   ranks (``torch.distributed``: gloo on the CPU, NCCL with one GPU per rank); each rank writes its
   own images and rank 0 writes the merged metrics after a barrier. Every rank forms the same
   batches: with ``batch_size: auto`` the size of each shape is agreed after the group is joined
-  (the smallest any rank chose: ranks may see different free memory). The output folder must be
+  (the smallest any rank chose: ranks may see different free memory), and a rank refused by its
+  memory check stops every rank (none waits for it at a barrier). The output folder must be
   visible to every rank (a shared file system when the ranks run on several machines).
 """
 
@@ -343,16 +344,22 @@ def run_batch(
             for shape, b in _form_batches(todo, shapes, sizes):
                 batches.append(b)
                 largest[shape] = (str(b[0][1]), max(largest.get(shape, ("", 0))[1], len(b)))
+            refused: MemoryLimitError | None = None
             for spec, b in largest.values():
                 x_shape, y_shape = measurement_shapes(recipe, spec, batch=b)
                 try:
                     _check_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32,
                                   recipe.max_memory)
                 except MemoryLimitError as err:
-                    if b == 1:
-                        raise
-                    raise MemoryLimitError(f"{err}; or batch_size: auto (as many images per solve as fit)"
-                                           ) from None
+                    refused = err if b == 1 else MemoryLimitError(
+                        f"{err}; or batch_size: auto (as many images per solve as fit)")
+                    break
+            # every rank learns whether any rank was refused: a rank that stopped alone would leave
+            # the others waiting at the next barrier
+            if ranks.min_all([0 if refused else 1]) == [0]:
+                raise refused or MemoryLimitError(
+                    "another process of this run does not have the memory for its batches (its own message "
+                    "says how much it needs); lower batch_size or max_memory, or give it more memory")
         rows: dict[str, dict[str, Any]] = dict(done)
 
         def write_top() -> None:

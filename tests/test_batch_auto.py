@@ -289,3 +289,31 @@ def test_two_ranks_with_different_budgets_agree(tmp_path: Path) -> None:
     m = json.loads((out / "metrics.json").read_text())
     assert [row["image"] for row in m["per_image"]] == names
     assert m["batch_sizes"] == [{"shape": [3, 16, 16], "batch_size": 2}]
+
+
+def test_a_rank_without_memory_stops_every_rank(tmp_path: Path) -> None:
+    """Rank 1's budget is below one image; rank 0 has no limit. Both must stop with one line and
+    exit 2 before any image is solved. Before, rank 1 stopped alone and rank 0 died at the next
+    barrier with a gloo traceback ("Connection reset by peer", exit 1); with a launcher that keeps
+    the peer's socket open it would wait there for the group's timeout."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available():
+        pytest.skip("torch without distributed support")
+    _make_folder(tmp_path / "imgs", {16: 4})
+    _recipe(tmp_path)
+    port = str(_free_port())
+    procs = []
+    for rank, budget in ((0, "off"), (1, str(_need(1, 16) // 2))):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": port, "PNPDIFF_MAX_MEMORY": budget, "CUDA_VISIBLE_DEVICES": ""}
+        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 2, err[-3000:]
+        assert "Traceback" not in err
+    assert "another process" in results[0][1]
+    assert "memory" in results[1][1] and "another process" not in results[1][1]
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"batches_{r}.json").read_text()) == []  # nothing solved
