@@ -382,6 +382,7 @@ def run_batch(
             bar = tqdm(total=sum(len(b) for b in mine), unit="image", position=ranks.rank,
                        desc=f"rank {ranks.rank}" if ranks.world > 1 else "images")
         computed: dict[str, dict[str, Any]] = {}
+        failure: PnPError | None = None
         try:
             for batch in mine:
                 for row_name, row in _solve_batch(recipe, batch, prior, n_steps, dev_spec, progress, _is_grey_rgb):
@@ -390,15 +391,27 @@ def run_batch(
                         bar.update(1)
                 if ranks.rank == 0:
                     write_top()
+        except PnPError as err:
+            if ranks.world == 1:
+                raise
+            # a user's mistake met by one rank only (an image that does not decode, ...): this rank
+            # stops, the others finish their batches, and every rank reports it after the merge
+            failure = err
         finally:
             if bar is not None:
                 bar.close()
-        ranks.barrier()
-        for part in ranks.gather(computed):
+        parts = ranks.gather((computed, None if failure is None else f"{type(failure).__name__}: {failure}"))
+        for part, _ in parts:
             rows.update(part)
         if ranks.rank == 0:
             write_top()
         ranks.barrier()
+        if failure is not None:
+            raise failure
+        stopped = [(r, msg) for r, (_, msg) in enumerate(parts) if msg]
+        if stopped:
+            r, msg = stopped[0]
+            raise PnPError(f"process {r} of this run stopped ({msg}); the images the processes finished are kept")
     ordered = [rows[n] for n in names if n in rows]
     return {**_summary(settings, ordered), "computed": len(todo), "resumed": len(done),
             "wall_seconds": round(time.perf_counter() - t_start, 3), "output": str(target)}

@@ -317,3 +317,34 @@ def test_a_rank_without_memory_stops_every_rank(tmp_path: Path) -> None:
     assert "memory" in results[1][1] and "another process" not in results[1][1]
     for r in (0, 1):
         assert json.loads((tmp_path / f"batches_{r}.json").read_text()) == []  # nothing solved
+
+
+def test_an_image_that_fails_on_one_rank_stops_every_rank_cleanly(tmp_path: Path) -> None:
+    """A truncated PNG (its header reads, its pixels do not) is met by the rank that owns it only.
+    That rank must report it in one line, the other rank must finish its own images, say which
+    process stopped and why, and both exit 2 with no traceback. Before, the owner stopped alone and
+    the other rank died at the next barrier with a gloo traceback (exit 1)."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available():
+        pytest.skip("torch without distributed support")
+    names = _make_folder(tmp_path / "imgs", {16: 4})
+    bad = tmp_path / "imgs" / f"{names[1]}.png"  # batch 1 of 4: rank 1's first batch
+    bad.write_bytes(bad.read_bytes()[:60])
+    _recipe(tmp_path, batch="1")
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": port, "CUDA_VISIBLE_DEVICES": ""}
+        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 2, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+    assert names[1] in results[1][1]  # the owner names the file
+    assert "process 1" in results[0][1] and names[1] in results[0][1]
+    out = tmp_path / "out"
+    # rank 0 finished both of its images; they are kept, with their manifests
+    assert all((out / n / MANIFEST).is_file() for n in (names[0], names[2]))
