@@ -367,28 +367,25 @@ def smc(
         mu, v = x0bar + r * (xbar - x0bar), s * s * (1 - r) + (1 - r) ** 2 * t * t * rho
         keep = obs & (tau < s)  # still guided at s
         meet = obs & (tau >= s) & (tau < t)  # constraint met between s and t
-        tau_m = torch.where(meet, tau, t)  # (finite where used)
-        r_tau = tau_m**2 / (t * t)
+        guided = keep | meet  # = obs & (tau < t): carries the potential g_t
+        tau_g = torch.where(guided, tau, t)  # (finite where used)
+        r_tau = tau_g**2 / (t * t)
+        # the bridge from x_t evaluated at tau_i: E[x_tau | x_t] and Var[x_tau | x_t]
         mu_tau = x0bar + r_tau * (xbar - x0bar)
-        v_tau = tau_m**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
+        v_tau = tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
         var_s = torch.where(keep, s * s - tau**2, 1.0)
+        log_g = _log_normal(xbar, ybar, torch.where(guided, t * t - tau**2, 1.0).expand_as(xbar),
+                            guided.expand_as(xbar))  # the old potential g_t(x_t)
         log_w = (
             _log_normal(ybar.expand_as(mu), mu, (v + var_s).expand_as(mu), keep.expand_as(mu))
             + _log_normal(ybar.expand_as(mu), mu_tau, v_tau.expand_as(mu), meet.expand_as(mu))
-            - _log_normal(xbar, ybar, torch.where(keep | meet, t * t - tau**2, 1.0).expand_as(xbar),
-                          (keep | meet).expand_as(xbar))
+            - log_g
         )
-        # first-stage weights a: resample on W * a, then carry w / a (an auxiliary particle filter)
+        # first-stage weights a: resample on W * a, then carry w / a (an auxiliary particle filter);
+        # twisted: a = p(y | x_t) / g_t(x_t), p(y | x_t) ~ N(ybar; E[x_tau | x_t], Var[x_tau | x_t])
         a = log_w
-        if twisting:  # a = p(y | x_t) / g_t(x_t), p(y | x_t) ~ N(ybar; E[x_tau | x_t], Var[x_tau | x_t])
-            guided = obs & (tau < t)
-            tau_g = torch.where(guided, tau, t)
-            r_g = tau_g**2 / (t * t)
-            mu_g = x0bar + r_g * (xbar - x0bar)
-            v_g = tau_g**2 * (1 - r_g) + (1 - r_g) ** 2 * t * t * rho
-            a = (_log_normal(ybar.expand_as(mu_g), mu_g, v_g.expand_as(mu_g), guided.expand_as(mu_g))
-                 - _log_normal(xbar, ybar, torch.where(guided, t * t - tau**2, 1.0).expand_as(xbar),
-                               guided.expand_as(xbar)))
+        if twisting:
+            a = _log_normal(ybar.expand_as(mu), mu_tau, v_tau.expand_as(mu), guided.expand_as(mu)) - log_g
         low = effective_sample_size(log_W + a) < ess_threshold * N
         u = _uniform(B, generator, y.device)  # drawn at every step: each stream is the same alone or batched
         if bool(low.any()):
@@ -406,11 +403,11 @@ def smc(
             guided_mean = (mu / v + ybar / var_s) / prec
         else:  # s = 0: nothing is still guided
             prec, guided_mean = torch.ones_like(var_s), mu
-        ratio = torch.where(meet & (tau > 0), s * s / tau_m**2, 1.0)
+        ratio = torch.where(meet & (tau > 0), s * s / tau_g**2, 1.0)
         pinned_mean = x0bar + ratio * (ybar - x0bar)
         gap = (1 - ratio).clamp_min(0)
         if isinstance(rho, Tensor):  # the bridge from ybar at tau_i to s, with Var[x0 | x_tau] = tau^2 rho
-            pinned_sd, free_sd = (s * s * gap + gap**2 * tau_m**2 * rho).sqrt(), v.sqrt()
+            pinned_sd, free_sd = (s * s * gap + gap**2 * tau_g**2 * rho).sqrt(), v.sqrt()
         else:
             pinned_sd, free_sd = s * gap.sqrt(), math.sqrt(v)
         xbar = torch.where(keep, guided_mean + prec.rsqrt() * n,
