@@ -256,6 +256,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run_two_ranks(tmp_path: Path, budgets: tuple[str | None, str | None], timeout: int) -> list[tuple[int, str]]:
+    """Run ``_RANK_SCRIPT`` as ranks 0 and 1 of one gloo group in ``tmp_path`` (``budgets``: each
+    rank's ``PNPDIFF_MAX_MEMORY``, ``None`` to leave it as it is); ``(exit code, stderr)`` per rank."""
+    port = str(_free_port())
+    procs = []
+    for rank, budget in enumerate(budgets):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
+               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": port, "CUDA_VISIBLE_DEVICES": ""}
+        if budget is not None:
+            env["PNPDIFF_MAX_MEMORY"] = budget
+        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    errs = [p.communicate(timeout=timeout)[1] for p in procs]
+    return [(p.returncode, err) for p, err in zip(procs, errs)]
+
+
 def test_two_ranks_with_different_budgets_agree(tmp_path: Path) -> None:
     """Two ranks (gloo, CPU) whose memory budgets differ (PNPDIFF_MAX_MEMORY: off on rank 0, 2
     images of 16^2 on rank 1) must form the same batches: without agreement rank 0 would deal
@@ -267,17 +284,8 @@ def test_two_ranks_with_different_budgets_agree(tmp_path: Path) -> None:
     names = _make_folder(tmp_path / "imgs", {16: 6})
     _recipe(tmp_path)
     tight = _need(2, 16) + (_need(3, 16) - _need(2, 16)) // 2
-    port = str(_free_port())
-    procs = []
-    for rank, budget in ((0, "off"), (1, str(tight))):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
-               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port, "PNPDIFF_MAX_MEMORY": budget, "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, results):
-        assert p.returncode == 0, err[-3000:]
+    for rc, err in _run_two_ranks(tmp_path, ("off", str(tight)), timeout=300):
+        assert rc == 0, err[-3000:]
     logs = [json.loads((tmp_path / f"batches_{r}.json").read_text()) for r in (0, 1)]
     solved = sorted(n for log in logs for batch in log for n in batch)
     assert solved == names, logs  # each image exactly once
@@ -301,17 +309,9 @@ def test_a_rank_without_memory_stops_every_rank(tmp_path: Path) -> None:
         pytest.skip("torch without distributed support")
     _make_folder(tmp_path / "imgs", {16: 4})
     _recipe(tmp_path)
-    port = str(_free_port())
-    procs = []
-    for rank, budget in ((0, "off"), (1, str(_need(1, 16) // 2))):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
-               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port, "PNPDIFF_MAX_MEMORY": budget, "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [p.communicate(timeout=120) for p in procs]
-    for p, (_, err) in zip(procs, results):
-        assert p.returncode == 2, err[-3000:]
+    results = _run_two_ranks(tmp_path, ("off", str(_need(1, 16) // 2)), timeout=120)
+    for rc, err in results:
+        assert rc == 2, err[-3000:]
         assert "Traceback" not in err
     assert "another process" in results[0][1]
     assert "memory" in results[1][1] and "another process" not in results[1][1]
@@ -331,17 +331,9 @@ def test_an_image_that_fails_on_one_rank_stops_every_rank_cleanly(tmp_path: Path
     bad = tmp_path / "imgs" / f"{names[1]}.png"  # batch 1 of 4: rank 1's first batch
     bad.write_bytes(bad.read_bytes()[:60])
     _recipe(tmp_path, batch="1")
-    port = str(_free_port())
-    procs = []
-    for rank in (0, 1):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RANK": str(rank),
-               "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port, "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, results):
-        assert p.returncode == 2, err[-3000:]
+    results = _run_two_ranks(tmp_path, (None, None), timeout=300)
+    for rc, err in results:
+        assert rc == 2, err[-3000:]
         assert "Traceback" not in err, err[-3000:]
     assert names[1] in results[1][1]  # the owner names the file
     assert "process 1" in results[0][1] and names[1] in results[0][1]
