@@ -4,7 +4,7 @@ A restoration holds the image, a handful of image-sized working tensors of the s
 activations of the denoiser, which dominate: FFDNet (the ``natural`` prior) runs 12 convolutions
 of 96 channels at half resolution, i.e. 96 bytes per image pixel per float32 activation. Under
 ``torch.no_grad`` only a few of them are alive at once; the methods that backpropagate through the
-denoiser (:data:`BACKPROP_METHODS`: ``dps`` and ``pigdm``, which call ``torch.autograd.grad``
+denoiser (:data:`BACKPROP_METHODS`: ``dps``, ``pigdm`` and ``smc``, which call ``torch.autograd.grad``
 through ``prior.denoise``) keep every layer's activation for the backward pass. RED-diff
 differentiates only the data term and calls the denoiser under ``no_grad``.
 
@@ -157,8 +157,9 @@ ENV_VAR = "PNPDIFF_MAX_MEMORY"
 SAFETY_FRACTION = 0.8
 
 #: methods that backpropagate through the denoiser (``torch.autograd.grad`` through
-#: ``prior.denoise``): the whole graph of one denoiser call is alive at the peak
-BACKPROP_METHODS = frozenset({"dps", "pigdm"})
+#: ``prior.denoise``): the whole graph of one denoiser call is alive at the peak (``smc``: its
+#: default twisted proposal, one vector-Jacobian product per chunk of particles)
+BACKPROP_METHODS = frozenset({"dps", "pigdm", "smc"})
 
 #: methods without backpropagation, suggested instead of a backprop one
 NO_BACKPROP_ALTERNATIVES = ("diffpir", "dpir", "ddnm")
@@ -900,7 +901,9 @@ def check_memory(need_bytes: int, device: str | torch.device | None, *, what: st
         found = [m for m in sorted(BACKPROP_METHODS) if re.search(rf"(?<![\w+-]){re.escape(m)}(?![\w+-])", what)]
         method = found[0] if found else None
     advice = ["a smaller image (e.g. `size:` in a recipe)"]
-    if method in BACKPROP_METHODS:
+    if method == "smc":
+        advice.append("smc with twisted_proposal=False (no backpropagation through the denoiser) or fewer particles")
+    elif method in BACKPROP_METHODS:
         others = ", ".join(NO_BACKPROP_ALTERNATIVES)
         advice.append(f"a method without backpropagation through the denoiser ({others} instead of "
                       f"{method}: about a third of the memory)")

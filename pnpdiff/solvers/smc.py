@@ -8,13 +8,14 @@ itself is the one loop of :func:`smc`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import ValueRangeError
+from pnpdiff.errors import PnPWarning, ValueRangeError
 from pnpdiff.priors.base import Prior, standard_normal
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, steps_iter
 from pnpdiff.solvers.ddrm import singular_values_like
@@ -105,19 +106,66 @@ def _denoise(prior: Prior, x: Tensor, t: float, chunk: int) -> Tensor:
     return torch.cat([prior.denoise(part, t) for part in x.split(chunk)])
 
 
-def _jacobian_mean(prior: Prior, x: Tensor, x0: Tensor, W: Tensor, t: float, chunk: int,
+def _jacobian_mean(prior: Prior, x: Tensor, x0: Tensor | None, W: Tensor, t: float, chunk: int,
                    generator: GeneratorLike) -> Tensor:
     """Weighted mean diagonal ``rho = E_W[tr(dD/dx)] / d`` of the denoiser's Jacobian at the particles
-    ``x`` (``(B, P, *xs)``, denoised ``x0``, normalised weights ``W`` ``(B, P)``), clamped to [0, 1];
-    shape ``(B,)``. Hutchinson's estimator with Rademacher probes ``z`` and a forward difference,
-    ``z . (D(x + eps z) - D(x)) / eps`` with ``eps = 0.01 t``: one forward call per probed
-    particle, no gradient through the denoiser."""
+    ``x`` (``(B, P, *xs)``, denoised ``x0`` -- computed here when ``None`` --, normalised weights
+    ``W`` ``(B, P)``), clamped to [0, 1]; shape ``(B,)``. Hutchinson's estimator with Rademacher
+    probes ``z`` and a forward difference, ``z . (D(x + eps z) - D(x)) / eps`` with ``eps = 0.01 t``:
+    one forward call per probed particle, no gradient through the denoiser."""
     B, P, xs = x.shape[0], x.shape[1], tuple(x.shape[2:])
+    if x0 is None:
+        x0 = _denoise(prior, x.reshape(B * P, *xs), t, chunk).reshape(x.shape)
     z = torch.sign(_normal(x.shape, generator, x))
     eps = 0.01 * t
     dz = _denoise(prior, (x + eps * z).reshape(B * P, *xs), t, chunk).reshape(x.shape) - x0
     per = (z * dz).flatten(2).mean(-1) / eps  # (B, P)
     return (W * per.to(W.dtype)).sum(-1).clamp(0.0, 1.0)
+
+
+def _log_first_stage(xb: Tensor, x0b: Tensor, yb: Tensor, rho: Tensor | float, t: float, tau_g: Tensor,
+                     guided: Tensor, defensive: float) -> Tensor:
+    """Twisted first-stage log-weights ``log a = log((1 - defensive) p(y | x_t) / g_t(x_t) + defensive)``
+    of particles ``xb`` (spectral, ``(B, N, *xs)``, denoised ``x0b``), float64 ``(B, N)``.
+    ``p(y | x_t) ~ N(ybar; E[x_tau | x_t], Var[x_tau | x_t])`` is the Tweedie bridge from ``x_t``
+    evaluated at ``tau_i`` and ``g_t = N(xbar_t; ybar, t^2 - tau^2)`` the MCGdiff potential, over
+    the coordinates still ``guided``; ``tau_g`` is ``tau`` there (finite elsewhere)."""
+    r_tau = tau_g**2 / (t * t)
+    mu_tau = x0b + r_tau * (xb - x0b)
+    v_tau = tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
+    var_g = torch.where(guided, t * t - tau_g**2, 1.0)
+    ell = (_log_normal(yb.expand_as(mu_tau), mu_tau, v_tau.expand_as(mu_tau), guided.expand_as(mu_tau))
+           - _log_normal(xb, yb.expand_as(xb), var_g.expand_as(xb), guided.expand_as(xb)))
+    if defensive == 0.0:
+        return ell
+    if defensive == 1.0:
+        return torch.zeros_like(ell)
+    return torch.logaddexp(ell + math.log1p(-defensive), torch.full_like(ell, math.log(defensive)))
+
+
+def _denoise_with_gradient(prior: Prior, operator: LinearOperator, x: Tensor, yb: Tensor, rho: Tensor | float,
+                           t: float, chunk: int, **stage: object) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``D(x, t)`` on the ``(M, *xs)`` particles ``x`` (pixels), ``chunk`` at a time, with their
+    first-stage log-weights :func:`_log_first_stage` (``(M,)``; ``yb`` and ``rho`` per particle,
+    ``(M, *xs)`` and a number or ``(M, 1, ...)``) and the gradients of those in ``x`` (one
+    vector-Jacobian product through the denoiser per chunk). ``None`` when the denoiser's output
+    does not depend differentiably on ``x`` (a prior without autograd support)."""
+    outs, grads, las = [], [], []
+    for lo in range(0, x.shape[0], chunk):
+        rows = slice(lo, min(lo + chunk, x.shape[0]))
+        r_ = rho if isinstance(rho, float) else rho[rows][:, None]
+        with torch.enable_grad():
+            xc = x[rows].detach().requires_grad_(True)
+            dc = prior.denoise(xc, t)
+            if not dc.requires_grad:
+                return None
+            la = _log_first_stage(operator.Vt(xc)[:, None], operator.Vt(dc)[:, None], yb[rows][:, None], r_, t,
+                                  **stage)[:, 0]
+            (g,) = torch.autograd.grad(la.sum(), xc)
+        outs.append(dc.detach())
+        grads.append(g.to(x.dtype))
+        las.append(la.detach())
+    return torch.cat(outs), torch.cat(grads), torch.cat(las)
 
 
 @torch.no_grad()
@@ -135,6 +183,8 @@ def smc(
     kernel_variance: str = "tweedie",
     probes: int | None = None,
     twisting: bool | None = None,
+    defensive: float = 0.5,
+    twisted_proposal: bool | None = None,
     x_init: Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
@@ -316,6 +366,8 @@ def smc(
         raise ValueRangeError(f"kernel_variance must be 'tweedie' or 'ddpm', got {kernel_variance!r}")
     if probes is not None and probes < 1:
         raise ValueRangeError(f"probes must be >= 1, got {probes}")
+    if not 0.0 <= defensive <= 1.0:
+        raise ValueRangeError(f"defensive must be in [0, 1], got {defensive}")
     sig = clip_schedule(sigmas, prior).tolist()
     sigma_y = float(sigma_y)
     N = int(particles)
@@ -330,7 +382,11 @@ def smc(
     tau = torch.where(obs, (sigma_y / s_safe).clamp_min(sigma_min if sigma_y == 0 else 0.0), math.inf)
 
     twisting = kernel_variance == "tweedie" if twisting is None else bool(twisting)
-    n_probe = 0 if kernel_variance == "ddpm" else min(N, probes or max(1, math.ceil(4096 / math.prod(xs))))
+    if twisted_proposal and not twisting:
+        raise ValueRangeError("twisted_proposal=True tilts the proposal by the gradient of the twisted weights; "
+                              "it needs twisting=True")
+    tilted = twisting if twisted_proposal is None else bool(twisted_proposal)
+    n_probe = 0 if kernel_variance == "ddpm" else min(N, probes or max(1, math.ceil(32768 / math.prod(xs))))
 
     def flat(v: Tensor) -> Tensor:  # (B, N, *xs) -> (B N, *xs)
         return v.reshape(B * N, *xs)
@@ -355,37 +411,57 @@ def smc(
     for i in steps_iter(len(sig) - 1, progress, "smc"):
         t, s = sig[i], sig[i + 1]
         x_pix = operator.V(flat(xbar))
-        d_pix = _denoise(prior, x_pix, t, chunk_size)
-        x0bar = unflat(operator.Vt(d_pix))
+        d_pix = None if tilted else _denoise(prior, x_pix, t, chunk_size)
         # Var[x0 | x_t] = t^2 rho (Tweedie's second-order identity, rho = tr(dD/dx) / d), or 0 (DDPM)
         rho: Tensor | float = 0.0
         if n_probe:
             w_probe = torch.softmax(log_W[:, :n_probe], -1)
-            rho = _jacobian_mean(prior, unflat(x_pix)[:, :n_probe], unflat(d_pix)[:, :n_probe], w_probe, t,
-                                 chunk_size, generator).to(xbar.dtype).view(B, 1, *([1] * len(xs)))
+            d_probe = None if d_pix is None else unflat(d_pix)[:, :n_probe]
+            rho = _jacobian_mean(prior, unflat(x_pix)[:, :n_probe], d_probe, w_probe, t, chunk_size,
+                                 generator).to(xbar.dtype).view(B, 1, *([1] * len(xs)))
         r = s * s / (t * t)
-        mu, v = x0bar + r * (xbar - x0bar), s * s * (1 - r) + (1 - r) ** 2 * t * t * rho
         keep = obs & (tau < s)  # still guided at s
         meet = obs & (tau >= s) & (tau < t)  # constraint met between s and t
         guided = keep | meet  # = obs & (tau < t): carries the potential g_t
         tau_g = torch.where(guided, tau, t)  # (finite where used)
         r_tau = tau_g**2 / (t * t)
+        var_g = torch.where(guided, t * t - tau**2, 1.0)  # the old potential's variance
+        stage = {"tau_g": tau_g, "guided": guided, "defensive": defensive}
+        grad = None  # gradient of log a in x_t (spectral coordinates), for the twisted proposal
+        if tilted:
+            ones = (1,) * len(xs)
+            rho_rows = rho if isinstance(rho, float) else rho.expand(B, N, *ones).reshape(B * N, *ones)
+            out = _denoise_with_gradient(prior, operator, x_pix, flat(ybar.expand(B, N, *xs)), rho_rows, t,
+                                         chunk_size, **stage)
+            if out is None:  # the prior has no autograd support: the untilted (MCGdiff) proposal
+                if twisted_proposal:
+                    raise ValueRangeError(f"twisted_proposal=True needs a prior differentiable in x; "
+                                          f"{type(prior).__name__}'s denoiser is not (use twisted_proposal=False)")
+                warnings.warn(f"{type(prior).__name__}'s denoiser is not differentiable: smc runs without the twisted "
+                              "proposal (pass twisted_proposal=False to silence this)", PnPWarning, stacklevel=2)
+                tilted = False
+                d_pix = _denoise(prior, x_pix, t, chunk_size)
+            else:
+                d_pix, grad_pix, a_rows = out
+                grad = unflat(operator.Vt(grad_pix))
+        x0bar = unflat(operator.Vt(d_pix))
+        mu, v = x0bar + r * (xbar - x0bar), s * s * (1 - r) + (1 - r) ** 2 * t * t * rho
         # the bridge from x_t evaluated at tau_i: E[x_tau | x_t] and Var[x_tau | x_t]
         mu_tau = x0bar + r_tau * (xbar - x0bar)
         v_tau = tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
         var_s = torch.where(keep, s * s - tau**2, 1.0)
-        log_g = _log_normal(xbar, ybar, torch.where(guided, t * t - tau**2, 1.0).expand_as(xbar),
-                            guided.expand_as(xbar))  # the old potential g_t(x_t)
+        log_g = _log_normal(xbar, ybar, var_g.expand_as(xbar), guided.expand_as(xbar))  # the old potential g_t(x_t)
         log_w = (
             _log_normal(ybar.expand_as(mu), mu, (v + var_s).expand_as(mu), keep.expand_as(mu))
             + _log_normal(ybar.expand_as(mu), mu_tau, v_tau.expand_as(mu), meet.expand_as(mu))
             - log_g
         )
-        # first-stage weights a: resample on W * a, then carry w / a (an auxiliary particle filter);
-        # twisted: a = p(y | x_t) / g_t(x_t), p(y | x_t) ~ N(ybar; E[x_tau | x_t], Var[x_tau | x_t])
+        # first-stage weights a: resample on W * a, then carry w / a (an auxiliary particle filter)
         a = log_w
-        if twisting:
-            a = _log_normal(ybar.expand_as(mu), mu_tau, v_tau.expand_as(mu), guided.expand_as(mu)) - log_g
+        if grad is not None:
+            a = a_rows.reshape(B, N).to(log_w.dtype)
+        elif twisting:
+            a = _log_first_stage(xbar, x0bar, ybar, rho, t, **stage)
         low = effective_sample_size(log_W + a) < ess_threshold * N
         u = _uniform(B, generator, y.device)  # drawn at every step: each stream is the same alone or batched
         if bool(low.any()):
@@ -393,6 +469,8 @@ def smc(
             idx = torch.where(low[:, None], idx, torch.arange(N, device=y.device))
             pick = idx.view(B, N, *([1] * len(xs))).expand_as(xbar)
             xbar, x0bar, mu = xbar.gather(1, pick), x0bar.gather(1, pick), mu.gather(1, pick)
+            if grad is not None:
+                grad = grad.gather(1, pick)
             log_W = torch.where(low[:, None], (log_w - a).gather(1, idx), log_W + log_w)
         else:
             log_W = log_W + log_w
@@ -410,8 +488,16 @@ def smc(
             pinned_sd, free_sd = (s * s * gap + gap**2 * tau_g**2 * rho).sqrt(), v.sqrt()
         else:
             pinned_sd, free_sd = s * gap.sqrt(), math.sqrt(v)
-        xbar = torch.where(keep, guided_mean + prec.rsqrt() * n,
-                           torch.where(meet, pinned_mean + pinned_sd * n, mu + free_sd * n))
+        if grad is None:
+            xbar = torch.where(keep, guided_mean + prec.rsqrt() * n,
+                               torch.where(meet, pinned_mean + pinned_sd * n, mu + free_sd * n))
+        else:  # twisted proposal: the same Gaussians, means moved by var * grad log a; weights corrected
+            m = torch.where(keep, guided_mean, torch.where(meet, pinned_mean, mu))
+            sd = torch.where(keep, prec.rsqrt(), torch.where(meet, pinned_sd, free_sd))
+            step = sd * sd * grad
+            xbar = m + step + sd * n
+            # log N(x; m, sd^2) - log N(x; m + step, sd^2) at x = m + step + sd n
+            log_W = log_W - (grad * (0.5 * step + sd * n)).to(torch.float64).flatten(2).sum(-1)
         if callback is not None:
             W = torch.softmax(log_W, -1).to(xbar.dtype).view(B, N, *([1] * len(xs)))
             callback(i, t, operator.V((W * xbar).sum(1)), operator.V((W * x0bar).sum(1)))
