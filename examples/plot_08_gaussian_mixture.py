@@ -155,4 +155,4 @@ plt.show()
 # nearly all of them on one mode: 5 to 23 times the floor. Which method fails how depends on the
 # problem (PiGDM is close to exact on another of the three problems in ``docs/posterior.md``). The
 # lesson for images: the spread of such "samples" is the method's, and only SMC-type samplers come
-# with a guarantee -- at a cost of ``particles`` denoiser calls per step.
+# with a guarantee -- at a cost of ``particles`` denoiser calls and vector-Jacobian products per step.
