@@ -157,6 +157,17 @@ def _sample_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a recipe; print a user error on one line and return 2, print the metrics on success."""
+    try:
+        rc = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # whoever read stdout has gone (``pnpdiff RECIPE --dry-run | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not raise again
+        return 1
+    return rc
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _TRAIN_COMMANDS:
         return _train_main(argv[0], argv[1:])

@@ -193,3 +193,12 @@ def test_unquoted_max_memory_off_means_no_limit(tmp_path: Path, capsys) -> None:
     assert yaml.safe_load(capsys.readouterr().out)["max_memory"] == "off"
     assert main([str(_recipe(tmp_path, SMALL)), "max_memory=off", "--dry-run"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["max_memory"] == "off"
+
+
+def test_a_reader_that_closes_the_pipe_gets_no_traceback() -> None:
+    # ``--dry-run | head -1``: head exits after one line and the resolved recipe's later writes meet a
+    # closed pipe; before, that ended in a BrokenPipeError traceback on stderr
+    r = subprocess.run(f'"{sys.executable}" -m pnpdiff recipes/batch.yaml --dry-run | head -1', shell=True,
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.startswith("# recipes/batch.yaml resolved"), r.stdout
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
