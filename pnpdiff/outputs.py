@@ -23,8 +23,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,18 +51,60 @@ def file_sha256(path: Path) -> str:
 def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT / SIGTERM back while a few file operations run (a probe, a commit's moves):
     an interrupt then lands before or after them, never half-way, so no temporary folder or
-    half-written manifest is left behind. A no-op where signal masks do not exist (Windows)."""
-    import signal
+    half-written manifest is left behind.
 
+    In the main thread the handlers are swapped for one that only records the signal, which is
+    re-raised on exit: a signal mask alone is not enough, because the kernel hands a
+    process-directed signal to any thread that does not block it (torch's and OpenMP's workers)
+    and Python then runs the handler in the main thread regardless of that thread's mask. Other
+    threads (no handlers there) block the signals with ``pthread_sigmask``; a no-op on Windows."""
+    import signal
+    import threading
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    olds = {s: signal.getsignal(s) for s in sigs}
+    if threading.current_thread() is threading.main_thread() and all(h is not None for h in olds.values()):
+        pending: list[int] = []
+        for s in sigs:
+            signal.signal(s, lambda signum, frame: pending.append(signum))
+        try:
+            yield
+        finally:
+            for s, h in olds.items():
+                signal.signal(s, h)
+            if pending:
+                signal.raise_signal(pending[0])  # the restored handler runs now
+        return
     block = getattr(signal, "pthread_sigmask", None)
     if block is None:  # pragma: no cover - Windows
         yield
         return
-    old = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    old = block(signal.SIG_BLOCK, set(sigs))
     try:
         yield
     finally:
         block(signal.SIG_SETMASK, old)
+
+
+def _new_partial(folder: Path, made: list[Path]) -> Path:
+    """Create an empty ``.pnpdiff-partial-*`` folder in ``folder``. Its path is appended to
+    ``made`` *before* it exists, so that an interrupt landing anywhere leaves a path the caller
+    can remove: Python runs a signal's handler in the main thread even while that thread's mask
+    holds the signal back, when another thread (torch's, OpenMP's) took it from the kernel."""
+    while True:
+        path = folder / f"{_PARTIAL}{secrets.token_hex(4)}"
+        made.append(path)
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            made.pop()
+
+
+def _remove_partials(made: list[Path]) -> None:
+    for path in made:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -214,13 +256,16 @@ class OutputFolder:
     def _probe(folder: Path, target: Path) -> None:
         """Check that ``folder`` accepts new entries (a real write: permission bits, read-only
         mounts and pseudo file systems such as /proc all answer differently)."""
+        made: list[Path] = []
         try:
             with _signals_deferred():
-                os.rmdir(tempfile.mkdtemp(prefix=_PARTIAL, dir=folder))
+                os.rmdir(_new_partial(folder, made))
         except OSError as err:
             raise OutputFolderError(
                 f"cannot write output folder {target}: {err.strerror or err} in {folder}; choose another output folder"
             ) from None
+        finally:
+            _remove_partials(made)
 
     # ------------------------------------------------------------------------------- writing
     def _write_manifest(self, folder: Path, files: dict[str, list[str]], meta: dict | None = None) -> None:
@@ -245,27 +290,26 @@ class OutputFolder:
         leave the output folder as it was."""
         self.check()
         created: list[Path] = []
+        made: list[Path] = []  # the temporary folder, listed before it exists (see _new_partial)
         existed = self.path.is_dir()
+        deferred = contextlib.ExitStack()
         try:
-            deferred = contextlib.ExitStack()
-            deferred.enter_context(_signals_deferred())
-            if existed:
-                tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path))
-            else:
-                missing = []
-                anc = self.path.parent
-                while not anc.exists():
-                    missing.append(anc)
-                    anc = anc.parent
-                for d in reversed(missing):
-                    d.mkdir()
-                    created.append(d)
-                tmp = Path(tempfile.mkdtemp(prefix=_PARTIAL, dir=self.path.parent))
-        except OSError as err:
-            deferred.close()
-            self._remove_created(created)
-            raise OutputFolderError(f"cannot create output folder {self.path}: {err.strerror or err}") from None
-        try:
+            try:
+                deferred.enter_context(_signals_deferred())
+                if existed:
+                    tmp = _new_partial(self.path, made)
+                else:
+                    missing = []
+                    anc = self.path.parent
+                    while not anc.exists():
+                        missing.append(anc)
+                        anc = anc.parent
+                    for d in reversed(missing):
+                        d.mkdir()
+                        created.append(d)
+                    tmp = _new_partial(self.path.parent, made)
+            except OSError as err:
+                raise OutputFolderError(f"cannot create output folder {self.path}: {err.strerror or err}") from None
             deferred.close()  # interrupts are welcome while the caller writes: they undo the transaction
             yield tmp
             deferred.enter_context(_signals_deferred())  # ... but not while the results move into place
@@ -284,12 +328,11 @@ class OutputFolder:
             else:
                 self._commit_into_existing(tmp, new)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_partials(made)
             self._remove_created(created)
             raise
         finally:
-            if tmp.exists() and tmp.parent == self.path:
-                shutil.rmtree(tmp, ignore_errors=True)
+            _remove_partials(made)  # renamed into place (gone) or emptied by the commit
             deferred.close()
 
     def _commit_into_existing(self, tmp: Path, new: dict[str, str]) -> None:

@@ -138,8 +138,9 @@ class _GradModeRecorder(_Recorder):
         return super().denoise(x, sigma)
 
 
-# solvers whose guidance differentiates the denoiser itself (under torch.enable_grad())
-_DIFFERENTIATE_THE_DENOISER = {"dps", "pigdm"}
+# solvers whose guidance differentiates the denoiser itself (under torch.enable_grad()); smc's
+# twisted proposal takes one vector-Jacobian product per chunk of particles
+_DIFFERENTIATE_THE_DENOISER = {"dps", "pigdm", "smc"}
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))

@@ -141,3 +141,56 @@ def test_interrupted_while_moving_files_every_file_stays_recorded(tmp_path: Path
     _write(OutputFolder(target, NAMES), "third")  # both are still recognised as pnpdiff's
     assert {n: (target / n).read_text() for n in NAMES} == {n: f"third:{n}" for n in NAMES}
     assert (target / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_interrupt_just_after_the_temporary_folder_appears_leaves_nothing(tmp_path: Path, monkeypatch,
+                                                                            existing: bool) -> None:
+    # Python runs a signal handler in the main thread even while that thread's mask defers the
+    # signal, when another thread (torch's) received it: the interrupt can land right after the
+    # temporary folder was made and before its path was known (a CI run left one behind)
+    from pnpdiff import outputs
+
+    target = tmp_path / "run"
+    if existing:
+        _write(OutputFolder(target, NAMES))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    real_mkdir = os.mkdir
+
+    def mkdir_then_interrupt(path, mode=0o777, *args, **kwargs):
+        real_mkdir(path, mode, *args, **kwargs)
+        if Path(path).name.startswith(outputs._PARTIAL):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_interrupt)
+    with pytest.raises(KeyboardInterrupt), OutputFolder(target, NAMES).transaction():
+        pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_signals_are_held_back_even_when_another_thread_receives_them() -> None:
+    # the kernel gives a process-directed SIGINT to a thread that does not block it (here a helper
+    # started before the block; in a run, torch's workers) and Python runs the handler in the main
+    # thread at once: a signal mask alone let the interrupt land half-way through a commit
+    import signal
+    import threading
+    import time
+
+    from pnpdiff.outputs import _signals_deferred
+
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt), _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(200):
+                time.sleep(0.001)  # plenty of points where a handler could run
+            done.append(True)
+    finally:
+        stop.set()
+        helper.join()
+    assert done == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
