@@ -328,7 +328,7 @@ class OutputFolder:
             else:
                 self._commit_into_existing(tmp, new)
         except BaseException:
-            _remove_partials(made)
+            _remove_partials(made)  # first: the parents made here are removed only if empty
             self._remove_created(created)
             raise
         finally:

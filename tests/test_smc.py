@@ -144,8 +144,8 @@ def test_twisted_gradient_matches_finite_differences() -> None:
     t, rho = 3.0, 0.3
     guided = torch.zeros(8, dtype=torch.bool)
     guided[:2] = True
-    stage = {"tau_g": torch.where(guided, torch.tensor([0.5, 1.5] + [0.0] * 6, dtype=F64), t), "guided": guided,
-             "defensive": 0.5}
+    tau_g = torch.where(guided, torch.tensor([0.5, 1.5] + [0.0] * 6, dtype=F64), t)
+    stage = {"tau_g": tau_g, "guided": guided, "var_g": torch.where(guided, t * t - tau_g**2, 1.0), "defensive": 0.5}
 
     def f(v: torch.Tensor) -> torch.Tensor:
         return _log_first_stage(p.operator.Vt(v)[:, None], p.operator.Vt(p.prior.denoise(v, t))[:, None],

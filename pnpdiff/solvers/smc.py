@@ -123,17 +123,22 @@ def _jacobian_mean(prior: Prior, x: Tensor, x0: Tensor | None, W: Tensor, t: flo
     return (W * per.to(W.dtype)).sum(-1).clamp(0.0, 1.0)
 
 
+def _bridge_at_tau(xb: Tensor, x0b: Tensor, rho: Tensor | float, t: float, tau_g: Tensor) -> tuple[Tensor, Tensor]:
+    """The Tweedie bridge from ``x_t`` (spectral ``xb``, denoised ``x0b``) evaluated at ``tau_g``:
+    ``E[x_tau | x_t]`` and ``Var[x_tau | x_t] = tau^2 (1 - r) + (1 - r)^2 t^2 rho``, ``r = tau^2 / t^2``."""
+    r_tau = tau_g**2 / (t * t)
+    return x0b + r_tau * (xb - x0b), tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
+
+
 def _log_first_stage(xb: Tensor, x0b: Tensor, yb: Tensor, rho: Tensor | float, t: float, tau_g: Tensor,
-                     guided: Tensor, defensive: float) -> Tensor:
+                     guided: Tensor, var_g: Tensor, defensive: float) -> Tensor:
     """Twisted first-stage log-weights ``log a = log((1 - defensive) p(y | x_t) / g_t(x_t) + defensive)``
     of particles ``xb`` (spectral, ``(B, N, *xs)``, denoised ``x0b``), float64 ``(B, N)``.
     ``p(y | x_t) ~ N(ybar; E[x_tau | x_t], Var[x_tau | x_t])`` is the Tweedie bridge from ``x_t``
-    evaluated at ``tau_i`` and ``g_t = N(xbar_t; ybar, t^2 - tau^2)`` the MCGdiff potential, over
-    the coordinates still ``guided``; ``tau_g`` is ``tau`` there (finite elsewhere)."""
-    r_tau = tau_g**2 / (t * t)
-    mu_tau = x0b + r_tau * (xb - x0b)
-    v_tau = tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
-    var_g = torch.where(guided, t * t - tau_g**2, 1.0)
+    evaluated at ``tau_i`` (:func:`_bridge_at_tau`) and ``g_t = N(xbar_t; ybar, var_g)``, ``var_g =
+    t^2 - tau^2``, the MCGdiff potential, over the coordinates still ``guided``; ``tau_g`` is
+    ``tau`` there (finite elsewhere)."""
+    mu_tau, v_tau = _bridge_at_tau(xb, x0b, rho, t, tau_g)
     ell = (_log_normal(yb.expand_as(mu_tau), mu_tau, v_tau.expand_as(mu_tau), guided.expand_as(mu_tau))
            - _log_normal(xb, yb.expand_as(xb), var_g.expand_as(xb), guided.expand_as(xb)))
     if defensive == 0.0:
@@ -151,15 +156,15 @@ def _denoise_with_gradient(prior: Prior, operator: LinearOperator, x: Tensor, yb
     vector-Jacobian product through the denoiser per chunk). ``None`` when the denoiser's output
     does not depend differentiably on ``x`` (a prior without autograd support)."""
     outs, grads, las = [], [], []
-    for lo in range(0, x.shape[0], chunk):
-        rows = slice(lo, min(lo + chunk, x.shape[0]))
-        r_ = rho if isinstance(rho, float) else rho[rows][:, None]
+    rhos = [rho] * len(yb.split(chunk)) if isinstance(rho, float) else rho.split(chunk)
+    for xc, yc, rc in zip(x.split(chunk), yb.split(chunk), rhos, strict=True):
         with torch.enable_grad():
-            xc = x[rows].detach().requires_grad_(True)
+            xc = xc.detach().requires_grad_(True)
             dc = prior.denoise(xc, t)
             if not dc.requires_grad:
                 return None
-            la = _log_first_stage(operator.Vt(xc)[:, None], operator.Vt(dc)[:, None], yb[rows][:, None], r_, t,
+            rc = rc if isinstance(rc, float) else rc[:, None]
+            la = _log_first_stage(operator.Vt(xc)[:, None], operator.Vt(dc)[:, None], yc[:, None], rc, t,
                                   **stage)[:, 0]
             (g,) = torch.autograd.grad(la.sum(), xc)
         outs.append(dc.detach())
@@ -458,9 +463,8 @@ def smc(
         meet = obs & (tau >= s) & (tau < t)  # constraint met between s and t
         guided = keep | meet  # = obs & (tau < t): carries the potential g_t
         tau_g = torch.where(guided, tau, t)  # (finite where used)
-        r_tau = tau_g**2 / (t * t)
         var_g = torch.where(guided, t * t - tau**2, 1.0)  # the old potential's variance
-        stage = {"tau_g": tau_g, "guided": guided, "defensive": defensive}
+        stage = {"tau_g": tau_g, "guided": guided, "var_g": var_g, "defensive": defensive}
         grad = None  # gradient of log a in x_t (spectral coordinates), for the twisted proposal
         if tilted:
             ones = (1,) * len(xs)
@@ -480,9 +484,7 @@ def smc(
                 grad = unflat(operator.Vt(grad_pix))
         x0bar = unflat(operator.Vt(d_pix))
         mu, v = x0bar + r * (xbar - x0bar), s * s * (1 - r) + (1 - r) ** 2 * t * t * rho
-        # the bridge from x_t evaluated at tau_i: E[x_tau | x_t] and Var[x_tau | x_t]
-        mu_tau = x0bar + r_tau * (xbar - x0bar)
-        v_tau = tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
+        mu_tau, v_tau = _bridge_at_tau(xbar, x0bar, rho, t, tau_g)  # E[x_tau | x_t], Var[x_tau | x_t]
         var_s = torch.where(keep, s * s - tau**2, 1.0)
         log_g = _log_normal(xbar, ybar, var_g.expand_as(xbar), guided.expand_as(xbar))  # the old potential g_t(x_t)
         log_w = (
