@@ -160,11 +160,22 @@ def check_real(name: str, value: Any, *, minimum: float | None = None) -> float:
     return v
 
 
-def _check_option(method: str, key: str, value: Any, default: Any) -> Any:
+#: the kind of an option whose default is ``None``, read from its annotation (``int | None``, ...)
+_KIND_OF_OPTIONAL = {"bool": False, "int": 0, "float": 0.0}
+
+
+def _check_option(method: str, key: str, value: Any, default: Any, annotation: Any = None) -> Any:
     """Refuse an option value whose kind does not match the solver's default (a string for
     ``lam``, a float for an integer count, NaN): the solver would fail deep inside or, worse,
-    return an all-NaN image."""
+    return an all-NaN image. An option whose default is ``None`` takes its kind from its
+    annotation (``bool | None``: true, false or nothing)."""
     name = f"option {key!r} of method {method!r}"
+    if default is None and isinstance(annotation, str):
+        if value is None:
+            return value
+        kinds = {part.strip() for part in annotation.split("|")} - {"None"}
+        if len(kinds) == 1:
+            default = _KIND_OF_OPTIONAL.get(kinds.pop())
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ValueRangeError(f"{name} must be true or false, got {value!r}")
@@ -392,7 +403,7 @@ def solve(
                 f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
             )
         if key in params:
-            options[key] = _check_option(method, key, options[key], params[key].default)
+            options[key] = _check_option(method, key, options[key], params[key].default, params[key].annotation)
     x_y = x_y.to(dev)
     if isinstance(op, torch.nn.Module):
         op = op.to(dev)

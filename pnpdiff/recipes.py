@@ -587,7 +587,7 @@ def _check_options(c: _Checker, options: dict[str, Any], method: str | None, op_
             raise c.fail(f"options.{k}", f"method {m!r} has no option {k!r}; its options: "
                                          f"{', '.join(allowed + list(api._SCHEDULE_KEYS))}")
         try:
-            options[k] = api._check_option(m, k, v, params[k].default)
+            options[k] = api._check_option(m, k, v, params[k].default, params[k].annotation)
         except ValueRangeError as err:
             raise c.fail(f"options.{k}", str(err)) from None
 
