@@ -382,7 +382,7 @@ def run_batch(
             bar = tqdm(total=sum(len(b) for b in mine), unit="image", position=ranks.rank,
                        desc=f"rank {ranks.rank}" if ranks.world > 1 else "images")
         computed: dict[str, dict[str, Any]] = {}
-        failure: PnPError | None = None
+        failure: Exception | None = None
         try:
             for batch in mine:
                 for row_name, row in _solve_batch(recipe, batch, prior, n_steps, dev_spec, progress, _is_grey_rgb):
@@ -391,11 +391,13 @@ def run_batch(
                         bar.update(1)
                 if ranks.rank == 0:
                     write_top()
-        except PnPError as err:
+        except Exception as err:
             if ranks.world == 1:
                 raise
-            # a user's mistake met by one rank only (an image that does not decode, ...): this rank
-            # stops, the others finish their batches, and every rank reports it after the merge
+            # a user's mistake met by one rank only (an image that does not decode, ...) or a bug, a
+            # CUDA error: this rank stops, the others finish their batches (a rank that left alone
+            # would kill them at the next collective), and after the merge this rank raises its own
+            # error (a non-PnPError with its traceback) and the others name it
             failure = err
         finally:
             if bar is not None:

@@ -237,9 +237,12 @@ from pnpdiff.cli import main
 
 real = pnpdiff.batch._solve_batch
 log = []
+fail = os.environ.get("FAIL_ON_RANK") == os.environ["RANK"]  # a bug (not a PnPError) in this rank's first solve
 
 def logged(recipe, batch, *args, **kwargs):
     log.append([name for name, _, _ in batch])
+    if fail:
+        raise RuntimeError("injected failure")
     yield from real(recipe, batch, *args, **kwargs)
 
 pnpdiff.batch._solve_batch = logged
@@ -256,9 +259,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_two_ranks(tmp_path: Path, budgets: tuple[str | None, str | None], timeout: int) -> list[tuple[int, str]]:
+def _run_two_ranks(tmp_path: Path, budgets: tuple[str | None, str | None], timeout: int,
+                   fail_on_rank: int | None = None) -> list[tuple[int, str]]:
     """Run ``_RANK_SCRIPT`` as ranks 0 and 1 of one gloo group in ``tmp_path`` (``budgets``: each
-    rank's ``PNPDIFF_MAX_MEMORY``, ``None`` to leave it as it is); ``(exit code, stderr)`` per rank."""
+    rank's ``PNPDIFF_MAX_MEMORY``, ``None`` to leave it as it is; ``fail_on_rank``: the rank whose
+    first solve raises a ``RuntimeError``); ``(exit code, stderr)`` per rank."""
     port = str(_free_port())
     procs = []
     for rank, budget in enumerate(budgets):
@@ -267,6 +272,8 @@ def _run_two_ranks(tmp_path: Path, budgets: tuple[str | None, str | None], timeo
                "MASTER_PORT": port, "CUDA_VISIBLE_DEVICES": ""}
         if budget is not None:
             env["PNPDIFF_MAX_MEMORY"] = budget
+        if fail_on_rank is not None:
+            env["FAIL_ON_RANK"] = str(fail_on_rank)
         procs.append(subprocess.Popen([sys.executable, "-c", _RANK_SCRIPT], cwd=tmp_path, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     errs = [p.communicate(timeout=timeout)[1] for p in procs]
@@ -340,3 +347,27 @@ def test_an_image_that_fails_on_one_rank_stops_every_rank_cleanly(tmp_path: Path
     out = tmp_path / "out"
     # rank 0 finished both of its images; they are kept, with their manifests
     assert all((out / n / MANIFEST).is_file() for n in (names[0], names[2]))
+
+
+def test_a_bug_on_one_rank_lets_the_other_finish(tmp_path: Path) -> None:
+    """An error that is not a PnPError (a bug, a CUDA error, ...) in rank 1's first solve: rank 1
+    must end with that error's traceback, rank 0 must finish its own images, keep them, and stop
+    with one line naming process 1 and the error. Before, rank 1 left the group alone and rank 0
+    died at the next collective with a gloo traceback ("Connection closed by peer"), or waited there
+    for the group's timeout under a launcher that keeps the socket open."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available():
+        pytest.skip("torch without distributed support")
+    names = _make_folder(tmp_path / "imgs", {16: 4})
+    _recipe(tmp_path, batch="1")
+    (rc0, err0), (rc1, err1) = _run_two_ranks(tmp_path, (None, None), timeout=300, fail_on_rank=1)
+    assert rc1 != 0 and "RuntimeError: injected failure" in err1, err1[-3000:]
+    assert rc0 == 2, err0[-3000:]
+    assert "Traceback" not in err0 and "process 1" in err0 and "injected failure" in err0, err0[-3000:]
+    # rank 0 solved both of its images (rank 1's script ends with the error, before its log is written)
+    assert json.loads((tmp_path / "batches_0.json").read_text()) == [[names[0]], [names[2]]]
+    out = tmp_path / "out"
+    assert all((out / n / MANIFEST).is_file() for n in (names[0], names[2]))
+    assert not (out / names[1]).exists() and not (out / names[3]).exists()
+    m = json.loads((out / "metrics.json").read_text())
+    assert [row["image"] for row in m["per_image"]] == [names[0], names[2]]
