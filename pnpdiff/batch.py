@@ -237,7 +237,7 @@ _Item = tuple[str, Path, OutputFolder]
 
 
 def batch_sizes(recipe: Recipe, todo: list[_Item], prior: Any, device: str | torch.device | None = None,
-                world: int = 1, *, shapes: list[_Shape] | None = None) -> dict[_Shape, int]:
+                world: int = 1, *, shapes: list[_Shape] | None = None, extra: int = 0) -> dict[_Shape, int]:
     """The batch size of each image shape among ``todo`` (the ``x`` shape of one image -> size).
 
     An integer ``batch_size`` applies to every shape. ``batch_size: auto`` gives, per shape, the
@@ -263,6 +263,9 @@ def batch_sizes(recipe: Recipe, todo: list[_Item], prior: Any, device: str | tor
         Number of processes sharing the images.
     shapes : list of tuple, optional
         The ``x`` shape of each image of ``todo`` (default: read from the files' headers).
+    extra : int
+        Bytes added to every estimate (negative: taken off, as ``--dry-run`` does for the weights
+        of a prior named but not loaded when the budget is a fixed one).
 
     Returns
     -------
@@ -286,7 +289,7 @@ def batch_sizes(recipe: Recipe, todo: list[_Item], prior: Any, device: str | tor
         x_shape, y_shape = measurement_shapes(recipe, spec)
         most = min(n, cap, -(-n // max(1, world)))
         sizes[shape] = largest_fitting_batch(x_shape, y_shape, prior, recipe.resolved_method, most, dev,
-                                             recipe.max_memory, torch.float32)
+                                             recipe.max_memory, torch.float32, extra=extra)
     return sizes
 
 

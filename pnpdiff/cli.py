@@ -292,6 +292,7 @@ def _batch_size_text(recipe: object, todo: list) -> str:
     nothing is loaded), e.g. ``auto: 16`` or ``auto: 16 (3x64x64), 4 (3x256x256)``."""
     import torch
 
+    from pnpdiff import memory
     from pnpdiff.api import _device
     from pnpdiff.batch import batch_sizes
     from pnpdiff.recipes import AUTO_BATCH
@@ -301,7 +302,12 @@ def _batch_size_text(recipe: object, todo: list) -> str:
     if not todo:
         return AUTO_BATCH
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    sizes = batch_sizes(recipe, todo, recipe.prior_name, _device(recipe.device, torch.empty(0)), world)
+    # a fixed budget (max_memory, PNPDIFF_MAX_MEMORY) is what the solves may add once the prior is
+    # loaded, as the real run sizes them; a budget read from the free memory is read there after
+    # loading, so the weights still to load count here
+    fixed = recipe.max_memory is not None or bool(os.environ.get(memory.ENV_VAR, "").strip())
+    extra = -memory.prior_weights_bytes(recipe.prior_name) if fixed else 0
+    sizes = batch_sizes(recipe, todo, recipe.prior_name, _device(recipe.device, torch.empty(0)), world, extra=extra)
     if len(sizes) == 1:
         return f"{AUTO_BATCH}: {next(iter(sizes.values()))}"
     return f"{AUTO_BATCH}: " + ", ".join(f"{k} ({'x'.join(map(str, shape[1:]))})" for shape, k in sizes.items())

@@ -131,6 +131,7 @@ __all__ = [
     "estimate_solve_bytes",
     "estimate_denoise_bytes",
     "prior_bytes_per_pixel",
+    "prior_weights_bytes",
     "adm_activation_units",
     "available_bytes",
     "parse_bytes",
@@ -499,6 +500,15 @@ def _prior_cost(prior: Any, grad: bool, hw: int) -> tuple[PriorCost, int]:
                          heap_no_grad=scale * c.heap_no_grad, heap_grad=scale * c.heap_grad,
                          activation_bytes=scale * c.activation_bytes)
     return cost, weights
+
+
+def prior_weights_bytes(prior: Any) -> int:
+    """Bytes of weights that loading ``prior`` (a registry name or a class) will allocate, as
+    :func:`estimate_solve_bytes` counts them; 0 for a loaded prior or an unknown one."""
+    try:
+        return int(_prior_cost(prior, False, 0)[1])
+    except Exception:  # noqa: BLE001 - as estimate_solve_bytes: a cost that cannot be read counts 0
+        return 0
 
 
 def estimate_denoise_bytes(x_shape: Sequence[int], prior: Any, grad: bool = False) -> int:

@@ -217,6 +217,30 @@ def test_auto_override_on_the_command_line(tmp_path: Path) -> None:
     assert "batch_size: expected an integer >= 1 or 'auto'" in p.stderr and "got 'many'" in p.stderr
 
 
+def test_dry_run_shows_the_sizes_the_run_picks_under_a_fixed_budget(tmp_path: Path) -> None:
+    """With a fixed budget (PNPDIFF_MAX_MEMORY) just above 4 images of 16^2, the plan of --dry-run
+    must show the size the real run then picks (metrics.json) -- 4, from a plain scan over the
+    memory model. Before, the plan counted the weights of the prior it does not load against the
+    budget (the run sizes its batches with the prior loaded) and showed a smaller size."""
+    _make_folder(tmp_path / "imgs", {16: 6})
+    _recipe(tmp_path)
+    budget = _need(4, 16) + (_need(5, 16) - _need(4, 16)) // 2
+    expected = _expected(budget, 16, 6)
+    assert expected == 4
+    from pnpdiff.memory import prior_weights_bytes
+
+    assert _need(expected, 16) + prior_weights_bytes("natural") > budget  # the old plan's count would not fit
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PNPDIFF_MAX_MEMORY": str(budget)}
+    run = [sys.executable, "-m", "pnpdiff", "batch.yaml", "--no-progress"]
+    p = subprocess.run([*run, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"6 to compute, auto: {expected} per denoiser call" in p.stdout, p.stdout
+    p = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["batch_sizes"] == [{"shape": [3, 16, 16], "batch_size": expected}]
+
+
 def test_default_batch_size_is_still_1(tmp_path: Path) -> None:
     """Resolved recipes of runs without batch_size stay as they were (batch_size: 1)."""
     r = tmp_path / "r.yaml"
