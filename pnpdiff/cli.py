@@ -236,6 +236,7 @@ def _main(argv: list[str] | None) -> int:
                 if args.device is not None:
                     recipe.device = args.device
                 OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
+                _dry_run_checks(recipe)
                 if recipe.translation is not None:
                     print(f"# {args.recipe} is a {recipe.translation.kind.upper()} config, translated key by key "
                           "(docs/peer_configs.md):")
@@ -271,6 +272,29 @@ class _Terminated(BaseException):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
+
+
+def _dry_run_checks(recipe: object) -> None:
+    """What ``--dry-run`` checks beyond the recipe's own keys, as the run would meet it before any
+    work: the device exists, the input image (a batch: its first image) reads, and the operator
+    builds for its shape (its parameters' values). Nothing is decoded beyond headers, no prior loaded."""
+    import torch
+
+    from pnpdiff.api import _device
+    from pnpdiff.recipes import build_operator, measurement_shapes
+
+    _device(recipe.device, torch.empty(0))
+    if recipe.is_batch:
+        from pnpdiff.batch import list_inputs
+
+        files = list_inputs(recipe.input_spec, exclude=recipe.output)
+        if not files:
+            return  # the plan line says there is nothing to compute
+        spec = str(files[0])
+    else:
+        spec = recipe.input_spec
+    x_shape, _ = measurement_shapes(recipe, spec)
+    build_operator(recipe.operator, x_shape)
 
 
 def _batch_plan(recipe: object, overwrite: bool) -> str:

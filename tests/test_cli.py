@@ -157,6 +157,39 @@ def test_dry_run_prints_the_resolved_recipe_and_writes_nothing(tmp_path: Path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
 
 
+@pytest.mark.parametrize("override, words", [
+    ("operator.sigma=-1", "operator.sigma: must be a positive number"),
+    ("image=no_such_file.png", "image file not found"),
+    ("device=cuda", "CUDA is not available"),
+])
+def test_dry_run_meets_what_the_run_would_refuse_first(tmp_path: Path, capsys, override: str, words: str) -> None:
+    """--dry-run says it validates: a bad operator value, a missing image and a device that is not
+    there must stop it with the run's own one line (exit 2), not pass and fail in the real run."""
+    if override == "device=cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("CUDA is available here")
+    recipe = _recipe(tmp_path, SMALL)
+    assert main([str(recipe), override, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_batch_dry_run_builds_the_operator_for_its_first_image(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (24, 16)).save(tmp_path / "imgs" / "a.png")
+    text = SMALL.replace("image: skimage:astronaut\nsize: 48\n", "image: imgs\n")
+    assert main([str(_recipe(tmp_path, text)), "--dry-run"]) == 0
+    assert "1 to compute" in capsys.readouterr().out
+    assert main([str(_recipe(tmp_path, text)), "operator.sigma=0", "--dry-run"]) == 2
+    assert "operator.sigma" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "r.yaml"]
+
+
 def test_list_and_version(capsys) -> None:
     import pnpdiff
     from pnpdiff.priors import known_priors
