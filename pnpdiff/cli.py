@@ -77,7 +77,10 @@ def _train_main(command: str, argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an existing folder that holds other files (they are never replaced)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--dry-run", action="store_true", help="check the recipe and print its settings; train nothing")
     args = parser.parse_intermixed_args(argv)
+    if args.dry_run:
+        return _train_dry_run(command, args)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -115,6 +118,28 @@ def _train_main(command: str, argv: list[str]) -> int:
     return 0
 
 
+def _train_dry_run(command: str, args: argparse.Namespace) -> int:
+    """``train RECIPE --dry-run``: the training recipe checked and resolved, nothing trained or written."""
+    import dataclasses
+
+    import yaml
+
+    try:
+        from pnpdiff.training import load_train_recipe
+
+        cfg = load_train_recipe(args.recipe, args.overrides)
+        cfg.task = command
+        if args.device is not None:
+            cfg.device = args.device
+    except PnPError as err:
+        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    print(f"# {args.recipe} resolved (--dry-run: nothing was trained or written)")
+    settings = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in dataclasses.asdict(cfg).items()}
+    print(yaml.safe_dump(settings, sort_keys=False, default_flow_style=None).rstrip())
+    return 0
+
+
 def _recipe_task(argv: list[str]) -> str | None:
     """The ``task`` of the recipe named first on the command line, if it is readable (else None)."""
     first = next((a for a in argv if not a.startswith("-")), None)
@@ -139,12 +164,20 @@ def _sample_main(argv: list[str]) -> int:
     parser.add_argument("--device")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the recipe and print its settings; sample and write nothing")
     args = parser.parse_intermixed_args(argv)
     try:
         from pnpdiff.sampling import run_sample_recipe
 
         info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
-                                 overwrite=args.overwrite, progress=not args.no_progress)
+                                 overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
+        if args.dry_run:
+            import yaml
+
+            print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
+            print(yaml.safe_dump({"task": "sample", **info}, sort_keys=False, default_flow_style=False).rstrip())
+            return 0
     except PnPError as err:
         print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
         return 2

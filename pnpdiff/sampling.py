@@ -86,25 +86,11 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
     https://arxiv.org/abs/2105.05233
     """
-    from pnpdiff.api import _device, check_int, check_real
-    from pnpdiff.priors import load_prior
     from pnpdiff.schedules import karras
     from pnpdiff.solvers import samplers as S
 
-    n = check_int("n", n, minimum=1)
-    steps = check_int("steps", steps, minimum=1)
-    check_real("eta", eta, minimum=0.0)
-    if method not in SAMPLERS:
-        raise UnknownNameError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
-    dev = _device(device, torch.zeros(()))
-    p = load_prior(prior, device=dev)
-    if p.size is None or p.channels is None:
-        raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
-                               "(e.g. 'digits' or a prior from pnpdiff train)")
-    from pnpdiff.priors.runtime import with_runtime
-
-    model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,
-                   classifier_scale=classifier_scale)
+    n, steps, dev, p, model = _setup(prior, n, label, cfg, classifier, classifier_scale, method, steps, eta, device,
+                                     precision, compile)
     if sigmas is None:
         sigmas = karras(steps, sigma_min=max(p.sigma_min, 1e-4), sigma_max=p.sigma_max)
     g = torch.Generator(device="cpu")
@@ -122,19 +108,46 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     return x.clamp(lo, hi)
 
 
+def _setup(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, classifier_scale: float | None,
+           method: str, steps: int, eta: float, device: Any, precision: str = "fp32", compile: bool = False
+           ) -> tuple[int, int, torch.device, Any, Any]:
+    """:func:`sample`'s checks and set-up, everything before the first network call:
+    ``(n, steps, device, prior, guided model)``."""
+    from pnpdiff.api import _device, check_int, check_real
+    from pnpdiff.priors import load_prior
+    from pnpdiff.priors.runtime import with_runtime
+
+    n = check_int("n", n, minimum=1)
+    steps = check_int("steps", steps, minimum=1)
+    check_real("eta", eta, minimum=0.0)
+    if method not in SAMPLERS:
+        raise UnknownNameError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
+    dev = _device(device, torch.zeros(()))
+    p = load_prior(prior, device=dev)
+    if p.size is None or p.channels is None:
+        raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
+                               "(e.g. 'digits' or a prior from pnpdiff train)")
+    model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,
+                   classifier_scale=classifier_scale)
+    return n, steps, dev, p, model
+
+
 # ---------------------------------------------------------------------- recipes (task: sample)
 SAMPLE_KEYS = ("task", "description", "prior", "n", "label", "cfg", "classifier", "classifier_scale", "method",
                "steps", "eta", "seed", "output", "device")
 
 
 def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: str | None = None,
-                      device: str | None = None, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+                      device: str | None = None, overwrite: bool = False, progress: bool = False,
+                      dry_run: bool = False) -> dict[str, Any]:
     """Run a ``task: sample`` recipe: draw a grid of samples into ``output/samples.png``.
 
     Keys: ``prior``, ``n`` (samples, or samples per class with ``label: each``), ``label`` (an
     integer, a list, or ``each``: one row per class), ``cfg``, ``classifier``,
     ``classifier_scale``, ``method``, ``steps``, ``eta``, ``seed``, ``output``, ``device``.
-    Returns the settings written to ``output/samples.json``.
+    Returns the settings written to ``output/samples.json``; ``dry_run``: checks the recipe, the
+    output folder, the device, the prior and the guidance (everything before the first network
+    call) and returns those settings without sampling or writing anything.
     """
     import json
     from pathlib import Path
@@ -175,8 +188,13 @@ def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: 
     folder.check()
     kw = {k: data[k] for k in ("cfg", "classifier", "classifier_scale", "method", "steps", "eta", "seed")
           if data.get(k) is not None}
-    x = sample(prior, n, label=label, device=device or data.get("device"), progress=progress, **kw)
     settings = {"prior": str(data.get("prior", "digits")), "n": n, "label": label, **kw}
+    if dry_run:
+        _setup(prior, n, label, kw.get("cfg"), kw.get("classifier"), kw.get("classifier_scale"),
+               kw.get("method", "ddim"), kw.get("steps", 50), kw.get("eta", 0.0), device or data.get("device"))
+        # label: each is shown as written (the expanded list has one entry per sample); n is the total
+        return {"output": str(out), **settings, "label": data.get("label")}
+    x = sample(prior, n, label=label, device=device or data.get("device"), progress=progress, **kw)
     with folder.transaction() as tmp:
         save_image(_grid(x, rows=rows), tmp / "samples.png")
         (tmp / "samples.json").write_text(json.dumps(settings, indent=2) + "\n")
