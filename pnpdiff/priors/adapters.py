@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pnpdiff.errors import ShapeError
+from pnpdiff.errors import ShapeError, UnknownNameError
 from pnpdiff.priors.base import Prior, as_sigma, check_data_moment, check_data_range
 
 __all__ = [
@@ -452,6 +452,23 @@ class DeepinvPrior(Prior):
         return self.denoiser(x.to(mdtype), arg).to(x.dtype)
 
 
+def _check_two_arguments(fn: Callable[..., Any]) -> None:
+    """Raise :class:`~pnpdiff.UnknownNameError` (as for any prior pnpdiff cannot use) when ``fn``
+    cannot be called as ``fn(x, sigma)``; a callable whose signature Python cannot read passes."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(None, None)
+    except TypeError:
+        label = getattr(fn, "__qualname__", type(fn).__name__)
+        raise UnknownNameError(f"prior: a function prior is called as f(x, sigma) -> x0 (sigma a (B,) tensor); "
+                               f"{label}{sig} cannot take those two arguments") from None
+
+
 class CallablePrior(Prior):
     """Any function ``f(x, sigma) -> x0`` in pnpdiff's units ([0, 1] images, VE sigma).
 
@@ -482,6 +499,7 @@ class CallablePrior(Prior):
                  data_range: tuple[float, float] | None = (0.0, 1.0),
                  data_mean: float | Tensor | None = None, data_var: float | Tensor | None = None) -> None:
         super().__init__()
+        _check_two_arguments(fn)
         self.fn = fn
         self.data_range = check_data_range(data_range)
         _Meta.apply(self, sigma_min=sigma_min, sigma_max=sigma_max, channels=channels, size=size,
