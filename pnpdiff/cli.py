@@ -376,8 +376,8 @@ def _batch_summary(m: dict, out: object) -> str:
     parts = [f"{n} image{'s' if n != 1 else ''}" + (f" ({m['resumed']} finished earlier)" if m["resumed"] else ""),
              f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
     if "psnr_restored_mean" in m:
-        parts.append(f"mean PSNR {m['psnr_restored_mean']:.2f} dB (observed {m['psnr_observed_mean']:.2f}), "
-                     f"SSIM {m['ssim_restored_mean']:.3f}")
+        parts.append(f"mean PSNR {m['psnr_restored_mean']:.2f} dB (observed {m['psnr_observed_mean']:.2f})"
+                     + (f", SSIM {m['ssim_restored_mean']:.3f}" if "ssim_restored_mean" in m else ""))
     if m.get("batch_sizes"):  # batch_size: auto, the sizes it picked
         parts.append("auto batch " + ", ".join(str(b["batch_size"]) for b in m["batch_sizes"]))
     parts.append(f"{m['wall_seconds']:.1f} s")
@@ -388,8 +388,8 @@ def _summary(m: dict, out: object) -> str:
     """The one line printed at the end of a run (the numbers are also in metrics.json)."""
     parts = ["1 image", f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
     if "psnr_restored" in m:
-        parts.append(f"PSNR {m['psnr_restored']:.2f} dB (observed {m['psnr_observed']:.2f}), "
-                     f"SSIM {m['ssim_restored']:.3f}")
+        parts.append(f"PSNR {m['psnr_restored']:.2f} dB (observed {m['psnr_observed']:.2f})"
+                     + (f", SSIM {m['ssim_restored']:.3f}" if "ssim_restored" in m else ""))
     else:
         parts.append(f"sigma_y {m['sigma_y']:.4g}{' (estimated)' if m.get('sigma_y_estimated') else ''}")
     parts.append(f"{m['seconds']:.1f} s")

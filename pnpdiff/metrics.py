@@ -48,6 +48,10 @@ def psnr(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-20))
 
 
+#: side of SSIM's Gaussian window: images smaller than this cannot be scored (valid part only)
+SSIM_WINDOW = 11
+
+
 def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     """Structural similarity per image (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03).
 
@@ -73,7 +77,7 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     Raises
     ------
     ShapeError
-        If ``x`` and ``ref`` differ in shape.
+        If ``x`` and ``ref`` differ in shape, or are smaller than the 11 x 11 window.
 
     References
     ----------
@@ -84,5 +88,8 @@ def ssim(x: Tensor, ref: Tensor, data_range: float = 1.0) -> Tensor:
     import kornia
 
     x, ref = _pair(x, ref)
-    m = kornia.metrics.ssim(x, ref, window_size=11, max_val=data_range, eps=0.0, padding="valid")
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise ShapeError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its Gaussian window), got "
+                         f"{x.shape[-2]}x{x.shape[-1]}")
+    m = kornia.metrics.ssim(x, ref, window_size=SSIM_WINDOW, max_val=data_range, eps=0.0, padding="valid")
     return m.flatten(1).mean(1)

@@ -867,7 +867,7 @@ def write_image_files(folder: Path, recipe: Recipe, m: Measurement, x_hat: torch
     """Write one image's files (those in ``recipe.saved``, and the strip of intermediates) into
     ``folder``; add PSNR / SSIM against the ground truth to ``metrics`` when there is one."""
     from pnpdiff.io import save_image
-    from pnpdiff.metrics import psnr, ssim
+    from pnpdiff.metrics import SSIM_WINDOW, psnr, ssim
 
     saved = recipe.saved
     y_vis = m.y.clamp(0, 1)
@@ -889,7 +889,8 @@ def write_image_files(folder: Path, recipe: Recipe, m: Measurement, x_hat: torch
             metrics["observed_upsampling"] = "bicubic"
         for key, img in (("observed", obs_full), ("restored", x_hat)):
             metrics[f"psnr_{key}"] = round(float(psnr(img, truth)[0]), 3)
-            metrics[f"ssim_{key}"] = round(float(ssim(img, truth)[0]), 4)
+            if min(truth.shape[-2:]) >= SSIM_WINDOW:  # smaller images have no valid SSIM window: no ssim keys
+                metrics[f"ssim_{key}"] = round(float(ssim(img, truth)[0]), 4)
         if "comparison" in saved:
             _comparison(
                 [(f"observed {metrics['psnr_observed']:.2f} dB", obs_full),
@@ -1011,7 +1012,7 @@ def write_sample_files(folder: Path, m: Measurement, draws: torch.Tensor, metric
     and channels), ``std_max`` (the top of the colour bar: the largest channel-averaged pixel std),
     and PSNR / SSIM of the mean when there is a ground truth."""
     from pnpdiff.io import save_image
-    from pnpdiff.metrics import psnr, ssim
+    from pnpdiff.metrics import SSIM_WINDOW, psnr, ssim
 
     mean = draws.mean(0).clamp(0, 1)
     std = draws.std(0)
@@ -1021,7 +1022,8 @@ def write_sample_files(folder: Path, m: Measurement, draws: torch.Tensor, metric
     metrics["std_max"] = round(save_std_map(std, folder / "std.png"), 6)
     if m.truth is not None:
         metrics["psnr_mean"] = round(float(psnr(mean, m.truth)[0]), 3)
-        metrics["ssim_mean"] = round(float(ssim(mean, m.truth)[0]), 4)
+        if min(m.truth.shape[-2:]) >= SSIM_WINDOW:
+            metrics["ssim_mean"] = round(float(ssim(mean, m.truth)[0]), 4)
 
 
 def _version() -> str:

@@ -88,3 +88,15 @@ def test_identical_images() -> None:
     assert float(ssim(ref, ref)[0]) == pytest.approx(1.0, abs=1e-12)
     assert _sk_ssim(ref[0].numpy(), ref[0].numpy()) == pytest.approx(1.0, abs=1e-12)
     assert float(psnr(ref, ref)[0]) == pytest.approx(200.0)  # MSE clamped at 1e-20
+
+
+
+def test_ssim_refuses_images_smaller_than_its_window() -> None:
+    """An 8x8 image (or 10 x 40) has no valid 11x11 window: a ShapeError naming the window, not
+    kornia's padding RuntimeError (11x11, one window, is scored against scikit-image above)."""
+    from pnpdiff.errors import ShapeError
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 3, 8, 8), (1, 1, 10, 40)]:
+        with pytest.raises(ShapeError, match="11x11"):
+            ssim(torch.rand(shape, generator=g), torch.rand(shape, generator=g))

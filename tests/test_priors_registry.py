@@ -175,3 +175,24 @@ def test_download_verifies_and_never_leaves_partial_files(tmp_path: Path, tiny_f
     with pytest.raises(WeightsNotFoundError, match="download failed"):
         download(unreachable, dest2, progress=False, timeout=2)
     assert list(dest2.parent.iterdir()) == []
+
+
+
+@pytest.mark.parametrize("content, words", [
+    ("not a checkpoint", "refusing to load|cannot read checkpoint"),  # text: refused by weights_only unpickling
+    ("hello", "cannot read checkpoint"),
+    ({"a": torch.zeros(3)}, "does not hold FFDNet"),
+])
+def test_natural_prior_from_a_wrong_file_is_one_pnperror(tmp_path, content, words) -> None:
+    """prior="natural:/path" with a file that is not FFDNet's weights: a PnPError naming the file,
+    not torch's RuntimeError (missing keys) or an unpickling error."""
+    from pnpdiff.priors import load_prior
+
+    path = tmp_path / "w.pth"
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(PnPError, match=words) as info:
+        load_prior(f"natural:{path}")
+    assert str(path) in str(info.value)

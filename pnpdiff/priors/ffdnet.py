@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pnpdiff.errors import WeightsNotFoundError
+from pnpdiff.errors import PnPError, WeightsNotFoundError
 from pnpdiff.priors.base import Prior, as_sigma
 
 __all__ = ["FFDNet", "FFDNetPrior", "ffdnet_weights_path"]
@@ -111,6 +111,23 @@ def ffdnet_weights_path() -> Path:
     return path
 
 
+def load_weights(net: nn.Module, path: str | Path, what: str, *, unwrap: bool = False) -> None:
+    """Load the plain weights file ``path`` into ``net`` (:func:`~pnpdiff.priors.hub.safe_load`:
+    no pickled code runs; ``unwrap``: through :func:`~pnpdiff.priors.adm.clean_state_dict`, which
+    unwraps containers and strips a common ``module.`` / ``model.`` prefix); a file that is not a
+    checkpoint, or whose tensors do not fit ``net``, raises :class:`~pnpdiff.PnPError` naming the
+    file, not torch's error."""
+    from pnpdiff.priors.adm import clean_state_dict
+    from pnpdiff.priors.hub import safe_load
+
+    state = safe_load(path)
+    try:
+        net.load_state_dict(clean_state_dict(state) if unwrap else state, strict=True)
+    except (PnPError, RuntimeError, TypeError, AttributeError, KeyError) as err:
+        first = " ".join(str(err).split())[:160]
+        raise PnPError(f"{path} does not hold {what} weights ({first})") from None
+
+
 class FFDNetPrior(Prior):
     """The ``"natural"`` prior: FFDNet colour denoiser, valid for sigma in [0, 75/255].
 
@@ -144,8 +161,7 @@ class FFDNetPrior(Prior):
         if not path.is_file():
             raise WeightsNotFoundError(f"FFDNet weights not found at {path}")
         self.net = FFDNet(3, 3, 96, 12)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.net.load_state_dict(state, strict=True)
+        load_weights(self.net, path, "FFDNet (colour, 96 features, 12 layers)")
         # channels_last: the same convolutions, 0.78x the time of NCHW on this CPU at 256^2
         # (results equal to float32 rounding, ~5e-6); see tests/benchmarks/test_bench_precision.py
         self.net.eval().requires_grad_(False).to(memory_format=torch.channels_last)

@@ -77,12 +77,11 @@ class FFDNetGrayPrior(Prior):
 
     def __init__(self, weights: str | Path | None = None) -> None:
         super().__init__()
-        from pnpdiff.priors.adm import clean_state_dict
-        from pnpdiff.priors.hub import safe_load
+        from pnpdiff.priors.ffdnet import load_weights
 
         path = Path(weights) if weights is not None else ffdnet_gray_weights_path()
         self.net = FFDNetGray()
-        self.net.load_state_dict(clean_state_dict(safe_load(path)), strict=True)
+        load_weights(self.net, path, "grey FFDNet", unwrap=True)
         self.net.eval().requires_grad_(False)
 
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:

@@ -292,4 +292,5 @@ def safe_load(path: str | Path, sha256: str | None = None) -> Any:
         ) from None
     except Exception as e:  # truncated / foreign files fail in many ways inside torch.load
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PnPError(f"cannot read checkpoint {path}: {msg}") from None
+        raise PnPError(f"cannot read checkpoint {path}: not a PyTorch weights file, or a damaged one "
+                       f"({type(e).__name__}: {msg[:160]})") from None
