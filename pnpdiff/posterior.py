@@ -144,9 +144,6 @@ def sample_posterior(
     op = _as_operator(operator)
     if method is None:
         method = "smc" if getattr(op, "has_svd", False) else default_method(task_of(op))
-    if method in POINT_ESTIMATES and n > 1:
-        warnings.warn(f"method {method!r} is a point estimate: its {n} samples are identical (zero spread); "
-                      "use method='smc' or a stochastic solver for uncertainty", PnPWarning, stacklevel=2)
 
     if getattr(prior_obj, "data_range", (0.0, 1.0)) is None and torch.is_tensor(y) and y.is_floating_point():
         yt, rank = y, None  # vectors of a non-image prior keep their layout
@@ -158,6 +155,10 @@ def sample_posterior(
     if method == "smc":
         if "particles" not in options:
             options["particles"] = max(n, int(inspect.signature(SOLVERS["smc"]).parameters["particles"].default))
+        elif isinstance(options["particles"], int) and 0 < options["particles"] < n:
+            warnings.warn(f"{n} samples from {options['particles']} particles: the samples repeat particles (at "
+                          f"most {options['particles']} distinct); give particles well above n", PnPWarning,
+                          stacklevel=2)
         seeds = None if seed is None else [s[0] for s in run_seeds(seed, b, 1)]
         out = solve(yt, op, prior_obj, method="smc", sigma_y=sigma_y, seed=seeds, samples=n, **options)
     else:
@@ -172,6 +173,9 @@ def sample_posterior(
                 seeds_k = [s for row in per_run[k0:k1] for s in row]
             parts.append(solve(rep, op, prior_obj, method=method, sigma_y=sigma_y, seed=seeds_k, **options))
         out = torch.cat(parts)
+    if method in POINT_ESTIMATES and n > 1:  # after the solve: a mistake it raises comes alone
+        warnings.warn(f"method {method!r} is a point estimate: its {n} samples are identical (zero spread); "
+                      "use method='smc' or a stochastic solver for uncertainty", PnPWarning, stacklevel=2)
     out = out.reshape(n, b, *out.shape[1:])
     if rank is None or rank == 4:
         return out

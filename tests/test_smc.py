@@ -356,6 +356,25 @@ def test_point_estimates_warn_and_bad_arguments_raise() -> None:
     for bad in ({"n": 0}, {"batch_size": 0}, {"method": "nope"}, {"samples": 3}):
         with pytest.raises(PnPError):
             pnpdiff.sample_posterior(p.y, p.operator, p.prior, **{"n": 2, **bad})
+    # more samples than particles: they can only repeat particles
+    with pytest.warns(PnPWarning, match="3 samples from 2 particles"):
+        pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=3, method="smc", particles=2, sigma_y=p.sigma_y,
+                                 steps=2, progress=False, device="cpu")
+
+
+def test_a_mistake_the_solve_raises_comes_without_the_point_estimate_warning() -> None:
+    """mmse with a non-identity operator: the OperatorError alone (the 'identical samples' warning
+    is for a run that happens), and its advice names every other method, the samplers included."""
+    import warnings
+
+    p = gaussian_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PnPWarning)
+        with pytest.raises(PnPError, match="Identity") as info:
+            pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=2, method="mmse", sigma_y=p.sigma_y,
+                                     progress=False, device="cpu")
+    for m in ("'smc'", "'daps'", "'pnpdm'", "'ddrm'"):
+        assert m in str(info.value)
 
 
 def test_memory_check_counts_the_particles() -> None:

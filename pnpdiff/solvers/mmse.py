@@ -95,10 +95,12 @@ def mmse(
     from pnpdiff.operators import Identity
 
     if not isinstance(operator, Identity):
+        from pnpdiff.solvers import SOLVERS
+
+        others = ", ".join(repr(m) for m in sorted(SOLVERS) if m not in ("mmse", "diffpir"))
         raise OperatorError(
             f"method 'mmse' is the denoising method and needs operator=Identity(), got "
-            f"{type(operator).__name__}; for other operators use method='diffpir' (the default), "
-            "'dpir', 'ddrm', 'ddnm', 'ddnm+', 'pigdm', 'dps' or 'reddiff'"
+            f"{type(operator).__name__}; for other operators use method='diffpir' (the default) or {others}"
         )
     s = float(sigma_y)
     if s < 0:
