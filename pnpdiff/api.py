@@ -192,11 +192,15 @@ def _check_option(method: str, key: str, value: Any, default: Any, annotation: A
 
 
 def _check_schedule_options(opts: dict[str, Any]) -> None:
+    """Check the schedule options in place; a list or tuple of numbers becomes a float64 tensor."""
     schedule = opts.get("schedule", "ddpm")
+    if (isinstance(schedule, (list, tuple)) and schedule
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in schedule)):
+        schedule = opts["schedule"] = torch.tensor([float(v) for v in schedule], dtype=torch.float64)
     if not (isinstance(schedule, str) or torch.is_tensor(schedule)):
         raise ValueRangeError(
             f"option 'schedule' must be a schedule name ({', '.join(schedules.SCHEDULES)}) or a "
-            f"decreasing tensor of sigmas, got {schedule!r}"
+            f"decreasing tensor (or list) of sigmas, got {schedule!r}"
         )
     if torch.is_tensor(schedule):
         s = schedule.detach().to("cpu", torch.float64).flatten()
@@ -388,6 +392,7 @@ def solve(
         x_y, back = to_tensor(y)
     if x_y.numel() == 0:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
+    x_y = x_y.detach()  # solving is not differentiable in y: a y from a network keeps no graph here
     dev = _device(device, x_y)
     check_range(x_y, "y", data_range, sigma_y)
     op = _as_operator(operator)
@@ -421,6 +426,16 @@ def solve(
             ) from None
         if hasattr(prior_obj, "check_image"):
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
+    x_init = options.get("x_init")
+    if torch.is_tensor(x_init) and hasattr(op, "adjoint"):  # (a forward model alone does not tell x's shape)
+        try:
+            fits = torch.broadcast_shapes(x_init.shape, x_shape) == x_shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"option 'x_init' must have the shape of the image to restore, {tuple(x_shape)} "
+                             f"(A^T y), or broadcast to it; got {tuple(x_init.shape)}")
+        options["x_init"] = x_init.detach().to(dev, x_y.dtype).expand(x_shape).clone()
     mem_shape, extra = tuple(x_shape), 0
     if method == "smc":  # the denoiser sees chunk_size particles at a time; all N are stored (about 8 copies)
         n_part = int(options.get("particles", params["particles"].default))

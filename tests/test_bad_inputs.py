@@ -292,6 +292,7 @@ def _api_cases(tmp: Path) -> list[tuple[str, object, type[BaseException], tuple[
         ("y-empty-file", solve(y=str(tmp / "empty.png")), ImageReadError, (OSError,), "empty.png"),
         ("y-text-file", solve(y=tmp / "text.png"), ImageReadError, (OSError,), "text.png"),
         ("y-truncated-file", solve(y=tmp / "truncated.png"), ImageReadError, (OSError,), "truncated.png"),
+        ("x-init-misfit", solve(x_init=torch.zeros(1, 3, 8, 8)), ShapeError, (ValueError,), "x_init"),
         ("operator-none", solve(operator=None), OperatorError, (ValueError,), "operator"),
         ("operator-string", solve(operator="blur"), OperatorError, (ValueError,), "operator"),
         ("operator-misfit", solve(operator=pnpdiff.Inpaint(torch.ones(1, 1, 8, 8))), PnPError, (ValueError,), "8"),

@@ -222,3 +222,27 @@ def test_grey_detection_needs_identical_channels_and_a_per_channel_operator() ->
     assert _acts_per_channel(Inpaint(torch.rand(1, 1, 16, 16) > 0.5), shape, cpu)
     assert not _acts_per_channel(Inpaint(torch.rand(1, 3, 16, 16) > 0.5), shape, cpu)  # a mask per channel
     assert not _acts_per_channel(Colorize(), shape, cpu)
+
+
+def test_schedule_as_a_list_y_with_a_graph_and_a_broadcast_x_init() -> None:
+    """A list of sigmas is the same schedule as the tensor; a y that carries an autograd graph
+    (the output of a network) is solved as its detached value, without torch's warnings; an x_init
+    of batch 1 broadcasts over a batch of measurements as its explicit copies do."""
+    import warnings
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(2, 3, 24, 24, generator=g)
+    op = pnpdiff.GaussianBlur(1.0)
+    kw = {"sigma_y": 0.05, "seed": 0, "progress": False, "device": "cpu"}
+    sig = [0.3, 0.1, 0.03, 0.0]
+    a = pnpdiff.solve(y, op, schedule=sig, **kw)
+    b = pnpdiff.solve(y, op, schedule=torch.tensor(sig, dtype=torch.float64), **kw)
+    assert torch.equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = pnpdiff.solve(y.clone().requires_grad_(True) * 1.0, op, schedule=sig, **kw)
+    assert not c.requires_grad and torch.equal(c, a)
+    x0 = torch.full((1, 3, 24, 24), 0.5)
+    d = pnpdiff.solve(y, op, schedule=sig, x_init=x0, **kw)
+    e = pnpdiff.solve(y, op, schedule=sig, x_init=x0.expand(2, -1, -1, -1).clone(), **kw)
+    assert torch.equal(d, e) and not torch.equal(d, a)
