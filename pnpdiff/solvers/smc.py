@@ -123,9 +123,11 @@ def _jacobian_mean(prior: Prior, x: Tensor, x0: Tensor | None, W: Tensor, t: flo
     return (W * per.to(W.dtype)).sum(-1).clamp(0.0, 1.0)
 
 
-def _bridge_at_tau(xb: Tensor, x0b: Tensor, rho: Tensor | float, t: float, tau_g: Tensor) -> tuple[Tensor, Tensor]:
+def _bridge_at_tau(xb: Tensor, x0b: Tensor, rho: Tensor | float, t: float, tau_g: Tensor | float
+                   ) -> tuple[Tensor, Tensor | float]:
     """The Tweedie bridge from ``x_t`` (spectral ``xb``, denoised ``x0b``) evaluated at ``tau_g``:
-    ``E[x_tau | x_t]`` and ``Var[x_tau | x_t] = tau^2 (1 - r) + (1 - r)^2 t^2 rho``, ``r = tau^2 / t^2``."""
+    ``E[x_tau | x_t]`` and ``Var[x_tau | x_t] = tau^2 (1 - r) + (1 - r)^2 t^2 rho``, ``r = tau^2 / t^2``
+    (at ``tau_g = s``, the next sigma, this is the backward kernel itself)."""
     r_tau = tau_g**2 / (t * t)
     return x0b + r_tau * (xb - x0b), tau_g**2 * (1 - r_tau) + (1 - r_tau) ** 2 * t * t * rho
 
@@ -458,7 +460,6 @@ def smc(
             d_probe = None if d_pix is None else unflat(d_pix)[:, :n_probe]
             rho = _jacobian_mean(prior, unflat(x_pix)[:, :n_probe], d_probe, w_probe, t, chunk_size,
                                  generator).to(xbar.dtype).view(B, 1, *([1] * len(xs)))
-        r = s * s / (t * t)
         keep = obs & (tau < s)  # still guided at s
         meet = obs & (tau >= s) & (tau < t)  # constraint met between s and t
         guided = keep | meet  # = obs & (tau < t): carries the potential g_t
@@ -483,7 +484,7 @@ def smc(
                 d_pix, grad_pix, a_rows = out
                 grad = unflat(operator.Vt(grad_pix))
         x0bar = unflat(operator.Vt(d_pix))
-        mu, v = x0bar + r * (xbar - x0bar), s * s * (1 - r) + (1 - r) ** 2 * t * t * rho
+        mu, v = _bridge_at_tau(xbar, x0bar, rho, t, s)  # the kernel: the same bridge, evaluated at s
         mu_tau, v_tau = _bridge_at_tau(xbar, x0bar, rho, t, tau_g)  # E[x_tau | x_t], Var[x_tau | x_t]
         var_s = torch.where(keep, s * s - tau**2, 1.0)
         log_g = _log_normal(xbar, ybar, var_g.expand_as(xbar), guided.expand_as(xbar))  # the old potential g_t(x_t)
