@@ -79,8 +79,6 @@ def _train_main(command: str, argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the recipe and print its settings; train nothing")
     args = parser.parse_intermixed_args(argv)
-    if args.dry_run:
-        return _train_dry_run(command, args)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -96,6 +94,9 @@ def _train_main(command: str, argv: list[str]) -> int:
             cfg.device = args.device
         if args.overwrite:
             cfg.overwrite = True
+        if args.dry_run:
+            print(_train_plan(args.recipe, cfg))
+            return 0
         out = os.path.normpath(cfg.output)
         fn = train if command == "train" else train_classifier
         start = time.perf_counter()
@@ -118,26 +119,15 @@ def _train_main(command: str, argv: list[str]) -> int:
     return 0
 
 
-def _train_dry_run(command: str, args: argparse.Namespace) -> int:
-    """``train RECIPE --dry-run``: the training recipe checked and resolved, nothing trained or written."""
+def _train_plan(recipe: str, cfg: object) -> str:
+    """``train RECIPE --dry-run``: the resolved training settings, nothing trained or written."""
     import dataclasses
 
     import yaml
 
-    try:
-        from pnpdiff.training import load_train_recipe
-
-        cfg = load_train_recipe(args.recipe, args.overrides)
-        cfg.task = command
-        if args.device is not None:
-            cfg.device = args.device
-    except PnPError as err:
-        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    print(f"# {args.recipe} resolved (--dry-run: nothing was trained or written)")
     settings = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in dataclasses.asdict(cfg).items()}
-    print(yaml.safe_dump(settings, sort_keys=False, default_flow_style=None).rstrip())
-    return 0
+    return (f"# {recipe} resolved (--dry-run: nothing was trained or written)\n"
+            + yaml.safe_dump(settings, sort_keys=False, default_flow_style=None).rstrip())
 
 
 def _recipe_task(argv: list[str]) -> str | None:
