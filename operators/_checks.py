@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import OperatorError, ShapeError, ValueRangeError
+from pnpdiff.errors import MemoryLimitError, OperatorError, ShapeError, ValueRangeError
 
 __all__ = [
     "OperatorRangeError",
@@ -40,7 +40,20 @@ __all__ = [
     "device",
     "shape_tuple",
     "as_real_tensor",
+    "not_meta",
+    "MAX_KERNEL_SIDE",
+    "OperatorMemoryError",
+    "kernel_side",
+    "check_build_memory",
+    "as_image",
 ]
+
+#: the largest kernel (or mask) side an operator builds from its arguments (``sigma``, ``size``,
+#: ``kernel_size``, a mask's ``shape``): the largest image side pnpdiff restores
+#: (``pnpdiff.api.MAX_SIDE``); a kernel wider than any image is a mistake, not a blur
+MAX_KERNEL_SIDE = 16_384
+#: constructions that need less memory than this are not checked against the memory limit
+BUILD_CHECK_FLOOR = 16 * 2**20
 
 
 class OperatorRangeError(OperatorError, ValueRangeError):
@@ -51,6 +64,12 @@ class OperatorRangeError(OperatorError, ValueRangeError):
 class OperatorShapeError(OperatorError, ShapeError):
     """An operator parameter (kernel, mask, matrix, shape) of the wrong shape (both an
     :class:`~pnpdiff.errors.OperatorError` and a :class:`~pnpdiff.errors.ShapeError`)."""
+
+
+class OperatorMemoryError(OperatorError, MemoryLimitError):
+    """An operator whose construction (a kernel from ``sigma`` or ``size``, a mask of ``shape``)
+    needs more memory than the run may use (both an :class:`~pnpdiff.errors.OperatorError` and a
+    :class:`~pnpdiff.errors.MemoryLimitError`)."""
 
 
 def show(value: Any) -> str:
@@ -314,7 +333,8 @@ def as_real_tensor(value: Any, name: str, *, ndims: Sequence[int], shapes: str) 
 
     Arrays and nested lists are converted; bool and integer tensors are returned as they are (the
     caller converts them, exactly, to a floating dtype); complex tensors, strings, ragged lists,
-    empty tensors and other objects are refused. Finiteness is not checked here.
+    empty tensors, tensors on the ``'meta'`` device (no values) and other objects are refused.
+    Finiteness is not checked here.
     """
     if torch.is_tensor(value):
         t = value
@@ -328,6 +348,7 @@ def as_real_tensor(value: Any, name: str, *, ndims: Sequence[int], shapes: str) 
                 f"{name} must be a tensor or array of shape {shapes} (a rectangular array of numbers), "
                 f"got {show(value)} ({type(value).__name__})"
             ) from exc
+    not_meta(t, name)
     if t.is_complex():
         raise OperatorRangeError(f"{name} must be real, got a tensor of dtype {t.dtype}")
     if t.ndim not in tuple(ndims):
@@ -335,3 +356,81 @@ def as_real_tensor(value: Any, name: str, *, ndims: Sequence[int], shapes: str) 
     if t.numel() == 0:
         raise OperatorShapeError(f"{name} must not be empty, got shape {tuple(t.shape)}")
     return t
+
+
+def not_meta(t: Tensor, name: str, error: type[Exception] = OperatorError) -> Tensor:
+    """``t`` itself, or one line if it is a tensor on the ``'meta'`` device (a shape without values)."""
+    if torch.is_tensor(t) and t.is_meta:
+        raise error(
+            f"{name} is a tensor on the 'meta' device (a shape without values, shape {tuple(t.shape)}); pass a "
+            "tensor that holds values (on 'cpu' or 'cuda'), e.g. one made with device='cpu'"
+        )
+    return t
+
+
+def kernel_side(side: int, name: str, given: Any, how: str, fix: str, what: str = "a kernel") -> int:
+    """``side`` (a kernel or mask side derived from the argument ``name`` = ``given``), or an
+    :class:`OperatorRangeError` if it exceeds :data:`MAX_KERNEL_SIDE`.
+
+    ``how`` says how the side follows from the argument (``"2 * ceil(3 sigma) + 1"``), ``fix``
+    what to change. The message starts with ``name`` (recipes turn it into ``operator.name:``).
+    """
+    if side <= MAX_KERNEL_SIDE:
+        return side
+    side_text = f"{side:,}" if side < 10**15 else f"{float(side):.3g}"
+    raise OperatorRangeError(
+        f"{name} {show(given)} gives {what} {side_text} px a side ({how}), more than {MAX_KERNEL_SIDE} px, the "
+        f"largest image side pnpdiff restores; {fix}"
+    )
+
+
+def check_build_memory(need_bytes: float, name: str, given: Any, what: str, fix: str) -> None:
+    """Refuse a construction that needs more memory than a run may use, before allocating it.
+
+    The limit is the one :func:`pnpdiff.solve` is held to (:func:`pnpdiff.memory.memory_limit` on
+    the CPU, where operators build their kernels and masks: ``PNPDIFF_MAX_MEMORY``, else 80 % of
+    the available RAM); constructions under :data:`BUILD_CHECK_FLOOR` are not checked.
+
+    Parameters
+    ----------
+    need_bytes : float
+        Estimated peak of the construction.
+    name, given : str, Any
+        The argument the size comes from and its value (the message starts with ``name``).
+    what : str
+        What it builds, e.g. ``"a 3001x3001 kernel"``.
+    fix : str
+        What to change, e.g. ``"use a smaller sigma or kernel_size"``.
+
+    Raises
+    ------
+    OperatorMemoryError
+        With one line: the argument, what it builds, the estimate, the limit and how to proceed.
+    """
+    if need_bytes < BUILD_CHECK_FLOOR:
+        return
+    from pnpdiff.memory import ENV_VAR, format_bytes, memory_limit
+
+    cap, source = memory_limit(None)
+    if cap is None or need_bytes <= cap:
+        return
+    gib = max(1, math.ceil(need_bytes * 1.25 / 2**30))
+    raise OperatorMemoryError(
+        f"{name} {show(given)} gives {what} that needs about {format_bytes(need_bytes)} of memory to build, more "
+        f"than the {format_bytes(cap)} {source}; {fix}, or raise the limit on purpose with {ENV_VAR}={gib}G "
+        f"(or {ENV_VAR}=off)"
+    )
+
+
+def as_image(x: Any) -> Any:
+    """A PIL image -> the ``(1, C, H, W)`` float tensor in [0, 1] that :func:`pnpdiff.solve` makes of it
+    (:func:`pnpdiff.io.to_tensor`: 8-bit /255, 16-bit /65535, alpha as solve treats it); anything else
+    unchanged (the operator's own checks then judge it)."""
+    if type(x).__module__.startswith("PIL."):
+        from PIL import Image
+
+        if isinstance(x, Image.Image):
+            from pnpdiff.io import to_tensor
+
+            return to_tensor(x)[0]
+    return x

@@ -45,10 +45,21 @@ def batch_dot(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).flatten(1).sum(1)
 
 
+class _RhoError(_checks.OperatorRangeError):
+    """``rho`` of ``prox`` out of range: the message says where a solver's ``rho`` comes from."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"{message}: rho is the weight of ||x - z||^2 in prox(z, y, rho), a finite number >= 0; inside "
+            "solve() the method derives it from its options (diffpir, dpir: lam * sigma_y^2 / sigma^2; pnpdm: "
+            "(sigma_y / sigma)^2), so check lam (a positive number) and sigma_y"
+        )
+
+
 def _per_sample(v: Tensor | float, like: Tensor) -> Tensor:
     """Broadcast a scalar or a ``(B,)`` tensor against ``like`` (shape ``(B, ...)``)."""
     if not torch.is_tensor(v):
-        v = _checks.real(v, "rho", minimum=0.0)
+        v = _checks.real(v, "rho", minimum=0.0, error=_RhoError)
     elif v.ndim == 1 and v.shape[0] not in (1, like.shape[0]):
         raise ShapeError(
             f"rho must be a number or a tensor with one value per batch element ({like.shape[0]}), "
@@ -288,7 +299,15 @@ class LinearOperator(nn.Module):
             If ``A^T y`` does not have the shape of ``z``.
         """
         r = _per_sample(rho, z)
-        aty = self.adjoint(y)
+        try:
+            aty = self.adjoint(y)
+        except ShapeError as err:  # said of the user's y, not of an intermediate of a composition
+            if not (torch.is_tensor(y) and torch.is_tensor(z)):
+                raise
+            raise ShapeError(
+                f"{type(self).__name__}.prox: the measurement y of shape {tuple(y.shape)} does not fit z of shape "
+                f"{tuple(z.shape)}: A^T y fails ({err})"
+            ) from None
         if torch.is_tensor(z) and not _batch_fits(aty.shape, z.shape):
             raise ShapeError(
                 f"{type(self).__name__}.prox: the measurement y of shape {tuple(y.shape)} does not fit z of "
@@ -418,10 +437,15 @@ class LinearOperator(nn.Module):
             return NotImplemented
         return Composition(self, other)
 
+    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
+        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
+        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1]; the result is a tensor)."""
+        return super().__call__(_checks.as_image(x), *args, **kwargs)
+
     @staticmethod
     def _check_image(x: Tensor, name: str = "x") -> None:
         if not torch.is_tensor(x):
-            raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}{_not_tensor_hint(x, name)}")
         if x.ndim != 4:
             raise ShapeError(f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}")
         if x.numel() == 0:
@@ -429,8 +453,23 @@ class LinearOperator(nn.Module):
         if not x.is_floating_point():
             raise ShapeError(
                 f"{name} must be a floating-point tensor (images are floats in [0, 1]), got dtype {x.dtype} "
-                f"(shape {tuple(x.shape)}); convert it, e.g. {name}.float() / 255 for 8-bit images"
+                f"(shape {tuple(x.shape)}); convert it, e.g. {name}.float() / 255 for 8-bit images (inside "
+                "solve() the operator is applied to the prior's estimates: a prior's denoiser must return "
+                "floating-point tensors)"
             )
+
+
+def _not_tensor_hint(x: object, name: str) -> str:
+    """How to turn an image of another kind into the tensor an operator method takes."""
+    if type(x).__module__.startswith("PIL."):
+        return (f"; op({name}) converts a PIL image itself, or convert it with pnpdiff.io.to_tensor({name})[0] "
+                "(a (1, C, H, W) float tensor in [0, 1])")
+    if type(x).__module__ == "numpy":
+        return (f"; convert it with pnpdiff.io.to_tensor({name})[0] for an (H, W) or (H, W, C) image array, or "
+                f"torch.from_numpy({name}) for a (B, C, H, W) array")
+    if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__"):
+        return f"; read the file with pnpdiff.io.load_image({name})"
+    return ""
 
 
 def _batch_fits(a: Sequence[int], b: Sequence[int]) -> bool:

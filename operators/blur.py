@@ -43,7 +43,7 @@ from pnpdiff.errors import OperatorError, ShapeError
 
 from . import _checks
 from .base import LinearOperator, _check_prox_pair, _per_sample, conjugate_gradient
-from .kernels import gaussian_kernel, motion_kernel, uniform_kernel
+from .kernels import _gaussian_kernel, motion_kernel, uniform_kernel
 
 __all__ = ["Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "real_fourier_pack_indices"]
 
@@ -171,6 +171,8 @@ def _check_kernel(kernel: Tensor) -> Tensor:
     kernel = _checks.as_real_tensor(
         kernel, "kernel", ndims=(2, 3), shapes="(h, w) or (C, h, w) (one kernel per channel)"
     )
+    for side in kernel.shape[-2:]:
+        _checks.kernel_side(int(side), "kernel", kernel, "its shape", "use a smaller kernel")
     if not kernel.is_floating_point():
         kernel = kernel.to(torch.get_default_dtype())
     if not bool(torch.isfinite(kernel).all()):
@@ -218,6 +220,14 @@ class Blur(LinearOperator):
         was applied to, or pass ``shape``).
     cg_tol, cg_max_iter
         Of the conjugate-gradient fallbacks (spatial boundaries).
+    allow_wrap : bool
+        ``boundary="circular"`` only: accept images smaller than the kernel. The periodic model is
+        then still exact -- the kernel is wrapped around the image (taps whose offsets differ by a
+        multiple of the image size add up, as ``scipy.ndimage.convolve(mode="wrap")``) -- but it is
+        rarely what a user means, so by default (``False``) a kernel larger than the image it is
+        applied to is refused with a :class:`~pnpdiff.errors.ShapeError` naming both sizes. For
+        ``"reflect"`` the image must be larger than half the kernel; for ``"zeros"`` at least the
+        kernel's size.
 
     Notes
     -----
@@ -249,6 +259,7 @@ class Blur(LinearOperator):
         img_size: Sequence[int] | None = None,
         cg_tol: float = 1e-6,
         cg_max_iter: int = 200,
+        allow_wrap: bool = False,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
         kernel = _check_kernel(kernel)
@@ -261,9 +272,16 @@ class Blur(LinearOperator):
             img_size = _checks.shape_tuple(
                 img_size, "img_size", lengths=(2, 3, 4), what="None or (H, W) (or (C, H, W)) of positive integers"
             )
+        allow_wrap = _checks.boolean(allow_wrap, "allow_wrap")
+        if allow_wrap and boundary != "circular":
+            raise OperatorError(
+                f"allow_wrap=True needs boundary='circular' (only a periodic blur can wrap a kernel larger than "
+                f"the image around it), got boundary={boundary!r}"
+            )
         k3 = kernel if kernel.ndim == 3 else kernel[None]
         self.register_buffer("kernel", k3.detach().clone())
         self.boundary = boundary
+        self.allow_wrap = allow_wrap
         self.pinv_threshold = float(pinv_threshold)
         self.svd_threshold = float(svd_threshold)
         self.img_size = None if img_size is None else img_size[-2:]
@@ -290,8 +308,26 @@ class Blur(LinearOperator):
         self.clear_cache()
         return super()._load_from_state_dict(*args, **kwargs)
 
+    def _check_size(self, h: int, w: int, name: str) -> None:
+        """Refuse an image smaller than the kernel (unless ``allow_wrap`` for a circular blur)."""
+        _, kh, kw = self.kernel.shape
+        if (kh <= h and kw <= w) or self.allow_wrap or self.boundary == "reflect":  # reflect: checked in _pad
+            return
+        if self.boundary == "circular":
+            how = "a circular blur would wrap the kernel around the image"
+            alt = ", or allow_wrap=True for that periodic model"
+        else:
+            how = f"with boundary={self.boundary!r} part of the kernel never meets a pixel"
+            alt = ""
+        raise ShapeError(
+            f"the {type(self).__name__} kernel is {(kh, kw)} (h, w) but {name} is {(h, w)}: a blur kernel must not be larger "
+            f"than the image ({how}); use a smaller kernel (GaussianBlur: a smaller sigma or kernel_size, "
+            f"MotionBlur/UniformBlur: a smaller size) or a larger image{alt}"
+        )
+
     def _check(self, x: Tensor, name: str) -> None:
         self._check_image(x, name)
+        self._check_size(x.shape[-2], x.shape[-1], name)
         c = self.kernel.shape[0]
         if c != 1 and x.shape[1] != c:
             raise ShapeError(
@@ -579,8 +615,9 @@ class Blur(LinearOperator):
     def _prox_pcg(self, z: Tensor, y: Tensor, rho: float | Tensor) -> Tensor:
         """Spatial-boundary prox: PCG (mirror preconditioner for reflect, circular for zeros)."""
         self._check(z, "z")
+        self._check_image(y, "y")
+        _check_prox_pair(self, z, y, z.shape)  # a y that does not fit z: said before anything about y alone
         self._check(y, "y")
-        _check_prox_pair(self, z, y, z.shape)
         r = _per_sample(rho, z)
         return conjugate_gradient(
             lambda v: self.gram(v) + r * v,
@@ -625,8 +662,9 @@ class Blur(LinearOperator):
         if self.boundary != "circular":
             return self._prox_pcg(z, y, rho)
         self._check(z, "z")
+        self._check_image(y, "y")
+        _check_prox_pair(self, z, y, z.shape)  # a y that does not fit z: said before anything about y alone
         self._check(y, "y")
-        _check_prox_pair(self, z, y, z.shape)
         h, w = z.shape[-2:]
         dt = _fft_dtype(z.dtype)
         tf = self._tf(h, w, z.device, dt)
@@ -794,6 +832,7 @@ class Blur(LinearOperator):
             what="an image shape (H, W), (C, H, W) or (B, C, H, W) of positive integers, or an image tensor",
         )
         h, w = full[-2:]
+        self._check_size(h, w, "the image")
         device = self.kernel.device if device is None else torch.device(device)
         dtype = self.kernel.dtype if dtype is None else dtype
         dt = _fft_dtype(dtype)
@@ -827,9 +866,8 @@ class GaussianBlur(Blur):
         boundary: str = "circular",
         **kwargs,
     ) -> None:
-        if kernel_size is not None:
-            kernel_size = _checks.int_pair(kernel_size, "kernel_size")
-        super().__init__(gaussian_kernel(sigma, kernel_size, angle, dtype=torch.float64), boundary, **kwargs)
+        kernel = _gaussian_kernel(sigma, kernel_size, angle, torch.float64, None, size_name="kernel_size")
+        super().__init__(kernel, boundary, **kwargs)
         self.sigma = sigma
         self.angle = angle
 

@@ -93,7 +93,7 @@ def downsample_taps(factor: int, filter: str = "bicubic", sigma: float | None = 
     (Tensor, int)
         Float64 taps (summing to one) and the integer offset of the first tap.
     """
-    s = _checks.integer(factor, "factor", minimum=1)
+    s = _checks.integer(factor, "factor", minimum=1, maximum=_checks.MAX_KERNEL_SIDE)
     filter = _checks.choice(filter, "filter", _FILTERS)
     if sigma is not None:
         if filter != "gaussian":
@@ -102,6 +102,11 @@ def downsample_taps(factor: int, filter: str = "bicubic", sigma: float | None = 
                 "drop sigma or use filter='gaussian'"
             )
         sigma = _checks.real(sigma, "sigma", positive=True)
+        if sigma > _checks.MAX_KERNEL_SIDE:  # 6 sigma + 1 taps: wider than any image
+            raise _checks.OperatorRangeError(
+                f"sigma must be at most {_checks.MAX_KERNEL_SIDE} px (the filter has 6 sigma + 1 taps, and "
+                f"{_checks.MAX_KERNEL_SIDE} px is the largest image side), got {_checks.show(sigma)}"
+            )
     if filter == "bicubic":
         return _sampled_taps(lambda d: _cubic(d / s), 2.0 * s, s)
     if filter == "bilinear":
@@ -382,7 +387,8 @@ class Downsample(LinearOperator):
         cg_max_iter: int = 200,
     ) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
-        factor = _checks.integer(factor, "factor", minimum=1)
+        factor = _checks.integer(factor, "factor", minimum=1, maximum=_checks.MAX_KERNEL_SIDE,
+                                 what=f"a positive integer (at most {_checks.MAX_KERNEL_SIDE}, the largest image side)")
         if boundary != "circular":
             raise OperatorError(
                 f"boundary must be 'circular' (the only one Downsample supports: its prox, pinv and SVD are "
@@ -425,6 +431,7 @@ class Downsample(LinearOperator):
             self.filter_name = "custom"
             if filter.is_complex():
                 raise _checks.OperatorRangeError(f"filter must be a real kernel, got dtype {filter.dtype}")
+            _checks.not_meta(filter, "filter")
             k = filter.detach().to("cpu", torch.float64)
             while k.ndim > 2 and k.shape[0] == 1:
                 k = k[0]

@@ -24,8 +24,20 @@ class Inpaint(DiagonalOperator):
     ----------
     mask : Tensor
         ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` (``C`` and ``B`` may be 1 and then broadcast),
-        bool or float. Entries are normally 0/1; soft weights in ``[0, 1]`` are also accepted (the
-        formulas below hold for any weights). Generators: :mod:`pnpdiff.operators.masks`.
+        bool or float, with values 0 or 1 and at least one observed pixel (1) in every image of the
+        batch. Generators: :mod:`pnpdiff.operators.masks`.
+    soft : bool
+        Accept soft weights in ``[0, 1]`` instead of a binary mask (the formulas below hold for any
+        weights). Without it a mask with other values (an anti-aliased or JPEG mask, a grey image)
+        is refused, naming a value found: threshold it first (``mask > 0.5``).
+    cg_tol, cg_max_iter
+        As for :class:`~pnpdiff.operators.LinearOperator`.
+
+    Raises
+    ------
+    OperatorError
+        If the mask is not a finite real tensor (a ``'meta'`` tensor has no values), has values
+        outside ``[0, 1]`` (or other than 0 and 1 without ``soft``), or has no observed pixel.
 
     Notes
     -----
@@ -37,8 +49,9 @@ class Inpaint(DiagonalOperator):
 
     closed_form_prox = True
 
-    def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200) -> None:
+    def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200, soft: bool = False) -> None:
         super().__init__(cg_tol=cg_tol, cg_max_iter=cg_max_iter)
+        soft = _checks.boolean(soft, "soft")
         mask = _checks.as_real_tensor(mask, "mask", ndims=(2, 3, 4), shapes="(H, W), (C, H, W) or (B, C, H, W)")
         if not mask.is_floating_point():
             mask = mask.to(torch.get_default_dtype())
@@ -51,10 +64,27 @@ class Inpaint(DiagonalOperator):
                 f"mask values must lie in [0, 1] (1 = observed, 0 = missing), got values from "
                 f"{float(mask.min()):g} to {float(mask.max()):g} (mask of shape {tuple(mask.shape)})"
             )
+        other = (mask != 0) & (mask != 1)
+        if not soft and bool(other.any()):
+            found = float(mask[other].flatten()[0])
+            raise _checks.OperatorRangeError(
+                f"mask values must be 0 or 1 (1 = observed, 0 = missing), found {found:.6g} (mask of shape "
+                f"{tuple(mask.shape)}, {int(other.sum())} such values); threshold it, e.g. mask > 0.5, or pass "
+                "soft=True for weights in [0, 1]"
+            )
         while mask.ndim < 4:
             mask = mask.unsqueeze(0)
+        observed = (mask != 0).flatten(1).any(1)
+        if not bool(observed.all()):
+            which = "" if mask.shape[0] == 1 else f" in batch element {int((~observed).nonzero()[0])}"
+            raise _checks.OperatorRangeError(
+                f"mask has no observed pixel{which} (all {mask[0].numel()} values are 0; 1 = observed, 0 = missing): "
+                "there is nothing to restore from; check the mask (white = observed in a mask image) or "
+                "its p_missing / box_size"
+            )
         self.register_buffer("mask", mask.detach().clone())
         self.binary = bool(((mask == 0) | (mask == 1)).all())
+        self.soft = soft
 
     def extra_repr(self) -> str:
         frac = float(self.mask.float().mean())

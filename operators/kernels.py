@@ -58,16 +58,55 @@ def gaussian_kernel(
     -------
     Tensor
         Shape ``(h, w)``, non-negative, sums to one, centre at ``(h // 2, w // 2)``.
+
+    Raises
+    ------
+    OperatorError
+        If ``sigma`` (or ``size``) gives a kernel more than 16384 px a side, the largest image side.
+    MemoryLimitError
+        If building the kernel needs more memory than a run may use (``PNPDIFF_MAX_MEMORY``, else
+        80 % of the available RAM): checked before anything is allocated.
     """
+    return _gaussian_kernel(sigma, size, angle, dtype, device)
+
+
+#: peak bytes per tap of building a kernel (float64 work arrays, the checks and the copy
+#: :class:`~pnpdiff.operators.Blur` keeps), measured on the CPU (63 B/tap for a Gaussian, 47 for a
+#: motion kernel, 19 for a box) and rounded up
+GAUSSIAN_BYTES_PER_TAP = 80
+UNIFORM_BYTES_PER_TAP = 24
+MOTION_BYTES_PER_TAP = 64
+
+
+def _gaussian_kernel(
+    sigma: float | Sequence[float],
+    size: int | Sequence[int] | None,
+    angle: float,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    size_name: str = "size",
+) -> Tensor:
+    """:func:`gaussian_kernel`, its size argument called ``size_name`` in messages
+    (``kernel_size`` for :class:`~pnpdiff.operators.GaussianBlur`)."""
     sx, sy = _pair(sigma, "sigma")
     if size is not None:
-        size = _size_pair(size, "size")
+        size = _size_pair(size, size_name)
     angle = _checks.real(angle, "angle")
     dtype = _checks.float_dtype(dtype)
     device = _checks.device(device)
     if size is None:
-        size = 2 * math.ceil(3 * max(sx, sy)) + 1
+        side = 2 * math.ceil(3 * max(sx, sy)) + 1
+        _checks.kernel_side(side, "sigma", sigma, "2 * ceil(3 sigma) + 1",
+                            f"use a smaller sigma (at most {(_checks.MAX_KERNEL_SIDE - 1) // 6} px), or give "
+                            f"{size_name} (the Gaussian is then cut at that size)")
+        size = side
+        name, given, fix = "sigma", sigma, f"use a smaller sigma or {size_name}"
+    else:
+        for side in size:
+            _checks.kernel_side(side, size_name, size, f"{size_name} itself", f"use a smaller {size_name}")
+        name, given, fix = size_name, size, f"use a smaller {size_name}"
     h, w = _size_pair(size)
+    _checks.check_build_memory(GAUSSIAN_BYTES_PER_TAP * h * w, name, given, f"a {h}x{w} kernel", fix)
     y = torch.arange(h, dtype=torch.float64) - h // 2
     x = torch.arange(w, dtype=torch.float64) - w // 2
     yy, xx = torch.meshgrid(y, x, indexing="ij")
@@ -106,6 +145,9 @@ def uniform_kernel(
     h, w = _size_pair(size)
     dtype = _checks.float_dtype(dtype)
     device = _checks.device(device)
+    for side in (h, w):
+        _checks.kernel_side(side, "size", size, "size itself", "use a smaller size")
+    _checks.check_build_memory(UNIFORM_BYTES_PER_TAP * h * w, "size", size, f"a {h}x{w} kernel", "use a smaller size")
     return torch.full((h, w), 1.0 / (h * w), dtype=dtype, device=device)
 
 
@@ -205,6 +247,9 @@ def motion_kernel(
     generator = _checks.generator(generator)
     dtype = _checks.float_dtype(dtype)
     device = _checks.device(device)
+    _checks.kernel_side(size, "size", size, "size itself", "use a smaller size (61 in DPS/DiffPIR for 256x256 images)")
+    _checks.check_build_memory(MOTION_BYTES_PER_TAP * size * size, "size", size, f"a {size}x{size} kernel",
+                               "use a smaller size")
     if generator is None:
         generator = torch.Generator()
         generator.manual_seed(0 if seed is None else seed)
@@ -268,6 +313,11 @@ def motion_kernel(
     # soften the 1-pixel trace like the reference generator does (Gaussian of 1% of the diagonal)
     g1 = gaussian_kernel(max(0.01 * diag, 0.5), dtype=torch.float64)
     r = g1.shape[-1] // 2
-    k = torch.nn.functional.conv2d(k[None, None], g1[None, None], padding=r)[0, 0]
+    if g1.numel() <= 441:  # direct convolution (its im2col needs size^2 * taps values)
+        k = torch.nn.functional.conv2d(k[None, None], g1[None, None], padding=r)[0, 0]
+    else:  # the same zero-padded convolution by FFT: a large kernel's im2col would need ~60 GB at size 999
+        n = size + 2 * r
+        full = torch.fft.irfft2(torch.fft.rfft2(k, s=(n, n)) * torch.fft.rfft2(g1, s=(n, n)), s=(n, n))
+        k = full[r : r + size, r : r + size].clamp_min(0)
     k = k / k.sum()
     return k.to(dtype=dtype, device=device)

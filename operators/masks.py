@@ -21,12 +21,30 @@ from . import _checks
 __all__ = ["random_mask", "box_mask", "freeform_mask"]
 
 
+#: peak bytes per pixel (of ``B * C * H * W``) of drawing a mask, measured on the CPU and rounded
+#: up: random_mask 32 (a float32 draw, two int64 argsorts), box_mask a few; freeform_mask holds the
+#: float64 distances of every pixel to every segment of a stroke (690 B/px at max_vertices=12)
+RANDOM_BYTES_PER_PIXEL = 40
+BOX_BYTES_PER_PIXEL = 16
+FREEFORM_BYTES_PER_PIXEL_PER_VERTEX = 64
+
+
 def _shape(shape: Sequence[int]) -> tuple[int, ...]:
+    given = shape
     if torch.is_tensor(shape):
         shape = tuple(shape.shape)
-    return _checks.shape_tuple(
+    shp = _checks.shape_tuple(
         shape, "shape", lengths=(2, 3, 4), what="(H, W), (C, H, W) or (B, C, H, W) of positive integers"
     )
+    for side in shp[-2:]:
+        _checks.kernel_side(side, "shape", given, "its (H, W)", "give the image's own shape", what="a mask")
+    return shp
+
+
+def _check_memory(shp: tuple[int, ...], per_pixel: float) -> None:
+    """The memory guard of :func:`pnpdiff.solve`, before a mask of ``shp`` is drawn."""
+    _checks.check_build_memory(per_pixel * math.prod(shp), "shape", shp, f"a mask of {math.prod(shp):,} values",
+                               "give a smaller shape (the image's own)")
 
 
 def _gen(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
@@ -76,9 +94,10 @@ def random_mask(
     per_channel = _checks.boolean(per_channel, "per_channel")
     device = _checks.device(device)
     b, c, h, w = _as_4d(shp)
+    draw_c = c if per_channel else 1
+    _check_memory(shp, RANDOM_BYTES_PER_PIXEL * draw_c / c + 8)
     g = _gen(generator, seed)
     n_missing = round(p_missing * h * w)
-    draw_c = c if per_channel else 1
     ranks = torch.rand(b, draw_c, h * w, generator=g).argsort(-1).argsort(-1)
     mask = (ranks >= n_missing).to(torch.get_default_dtype()).view(b, draw_c, h, w)
     return mask.expand(b, c, h, w).reshape(shp).clone().to(device)
@@ -116,6 +135,7 @@ def box_mask(
     """
     shp = _shape(shape)
     b, c, h, w = _as_4d(shp)
+    _check_memory(shp, BOX_BYTES_PER_PIXEL)
     device = _checks.device(device)
     margin = _checks.integer(margin, "margin", minimum=0)
     _checks.generator(generator)
@@ -227,6 +247,7 @@ def freeform_mask(
     if max_width is not None:
         max_width = _checks.real(max_width, "max_width", positive=True)
     device = _checks.device(device)
+    _check_memory((h, w), FREEFORM_BYTES_PER_PIXEL_PER_VERTEX * max_vertices + 16 * b * c)
     g = _gen(generator, seed)
     diag = math.hypot(h, w)
     max_w = diag / 10 if max_width is None else max_width

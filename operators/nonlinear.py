@@ -111,6 +111,11 @@ class PhaseRetrieval(nn.Module):
         ph, pw = self.padding(h, w)
         return (*lead, h + 2 * ph, w + 2 * pw)
 
+    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
+        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
+        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1])."""
+        return super().__call__(_checks.as_image(x), *args, **kwargs)
+
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``A(x) = |F(pad(x))|`` (centred, orthonormal DFT magnitude).
 
@@ -225,6 +230,11 @@ class SaturatedBlur(nn.Module):
         """
         t = (u * self._tanh_gain).clamp(-(1 - eps), 1 - eps)
         return torch.atanh(t) / self.gain
+
+    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
+        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
+        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1])."""
+        return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``A(x) = s(k * x)``: Gaussian blur, then the sensor response.

@@ -15,6 +15,7 @@ from pnpdiff.errors import (
     ImageReadError,
     InputFileError,
     MemoryLimitError,
+    NonFiniteError,
     OperatorError,
     OutputFolderError,
     PnPError,
@@ -25,7 +26,9 @@ from pnpdiff.errors import (
     ValueRangeError,
     WeightsNotFoundError,
 )
+from pnpdiff.interrupts import install_if_cli
 
+install_if_cli()  # first, before torch loads: a command-line run interrupted during its imports exits 130/143
 ensure_operators()
 
 from pnpdiff import operators, schedules  # noqa: E402
@@ -59,6 +62,7 @@ __all__ = [
     "ImageReadError",
     "OutputFolderError",
     "MemoryLimitError",
+    "NonFiniteError",
     "PnPWarning",
     "Blur",
     "GaussianBlur",

@@ -24,9 +24,10 @@ from pnpdiff.errors import (
 from pnpdiff.io import check_range, to_tensor
 from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
-from pnpdiff.solvers.common import estimate_noise_level
+from pnpdiff.solvers.common import FiniteGuard, check_finite_result, estimate_noise_level
 
-__all__ = ["solve", "task_of", "default_method", "default_options", "default_steps", "DEFAULTS"]
+__all__ = ["solve", "task_of", "default_method", "default_options", "default_steps", "DEFAULTS", "OPTION_RANGES",
+           "MAX_STEPS", "MAX_SIGMA_Y"]
 
 #: per (prior family, task, method) hyper-parameters; ``"*"`` matches any prior / task.
 #: Tuned on scikit-image photos at 256x256 with sigma_y = 0.025 (see docs/quality.md).
@@ -122,6 +123,61 @@ def default_method(task: str) -> str:
     return "mmse" if task == "denoise" and "mmse" in SOLVERS else "diffpir"
 
 
+#: ranges of the integer arguments and recipe keys, one place for ``solve``, ``sample`` and recipes
+#: (docs/recipes.md lists them): ``steps`` 1 .. MAX_STEPS (a schedule of more sigmas is a mistake,
+#: not a run); every seed 0 .. MAX_SEED (a signed 64-bit generator seed); an image side (``size``)
+#: 1 .. MAX_SIDE; a count of images drawn or restored together (``n``, ``batch_size``, ``samples``)
+#: 1 .. MAX_COUNT. The memory guard still judges what fits.
+MAX_STEPS = 100_000
+MAX_SEED = 2**63 - 1
+MAX_SIDE = 16_384
+MAX_COUNT = 65_536
+#: the largest measurement noise level ``sigma_y`` (in the data's units: [0, 1] for images, where a
+#: noise level above 1 already drowns the image); beyond it the data steps overflow to NaN
+MAX_SIGMA_Y = 1e3
+#: the most SMC particles (and probes, particles per denoiser call) one measurement takes
+MAX_PARTICLES = 2**20
+
+#: documented ranges of the solvers' options, ``(method, key) -> (low, high, low excluded)``
+#: (``None``: no bound), checked by ``solve`` before anything runs; a value outside is refused
+#: naming the option (``docs/errors.md``). The solvers check the rest themselves (daps' ``lr``, ...).
+OPTION_RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool]] = {
+    # rho_t = lam sigma_y^2 / t^2: lam = 0 drops the prior from the data step (the least-squares fit)
+    ("diffpir", "lam"): (0.0, 1e6, True),
+    ("diffpir", "zeta"): (0.0, 1.0, False),  # a fraction of fresh noise: sqrt(1 - zeta), sqrt(zeta)
+    ("dpir", "lam"): (0.0, 1e6, True),
+    ("dps", "zeta"): (0.0, 1e3, False),  # the step zeta' / ||y - A x0||; the tuned ones are 1 to 30
+    ("reddiff", "lam"): (0.0, 1e6, False),
+    ("reddiff", "lr"): (0.0, 1.0, True),
+    ("ddrm", "eta"): (0.0, 1.0, False),
+    ("ddrm", "eta_b"): (0.0, 1.0, False),
+    ("ddrm", "svd_threshold"): (0.0, 1.0, False),
+    ("ddnm", "eta"): (0.0, 1.0, False),
+    ("ddnm+", "eta"): (0.0, 1.0, False),
+    ("ddnm+", "svd_threshold"): (0.0, 1.0, False),
+    ("ddnm", "travel_length"): (0, MAX_STEPS, False),
+    ("ddnm+", "travel_length"): (0, MAX_STEPS, False),
+    ("ddnm", "travel_repeat"): (1, 1000, False),
+    ("ddnm+", "travel_repeat"): (1, 1000, False),
+    ("pigdm", "eta"): (0.0, 1.0, False),
+    ("pigdm", "guidance"): (0.0, 1e3, False),
+    ("pigdm", "cg_iter"): (1, MAX_STEPS, False),
+    ("pigdm", "data_std"): (0.0, 1e3, True),
+    ("smc", "particles"): (1, MAX_PARTICLES, False),
+    ("smc", "chunk_size"): (1, MAX_PARTICLES, False),
+    ("smc", "probes"): (1, MAX_PARTICLES, False),
+    ("smc", "samples"): (0, MAX_COUNT, False),
+    ("smc", "svd_threshold"): (0.0, 1.0, False),
+    ("daps", "ode_steps"): (1, MAX_STEPS, False),
+    ("daps", "langevin_steps"): (0, MAX_STEPS, False),
+    ("daps", "ode_sigma_min"): (0.0, None, False),
+    ("daps", "beta_y"): (0.0, MAX_SIGMA_Y, True),
+    ("pnpdm", "prior_steps"): (1, MAX_STEPS, False),
+    ("pnpdm", "langevin_steps"): (1, MAX_STEPS, False),
+    ("pnpdm", "prior_sigma_min"): (0.0, None, False),
+}
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
@@ -145,9 +201,11 @@ def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int
     return v
 
 
-def check_real(name: str, value: Any, *, minimum: float | None = None) -> float:
+def check_real(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+               above: float | None = None) -> float:
     """``value`` as a finite float, or a :class:`ValueRangeError` naming ``name``: no string
-    (``'0.025'``), bool, NaN or infinity is accepted."""
+    (``'0.025'``), bool, NaN or infinity is accepted; ``minimum`` / ``maximum`` bound it (inclusive),
+    ``above`` from below (exclusive)."""
     if torch.is_tensor(value) and value.numel() == 1:
         value = value.item()
     if not _is_real(value):
@@ -157,7 +215,35 @@ def check_real(name: str, value: Any, *, minimum: float | None = None) -> float:
         raise ValueRangeError(f"{name} must be a finite number, got {v}")
     if minimum is not None and v < minimum:
         raise ValueRangeError(f"{name} must be >= {minimum}, got {v}")
+    if above is not None and not v > above:
+        raise ValueRangeError(f"{name} must be > {above}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueRangeError(f"{name} must be <= {maximum:g}, got {v:g}")
     return v
+
+
+def check_tensor(name: str, value: Any) -> None:
+    """Refuse a tensor without values (on the ``meta`` device) with a :class:`ValueRangeError`
+    naming ``name``; anything else passes (the callers check the rest)."""
+    if torch.is_tensor(value) and value.device.type == "meta":
+        raise ValueRangeError(f"{name} is a meta tensor (a shape without values, shape {tuple(value.shape)}); "
+                              "pass a tensor with data, e.g. on 'cpu'")
+
+
+def _check_range(method: str, key: str, value: Any) -> None:
+    """Refuse an option outside its :data:`OPTION_RANGES` entry, naming the option and the range."""
+    bounds = OPTION_RANGES.get((method, key))
+    if bounds is None or value is None or not _is_real(value):
+        return
+    lo, hi, open_lo = bounds
+    v = float(value)
+    if (lo is None or (v > lo if open_lo else v >= lo)) and (hi is None or v <= hi):
+        return
+    low = "" if lo is None else f"{'>' if open_lo else '>='} {lo:g}"
+    high = "" if hi is None else f"<= {hi:g}"
+    why = " (0: the data step ignores the prior's estimate)" if key == "lam" and open_lo and v == 0 else ""
+    raise ValueRangeError(f"option {key!r} of method {method!r} must be {' and '.join(b for b in (low, high) if b)}, "
+                          f"got {value!r}{why}")
 
 
 #: the kind of an option whose default is ``None``, read from its annotation (``int | None``, ...)
@@ -181,11 +267,21 @@ def _check_option(method: str, key: str, value: Any, default: Any, annotation: A
             raise ValueRangeError(f"{name} must be true or false, got {value!r}")
         return value
     if isinstance(default, int):
-        return check_int(name, value)
+        value = check_int(name, value)
+        _check_range(method, key, value)
+        return value
     if isinstance(default, float):
-        return check_real(name, value)
-    if key == "x_init" and value is not None and not torch.is_tensor(value):
-        raise ValueRangeError(f"{name} must be a tensor of the image's shape, got {type(value).__name__}")
+        value = check_real(name, value)
+        _check_range(method, key, value)
+        return value
+    if key == "x_init" and value is not None:
+        if not torch.is_tensor(value):
+            raise ValueRangeError(f"{name} must be a tensor of the image's shape, got {type(value).__name__}")
+        check_tensor(name, value)
+        if not value.is_floating_point():
+            raise ValueRangeError(f"{name} must be a floating-point tensor (an image in [0, 1]), got {value.dtype}")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueRangeError(f"{name} contains NaN or inf; pass a finite starting estimate")
     if key == "callback" and value is not None and not callable(value):
         raise ValueRangeError(f"{name} must be a function callback(i, sigma, x, x0_hat)")
     return value
@@ -208,6 +304,9 @@ def _check_schedule_options(opts: dict[str, Any]) -> None:
             raise ValueRangeError("option 'schedule' must hold finite sigmas >= 0")
         if s.numel() > 1 and bool((s[1:] > s[:-1]).any()):
             raise ValueRangeError("option 'schedule' must be a decreasing sequence of sigmas")
+        if s.numel() > MAX_STEPS + 1:
+            raise ValueRangeError(f"option 'schedule' holds {s.numel()} sigmas; at most {MAX_STEPS + 1} "
+                                  f"({MAX_STEPS} steps)")
     for key in ("schedule_max", "schedule_min"):
         v = opts.get(key)
         if v is None or (key == "schedule_min" and v == "sigma_y"):
@@ -371,14 +470,15 @@ def solve(
     """
     if method is not None and (not isinstance(method, str) or method not in SOLVERS):
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
-    n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1)
+    n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
     if sigma_y is not None:
-        sigma_y = check_real("sigma_y", sigma_y, minimum=0.0)
+        sigma_y = check_real("sigma_y", sigma_y, minimum=0.0, maximum=MAX_SIGMA_Y)
+    check_tensor("y", y)
     seeds: list[int] | None = None
     if isinstance(seed, (list, tuple)):
-        seeds = [check_int(f"seed[{i}]", s, minimum=0, maximum=2**63 - 1) for i, s in enumerate(seed)]
+        seeds = [check_int(f"seed[{i}]", s, minimum=0, maximum=MAX_SEED) for i, s in enumerate(seed)]
     elif seed is not None:
-        seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+        seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     if not isinstance(progress, bool):
         raise ValueRangeError(f"progress must be true or false, got {progress!r}")
     _check_schedule_options(options)
@@ -446,7 +546,10 @@ def solve(
                 extra=extra, scale_y=False)
         chunk = int(options["chunk_size"])
         mem_shape = (x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:])
-    _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra)
+    schedule_arg = options.get("schedule")
+    n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else n_steps_arg
+               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), method))
+    _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra, n_sched)
     prior_obj = prior_obj.to(dev)
     from pnpdiff.priors.runtime import with_runtime
 
@@ -510,6 +613,9 @@ def solve(
         generator = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
     elif seed is not None:
         generator = torch.Generator(device=dev).manual_seed(int(seed))
+    # every denoiser call is checked for NaN / inf (the prior's, or the iterate's), and so is the result
+    op_name = type(op).__name__ if isinstance(op, torch.nn.Module) else getattr(op, "__name__", type(op).__name__)
+    prior_obj = FiniteGuard(prior_obj, method, op_name)
     try:
         out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)
     except torch.OutOfMemoryError:
@@ -518,6 +624,7 @@ def solve(
             "use a smaller image, a method without backpropagation (diffpir, dpir, ddnm) or a "
             "device with more memory"
         ) from None
+    check_finite_result(out, method, op_name)
     if grey_rgb:
         out = out.expand(-1, 3, -1, -1)
     if data_range is not None:
@@ -526,9 +633,9 @@ def solve(
 
 
 def _check_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
-                  dtype: torch.dtype, max_memory: int | str | None, extra: int = 0) -> None:
+                  dtype: torch.dtype, max_memory: int | str | None, extra: int = 0, steps: int = 0) -> None:
     """Refuse, before anything large is allocated, a solve that cannot fit in memory (``extra``:
-    bytes a method holds beyond the estimate, e.g. smc's particles)."""
-    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype) + int(extra)
+    bytes a method holds beyond the estimate, e.g. smc's particles; ``steps``: the schedule's length)."""
+    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype, steps=steps) + int(extra)
     what = f"{memory.describe_shape(x_shape)} with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
     memory.check_memory(need, dev, what=what, limit=max_memory)

@@ -53,7 +53,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff.errors import InputFileError, MemoryLimitError, PnPError, RecipeError
+from pnpdiff.errors import InputFileError, MemoryLimitError, OutputFolderError, PnPError, RecipeError
 from pnpdiff.outputs import OutputFolder, file_sha256
 from pnpdiff.recipes import (
     AUTO_BATCH,
@@ -96,12 +96,50 @@ def list_inputs(spec: str, exclude: str | os.PathLike | None = None) -> list[Pat
             raise InputFileError(f"input folder {p} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     else:
         files = [Path(f) for f in glob.glob(spec, recursive=True) if Path(f).is_file()]
+        matched = len(files)
         if exclude is not None:
             out = Path(exclude).resolve()
             files = [f for f in files if out not in f.resolve().parents]
+        if not files and matched:
+            raise InputFileError(
+                f"the {matched} file(s) matching the input pattern {spec} are all inside the output folder "
+                f"{exclude}, and a run never reads its own output folder as input: choose an output folder "
+                "outside the images' folder")
         if not files:
             raise InputFileError(f"no file matches the input pattern {spec}")
     return sorted(files)
+
+
+def input_root(spec: str) -> Path:
+    """The folder a folder / glob input reads from: the folder itself, or the part of the glob
+    before its first wildcard (``photos/*.png`` -> ``photos``)."""
+    parts = Path(spec).parts
+    for k, part in enumerate(parts):
+        if any(ch in part for ch in "*?["):
+            return Path(*parts[:k]) if k else Path(".")
+    return Path(spec)
+
+
+def _input_meta(spec: str) -> dict[str, str]:
+    """What the run-level manifest records of the input: the spec and its folder's real path."""
+    return {"input": spec, "input_realpath": os.path.realpath(input_root(spec))}
+
+
+def check_resume_input(spec: str, target: Path) -> None:
+    """Refuse to resume a run in ``target`` whose input folder (the same ``spec``) now resolves to
+    another real path than when the run started: it was moved, or replaced by a symbolic link to
+    another folder, and the run would read (or, with an output folder below it, write) elsewhere."""
+    try:
+        meta = OutputFolder(target, (), lock=False).recorded_meta()
+    except OutputFolderError:
+        return  # the run's own check names what is wrong with the folder
+    now = _input_meta(spec)
+    if meta and meta.get("input") == spec and isinstance(meta.get("input_realpath"), str) \
+            and meta["input_realpath"] != now["input_realpath"]:
+        raise InputFileError(
+            f"input folder {input_root(spec)} is now {now['input_realpath']}, not {meta['input_realpath']} as when "
+            f"the run in {target} started (it was moved or replaced by a symbolic link); pnpdiff does not resume "
+            "through it: put the original folder back, or choose another output folder")
 
 
 def image_names(paths: list[Path]) -> list[str]:
@@ -215,6 +253,7 @@ def scan(recipe: Recipe, target: Path, n_steps: int, overwrite: bool
     """What a batch run into ``target`` would do, reading only: the image names (in order), the
     finished ones (name -> their metrics row) and the rest as ``(name, path, OutputFolder)``,
     each checked to be writable (an :class:`~pnpdiff.OutputFolderError` otherwise)."""
+    check_resume_input(recipe.input_spec, target)
     paths = list_inputs(recipe.input_spec, exclude=target)
     names = image_names(paths)
     per_image = image_file_names(recipe)
@@ -222,7 +261,8 @@ def scan(recipe: Recipe, target: Path, n_steps: int, overwrite: bool
     todo: list[tuple[str, Path, OutputFolder]] = []
     for name, path in zip(names, paths):
         fp = fingerprint(recipe, n_steps, name, path)
-        folder = OutputFolder(target / name, per_image, overwrite=overwrite, meta={"fingerprint": fp})
+        # covered by the top folder's lock; OutputFolder refuses an image folder that is a link
+        folder = OutputFolder(target / name, per_image, overwrite=overwrite, meta={"fingerprint": fp}, lock=False)
         meta = folder.finished()
         if meta is not None and meta.get("fingerprint") == fp and isinstance(meta.get("metrics"), dict):
             done[name] = meta["metrics"]
@@ -325,14 +365,14 @@ def run_batch(
     t_start = time.perf_counter()
     dev_spec = device if device is not None else recipe.device
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
-    top = OutputFolder(target, RUN_FILES, overwrite=overwrite)
-    top.check()
-    settings = run_settings(recipe, steps)
-    n_steps = settings["steps"]
-    names, done, todo = scan(recipe, target, n_steps, overwrite)
-
-    prior = load_prior(recipe.prior) if todo else None
-    with _distributed(dev_spec) as (ranks, dev_spec):
+    top = OutputFolder(target, RUN_FILES, overwrite=overwrite, meta=_input_meta(recipe.input_spec))
+    with _distributed(dev_spec) as (ranks, dev_spec), contextlib.ExitStack() as held:
+        _hold_run(top, ranks, held)  # one run per output folder, from before any work to the end
+        top.check()
+        settings = run_settings(recipe, steps)
+        n_steps = settings["steps"]
+        names, done, todo = scan(recipe, target, n_steps, overwrite)
+        prior = load_prior(recipe.prior) if todo else None
         # batches are formed once the group is joined: batch_size auto depends on each rank's
         # memory, and every rank must form the same batches (or images are skipped / duplicated)
         batches: list[list[_Item]] = []
@@ -420,6 +460,27 @@ def run_batch(
     ordered = [rows[n] for n in names if n in rows]
     return {**_summary(settings, ordered), "computed": len(todo), "resumed": len(done),
             "wall_seconds": round(time.perf_counter() - t_start, 3), "output": str(target)}
+
+
+def _hold_run(top: OutputFolder, ranks: _Ranks, held: contextlib.ExitStack) -> None:
+    """Lock the run's output folder for the rest of ``held``: in one process, that process; under
+    torchrun rank 0 holds the lock for its whole run and the other ranks rely on it (they write
+    only their images' folders, below it). Every rank learns whether rank 0 got it, and all stop
+    with its message if not (a rank that stopped alone would leave the others at a barrier)."""
+    if ranks.world == 1:
+        held.enter_context(top.hold(check=False))
+        return
+    refused = None
+    if ranks.rank == 0:
+        try:
+            held.enter_context(top.hold(check=False))
+        except OutputFolderError as err:
+            refused = str(err)
+    msg = ranks.gather(refused)[0]
+    if msg is not None:
+        raise OutputFolderError(msg)
+    if ranks.rank != 0:
+        top.lock = False  # rank 0's lock covers this rank: do not count it as another run
 
 
 def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any, n_steps: int,

@@ -23,7 +23,9 @@ import sys
 import time
 import warnings
 
+from pnpdiff import env
 from pnpdiff.errors import PnPError
+from pnpdiff.interrupts import EXIT_STATUS, Terminated, handled
 
 __all__ = ["main"]
 
@@ -79,38 +81,22 @@ def _train_main(command: str, argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the recipe and print its settings; train nothing")
     args = parser.parse_intermixed_args(argv)
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # pragma: no cover - not the main thread
-        previous = None
-    out = "the output folder"
-    try:
-        from pnpdiff.training import load_train_recipe, train, train_classifier
+    from pnpdiff.training import load_train_recipe, train, train_classifier
 
-        cfg = load_train_recipe(args.recipe, args.overrides)
-        cfg.task = command
-        if args.device is not None:
-            cfg.device = args.device
-        if args.overwrite:
-            cfg.overwrite = True
-        if args.dry_run:
-            print(_train_plan(args.recipe, cfg))
-            return 0
-        out = os.path.normpath(cfg.output)
-        fn = train if command == "train" else train_classifier
-        start = time.perf_counter()
-        model = fn(cfg, progress=not args.no_progress)
-    except PnPError as err:
-        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, _Terminated) as err:
-        print(f"pnpdiff: interrupted; the last checkpoint is kept in {out}/ (add resume=true to continue)",
-              file=sys.stderr)
-        return 143 if isinstance(err, _Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    cfg = load_train_recipe(args.recipe, args.overrides)
+    cfg.task = command
+    if args.device is not None:
+        cfg.device = args.device
+    if args.overwrite:
+        cfg.overwrite = True
+    if args.dry_run:
+        print(_train_plan(args.recipe, cfg))
+        return 0
+    out = os.path.normpath(cfg.output)
+    _on_interrupt[0] = f"the last checkpoint is kept in {out}/ (add resume=true to continue)"
+    fn = train if command == "train" else train_classifier
+    start = time.perf_counter()
+    model = fn(cfg, progress=not args.no_progress)
     name = "prior.pt" if command == "train" else "classifier.pt"
     spec = f"trained:{out}/{name}" if command == "train" else f"{out}/{name}"
     print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s "
@@ -136,10 +122,9 @@ def _recipe_task(argv: list[str]) -> str | None:
     if first is None or "=" in first or not first.endswith((".yaml", ".yml")) or not os.path.isfile(first):
         return None
     try:
-        import yaml
+        from pnpdiff.yamlfile import read_yaml_file
 
-        with open(first) as f:
-            data = yaml.safe_load(f)
+        data = read_yaml_file(first)
     except Exception:  # noqa: BLE001 - the recipe loader reports it properly
         return None
     return data.get("task") if isinstance(data, dict) and isinstance(data.get("task"), str) else None
@@ -157,31 +142,46 @@ def _sample_main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true",
                         help="check the recipe and print its settings; sample and write nothing")
     args = parser.parse_intermixed_args(argv)
-    try:
-        from pnpdiff.sampling import run_sample_recipe
+    from pnpdiff.sampling import run_sample_recipe
 
-        info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
-                                 overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
-        if args.dry_run:
-            import yaml
+    info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
+                             overwrite=args.overwrite, progress=_progress(args.no_progress), dry_run=args.dry_run)
+    if args.dry_run:
+        import yaml
 
-            print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
-            print(yaml.safe_dump({"task": "sample", **info}, sort_keys=False, default_flow_style=False).rstrip())
-            return 0
-    except PnPError as err:
-        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
-        return 130
+        info = {**info, "output": os.path.abspath(info["output"])}  # paths absolute, as for the other recipes
+        print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
+        print(yaml.safe_dump({"task": "sample", **info}, sort_keys=False, default_flow_style=False).rstrip())
+        return 0
     print(f"{info['n']} samples from {info['prior']} -> {info['output']}/samples.png")
     return 0
 
 
+#: the end of the line printed when a run is interrupted: what became of its output (the command
+#: in progress sets it once it knows the output folder)
+_on_interrupt = ["no partial output was left behind"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a recipe; print a user error on one line and return 2, print the metrics on success."""
+    """Run a recipe; print a user error on one line and return 2, print the metrics on success.
+
+    Every command (restore, batch, sample, train) runs inside the same handling: a
+    :class:`~pnpdiff.PnPError` prints ``pnpdiff: error: ...`` and returns 2; SIGINT (Ctrl-C) and
+    SIGTERM print one ``pnpdiff: interrupted; ...`` line and return 130 / 143, after the run has
+    removed what it had started to write; a warning prints as one ``pnpdiff: warning: ...`` line.
+    """
+    _on_interrupt[0] = "no partial output was left behind"
     try:
-        rc = _main(argv)
+        with handled(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                rc = _main(argv)
+            except PnPError as err:
+                print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
+                rc = 2
+            except (KeyboardInterrupt, Terminated) as err:
+                print(f"pnpdiff: interrupted; {_on_interrupt[0]}", file=sys.stderr)
+                rc = EXIT_STATUS[signal.SIGTERM] if isinstance(err, Terminated) else EXIT_STATUS[signal.SIGINT]
         sys.stdout.flush()
     except BrokenPipeError:  # whoever read stdout has gone (``pnpdiff RECIPE --dry-run | head``): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    env.check()  # WORLD_SIZE, RANK, PNPDIFF_HOME, ...: a bad value stops here, before any work
     if argv and argv[0] in _TRAIN_COMMANDS:
         return _train_main(argv[0], argv[1:])
     task = _recipe_task(argv)
@@ -230,71 +231,52 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.recipe is None:
         parser.error("the following argument is required: recipe (or --list / --version)")
-    batch = False
-    previous = signal.getsignal(signal.SIGTERM)
-    with_sigterm = False
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM cleans up like Ctrl-C
-        with_sigterm = True
-    except ValueError:  # not the main thread (main() called from a thread)
-        pass
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
+    from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
 
-            recipe = load_recipe(args.recipe, overrides=args.overrides)
-            batch = recipe.is_batch
-            out = os.path.normpath(args.output if args.output is not None else recipe.output)
-            if args.dry_run:
-                import yaml
+    recipe = load_recipe(args.recipe, overrides=args.overrides)
+    batch = recipe.is_batch
+    out = os.path.normpath(args.output if args.output is not None else recipe.output)
+    if batch:
+        _on_interrupt[0] = f"every image finished so far is kept in {out}/ (run the same command again to resume)"
+    if args.dry_run:
+        import yaml
 
-                from pnpdiff.outputs import OutputFolder
-                from pnpdiff.recipes import output_names
+        from pnpdiff.outputs import OutputFolder
+        from pnpdiff.recipes import output_names
 
-                if args.output is not None:
-                    recipe.output = str(args.output)
-                if args.steps is not None:
-                    recipe.steps = args.steps
-                if args.device is not None:
-                    recipe.device = args.device
-                OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
-                _dry_run_checks(recipe)
-                if recipe.translation is not None:
-                    print(f"# {args.recipe} is a {recipe.translation.kind.upper()} config, translated key by key "
-                          "(docs/peer_configs.md):")
-                    print(recipe.translation.table())
-                print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
-                print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None).rstrip())
-                if batch:
-                    print(_batch_plan(recipe, args.overwrite))
-                return 0
-            metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
-                                 progress=not args.no_progress, overwrite=args.overwrite)
-    except PnPError as err:
-        print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, _Terminated) as err:
+        if args.output is not None:
+            recipe.output = str(args.output)
+        if args.steps is not None:
+            recipe.steps = args.steps
+        if args.device is not None:
+            recipe.device = args.device
+        OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
+        _dry_run_checks(recipe)
+        if recipe.translation is not None:
+            print(f"# {args.recipe} is a {recipe.translation.kind.upper()} config, translated key by key "
+                  "(docs/peer_configs.md):")
+            print(recipe.translation.table())
+        print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
+        print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None).rstrip())
         if batch:
-            print(f"pnpdiff: interrupted; every image finished so far is kept in {out}/ (run the same command "
-                  "again to resume)", file=sys.stderr)
-        else:
-            print("pnpdiff: interrupted; no partial output was left behind", file=sys.stderr)
-        return 143 if isinstance(err, _Terminated) else 130
-    finally:
-        if with_sigterm:
-            signal.signal(signal.SIGTERM, previous)
-    if int(os.environ.get("RANK", "0") or 0) == 0:
+            print(_batch_plan(recipe, args.overwrite))
+        return 0
+    metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
+                         progress=_progress(args.no_progress), overwrite=args.overwrite)
+    if env.rank() == 0:
         print(_batch_summary(metrics, out) if batch else _summary(metrics, out))
     return 0
 
 
-class _Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so that a run cleans up as on Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated
+def _progress(no_progress: bool) -> bool:
+    """Whether to show progress bars: not with ``--no-progress``, and not when stderr is not a
+    terminal (a log file or a pipe would get a screenful of carriage returns and cursor moves)."""
+    if no_progress:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stderr
+        return False
 
 
 def _dry_run_checks(recipe: object) -> None:
@@ -348,11 +330,11 @@ def _batch_size_text(recipe: object, todo: list) -> str:
         return str(recipe.batch_size)
     if not todo:
         return AUTO_BATCH
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    world = env.world_size()
     # a fixed budget (max_memory, PNPDIFF_MAX_MEMORY) is what the solves may add once the prior is
     # loaded, as the real run sizes them; a budget read from the free memory is read there after
     # loading, so the weights still to load count here
-    fixed = recipe.max_memory is not None or bool(os.environ.get(memory.ENV_VAR, "").strip())
+    fixed = recipe.max_memory is not None or env.max_memory() is not None
     extra = -memory.prior_weights_bytes(recipe.prior_name) if fixed else 0
     sizes = batch_sizes(recipe, todo, recipe.prior_name, _device(recipe.device, torch.empty(0)), world, extra=extra)
     if len(sizes) == 1:

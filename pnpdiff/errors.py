@@ -23,6 +23,7 @@ __all__ = [
     "ImageReadError",
     "OutputFolderError",
     "MemoryLimitError",
+    "NonFiniteError",
     "PnPWarning",
 ]
 
@@ -187,6 +188,22 @@ class MemoryLimitError(PnPError, MemoryError):
 
     Lower the batch size, image size or number of particles, or raise the memory limit on purpose
     to try anyway (the message says how). Also a :class:`MemoryError`.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to change.
+    """
+
+
+class NonFiniteError(PnPError, FloatingPointError):
+    """A solve or a sampler met a NaN or an infinity, and stopped instead of returning it.
+
+    Raised when a denoiser output is not finite (the message names the prior and the sigma), when
+    an iterate becomes non-finite between two denoiser calls (the data step with the operator, or
+    the method's options: ``lam``, ``zeta``, ``sigma_y``), or when the result is. Check the prior
+    (its weights, the sigma range it was trained for) or the setting the message names. Also a
+    :class:`FloatingPointError`.
 
     Parameters
     ----------

@@ -133,9 +133,14 @@ class GuidedPrior(Prior):
             raise ValueRangeError(f"prior '{prior.name}' is unconditional: it takes no label or cfg; use a "
                                   "classifier (classifier='digits') for classifier guidance")
         n_cls = int(getattr(classifier, "classes", 0) or getattr(prior, "classes", 0) or 0)
-        lab = torch.as_tensor(label).reshape(-1)
-        if lab.is_floating_point() or lab.dtype == torch.bool or (n_cls and bool(((lab < 0) | (lab >= n_cls)).any())):
-            raise ValueRangeError(f"label must be integers in 0..{max(n_cls - 1, 0)}, got {label!r}")
+        try:  # a class name ("three"), a list of strings or a meta tensor is no label
+            lab = None if isinstance(label, (str, bytes)) else torch.as_tensor(label).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            lab = None
+        if (lab is None or lab.device.type == "meta" or lab.is_floating_point() or lab.dtype == torch.bool
+                or (n_cls and bool(((lab < 0) | (lab >= n_cls)).any()))):
+            raise ValueRangeError(f"label must be integers in 0..{max(n_cls - 1, 0)} (one, or one per image), "
+                                  f"got {label!r}")
         self.label = lab.long()
 
     def _labels(self, x: Tensor) -> Tensor:

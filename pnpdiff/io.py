@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import struct
 import sys
 import warnings
@@ -363,7 +364,7 @@ def _is_tiff(p: Path) -> bool:
 def _tiff_layout(page: Any) -> tuple[int, int, int, np.dtype] | None:
     """(H, W, samples, dtype) of a TIFF page that tifffile reads as it is; None to leave it to Pillow.
 
-    tifffile is used for grey and RGB pages of uint8, uint16 or float samples (Pillow cannot read
+    tifffile is used for grey and RGB pages of integer or float samples (Pillow cannot read
     16-bit colour or float colour TIFFs); palette, CMYK, YCbCr, min-is-white and bilevel pages go
     to Pillow.
     """
@@ -378,7 +379,7 @@ def _tiff_layout(page: Any) -> tuple[int, int, int, np.dtype] | None:
         return None
     if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
         return None
-    if dtype not in (np.uint8, np.uint16) and dtype.kind != "f":
+    if dtype.kind not in "uif":
         return None
     sizes = dict(zip(axes, shape))
     if set(axes) - {"Y", "X", "S"} and any(n != 1 for a, n in sizes.items() if a not in "YXS"):
@@ -389,16 +390,134 @@ def _tiff_layout(page: Any) -> tuple[int, int, int, np.dtype] | None:
     return sizes["Y"], sizes["X"], s, dtype
 
 
-def _tiff_array(p: Path) -> np.ndarray | None:
-    """The first page of a TIFF as ``(H, W, C)`` via tifffile, or None to leave it to Pillow."""
+# EXIF orientation (1..8) -> the transposition Pillow's ImageOps.exif_transpose applies, on (H, W, C)
+_ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: a.transpose(1, 0, 2),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # ROTATE_270 (a quarter turn clockwise)
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # ROTATE_90 (a quarter turn anticlockwise)
+}
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(="|>)([0-9])')
+
+
+def _orientation_value(value: Any) -> int:
+    """An EXIF Orientation value as 1..8 (anything else, as Pillow treats it: 1, as stored)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 1 <= int(value) <= 8:
+        return int(value)
+    return 1
+
+
+def _xmp_orientation(xmp: Any) -> int:
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8", "replace")
+    match = _XMP_ORIENTATION.search(xmp) if isinstance(xmp, (bytes, bytearray)) else None
+    return int(match[2]) if match and 1 <= int(match[2]) <= 8 else 1
+
+
+def _pil_orientation(im: Image.Image) -> int:
+    """The orientation of an opened (not yet decoded) file, as ``ImageOps.exif_transpose`` reads it.
+
+    Read from the header only: a PNG's ``eXIf`` chunk after the pixel data is not looked at (the
+    PNG specification puts it before), so :func:`image_info` and :func:`load_image` always agree.
+    """
+    if im.format == "PNG" and "exif" not in im.info:
+        return _xmp_orientation(im.info.get("XML:com.adobe.xmp") or im.info.get("xmp"))
+    try:
+        return _orientation_value(im.getexif().get(0x0112, 1))
+    except Exception:  # a malformed EXIF block: Pillow's own exif_transpose would fail; show it as stored
+        return 1
+
+
+def _oriented(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """``(H, W, C)`` as a viewer shows it: the EXIF orientation applied (1: unchanged)."""
+    fn = _ORIENT.get(orientation)
+    return arr if fn is None else np.ascontiguousarray(fn(arr))
+
+
+def _one_image(p: Path, n: int, what: str) -> None:
+    """Refuse a file that holds ``n`` > 1 pages or frames."""
+    if n > 1:
+        raise ImageReadError(
+            f"{p} holds {n} {what}s; pnpdiff restores one image per file and does not pick a {what}: "
+            f"save the {what} you want as a file of its own"
+        )
+
+
+def _pil_frames(im: Image.Image) -> int:
+    """Frames of an opened file; an MPO (a camera JPEG with its previews) counts as its main image."""
+    if im.format == "MPO":
+        return 1
+    try:
+        return int(getattr(im, "n_frames", 1) or 1)
+    except Exception:
+        return 1
+
+
+@dataclass(frozen=True)
+class _TiffHead:
+    """What the first page of a TIFF declares: tifffile's layout (None: Pillow reads it), the
+    samples' BitsPerSample, the orientation and the number of full-resolution pages."""
+
+    layout: tuple[int, int, int, np.dtype] | None
+    sample_bits: int
+    orientation: int
+    pages: int
+
+
+def _tiff_head(p: Path) -> _TiffHead | None:
+    """The TIFF's header as tifffile reads it, or None when tifffile cannot parse it (Pillow tries)."""
     import tifffile
 
+    try:
+        with tifffile.TiffFile(p) as tif:
+            pages = tif.pages
+            page = pages[0]
+            layout = _tiff_layout(page)
+            bps = page.bitspersample
+            sample_bits = int(max(bps) if isinstance(bps, tuple) else bps)
+            tags = page.tags
+            tag = tags.get(274)
+            orientation = _orientation_value(tag.value) if tag is not None else 1
+            if tag is None and tags.get(700) is not None:
+                orientation = _xmp_orientation(tags.get(700).value)
+            n = 0
+            for other in pages:  # reduced-resolution previews and masks are not pages of their own
+                if not (getattr(other, "is_reduced", False) or getattr(other, "is_mask", False)):
+                    n += 1
+                    if n > 1 and len(pages) > 64:  # enough to refuse; do not parse thousands of pages
+                        n = len(pages)
+                        break
+    except (PnPError, MemoryError):
+        raise
+    except Exception:
+        return None
+    head = _TiffHead(layout, sample_bits, orientation, max(n, 1))
+    _one_image(p, head.pages, "page")
+    if layout is not None:
+        dtype = layout[3]
+        if dtype.kind == "i" or (dtype.kind == "u" and head.sample_bits > 16):
+            kind = "signed integer" if dtype.kind == "i" else f"{head.sample_bits}-bit integer"
+            raise ValueRangeError(
+                f"{p} stores {kind} samples ({dtype.name}), which have no standard scale to [0, 1]; "
+                "pnpdiff reads unsigned integers of up to 16 bits and floats in [0, 1]: save it as "
+                "uint8 or uint16 (e.g. arr.astype(np.uint8) if its values are 0..255) or as float in [0, 1]"
+            )
+    return head
+
+
+def _tiff_array(p: Path, head: _TiffHead) -> np.ndarray:
+    """The first page of a TIFF as ``(H, W, C)`` via tifffile (``head.layout`` is not None)."""
+    import tifffile
+
+    assert head.layout is not None
+    _check_pixels(head.layout[0], head.layout[1], str(p), "downscale it first")
     with tifffile.TiffFile(p) as tif:
         page = tif.pages[0]
-        layout = _tiff_layout(page)
-        if layout is None:
-            return None
-        _check_pixels(layout[0], layout[1], str(p), "downscale it first")
         arr = np.asarray(page.asarray())
         axes = [a for a in str(page.axes) if a in "YXS"]
         arr = arr.reshape([n for a, n in zip(str(page.axes), page.shape) if a in "YXS"])
@@ -406,7 +525,12 @@ def _tiff_array(p: Path) -> np.ndarray | None:
         arr = arr[..., None]
         axes.append("S")
     arr = np.moveaxis(arr, [axes.index("Y"), axes.index("X"), axes.index("S")], [0, 1, 2])
-    return arr.astype(arr.dtype.newbyteorder("="), copy=False) if arr.dtype.kind != "f" else arr.astype(np.float32)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+    if head.sample_bits != arr.dtype.itemsize * 8:  # 1..15 bits stored in uint8 / uint16: true scale
+        return (arr.astype(np.float64) / (2.0**head.sample_bits - 1.0)).astype(np.float32)
+    return arr
 
 
 def _png16_array(p: Path, rawmode: str) -> np.ndarray:
@@ -436,14 +560,44 @@ def _tile_rawmode(im: Image.Image) -> str | None:
     return args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else None)
 
 
+#: float pixels this close outside [0, 1] (float rounding) are clipped; farther ones are refused
+FLOAT_TOLERANCE = 1e-6
+
+
+def _checked_values(p: Path, arr: np.ndarray) -> np.ndarray:
+    """Refuse NaN / infinite float pixels and float pixels outside [0, 1], naming the file."""
+    if arr.dtype.kind != "f":
+        return arr
+    finite = np.isfinite(arr)
+    if not finite.all():
+        n_nan = int(np.count_nonzero(np.isnan(arr)))
+        n_inf = int(arr.size - np.count_nonzero(finite)) - n_nan
+        found = " and ".join(f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n)
+        raise ValueRangeError(
+            f"{p} has {found} pixel values (of {arr.size}); pnpdiff needs finite "
+            "values in [0, 1]: if they mark missing pixels, fill them (e.g. with 0) and give an "
+            "inpainting mask for them (operator: {name: Inpaint, mask: FILE}); otherwise fix the file"
+        )
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+        scale = " (divide by 255 for 0..255 data, by 65535 for 0..65535)" if hi > 1.0 + FLOAT_TOLERANCE else ""
+        raise ValueRangeError(
+            f"{p} holds float values in [{lo:.6g}, {hi:.6g}], but float images must be in [0, 1]; "
+            f"rescale{scale} or clip it to [0, 1] and save it again"
+        )
+    return np.clip(arr, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else arr
+
+
 def _read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """``(H, W, C)`` array of an image file at its stored precision (C = 1..4) and its bit depth."""
+    """``(H, W, C)`` array of an image file at its stored precision (C = 1..4) and its bit depth,
+    as a viewer shows it (EXIF orientation applied), its values checked."""
     p = _checked_path(path)
 
-    def read() -> tuple[np.ndarray, int]:
-        if _is_tiff(p):
+    def read() -> tuple[np.ndarray, int, int]:
+        head = _tiff_head(p) if _is_tiff(p) else None
+        if head is not None and head.layout is not None:
             try:
-                arr = _tiff_array(p)
+                arr = _tiff_array(p, head)
             except (PnPError, MemoryError):
                 raise
             except Exception:  # a compression tifffile cannot decode without imagecodecs, ...: try Pillow
@@ -451,13 +605,16 @@ def _read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             if arr is not None:
                 if arr.size == 0:
                     raise ImageReadError(f"{p} has no pixels ({arr.shape[0]} x {arr.shape[1]}); pass a non-empty image")
-                return arr, _bits_of(arr.dtype)
+                return arr, 8 if head.sample_bits <= 8 else 16, head.orientation
         with Image.open(p) as im:
             rawmode = _tile_rawmode(im) if im.format == "PNG" else None
             stored_bits = _tiff_bits(im) if im.format == "TIFF" else 8
+            if head is None:
+                _one_image(p, _pil_frames(im), "page" if im.format == "TIFF" else "frame")
+            orientation = head.orientation if head is not None else _pil_orientation(im)
         if rawmode in _PNG16_PASSES:
             try:
-                return _png16_array(p, rawmode), 16
+                return _png16_array(p, rawmode), 16, orientation
             except (PnPError, MemoryError):
                 raise
             except Exception:  # a Pillow without these decoders: read 8 bits below, or fail as Pillow does
@@ -471,12 +628,12 @@ def _read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 f"{p} stores {stored_bits}-bit colour, which this installation reads at 8 bits only; "
                 "save it as an uncompressed or zlib-compressed TIFF, or install imagecodecs"
             )
-        return arr, bits
+        return arr, bits, orientation
 
-    arr, bits = _guarded(p, read)
+    arr, bits, orientation = _guarded(p, read)
     if arr.size == 0:
         raise ImageReadError(f"{p} has no pixels; pass a non-empty image")
-    return arr, bits
+    return _oriented(_checked_values(p, arr), orientation), bits
 
 
 def _tiff_bits(im: Image.Image) -> int:
@@ -494,7 +651,9 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     """Channels, size, bit depth and alpha of an image file, from its header alone.
 
     The pixel data is not decoded (Pillow opens files lazily; tifffile reads only the tags), so
-    this is cheap even for a huge image, and can refuse one before memory is allocated.
+    this is cheap even for a huge image, and can refuse one before memory is allocated. The size
+    is the one :func:`load_image` returns: as a viewer shows the file, its EXIF orientation
+    applied (a photo stored 4000 x 3000 with orientation 6 is 3000 wide and 4000 high).
 
     Parameters
     ----------
@@ -512,21 +671,25 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
     InputFileError
         If ``path`` does not exist or is a folder.
     ImageReadError
-        If the file is empty, unreadable, or not an image.
+        If the file is empty, unreadable, not an image, or holds several pages or frames.
+    ValueRangeError
+        If a TIFF stores samples pnpdiff has no scale for (signed or 32-bit integers).
     """
     p = _checked_path(path)
 
     def read() -> ImageInfo:
-        if _is_tiff(p):
-            import tifffile
-
-            with tifffile.TiffFile(p) as tif:
-                layout = _tiff_layout(tif.pages[0])
-            if layout is not None:
-                h, w, s, dtype = layout
-                return ImageInfo(1 if s <= 2 else 3, h, w, _bits_of(dtype), s in (2, 4), "TIFF")
+        head = _tiff_head(p) if _is_tiff(p) else None
+        if head is not None and head.layout is not None:
+            h, w, s, _ = head.layout
+            h, w = (w, h) if head.orientation >= 5 else (h, w)
+            return ImageInfo(1 if s <= 2 else 3, h, w, 8 if head.sample_bits <= 8 else 16, s in (2, 4), "TIFF")
         with Image.open(p) as im:
+            if head is None:
+                _one_image(p, _pil_frames(im), "page" if im.format == "TIFF" else "frame")
+            orientation = head.orientation if head is not None else _pil_orientation(im)
             w, h = im.size
+            if orientation >= 5:
+                w, h = h, w
             mode = im.mode
             rawmode = _tile_rawmode(im) if im.format == "PNG" else None
             alpha = "A" in mode or "a" in mode or "transparency" in im.info

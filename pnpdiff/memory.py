@@ -180,6 +180,11 @@ METHOD_COSTS: dict[str, tuple[float, float]] = {
     "mmse": (2, 4),  # one denoiser call
     "dps": (14, 14),
     "pigdm": (11, 8),
+    # the unconditional samplers of pnpdiff.sample (x, x0, the noise; heun: two slopes more)
+    "ddpm": (4, 6),
+    "ddim": (4, 6),
+    "euler": (4, 6),
+    "heun": (6, 6),
 }
 DEFAULT_METHOD_COST = (32.0, 16.0)
 #: image-sized buffers of each method (the first entry of :data:`METHOD_COSTS`)
@@ -187,6 +192,10 @@ METHOD_BUFFERS: dict[str, float] = {k: v[0] for k, v in METHOD_COSTS.items()}
 
 #: measurement-sized working tensors (``y``, ``A x0``, residuals) of any method
 Y_BUFFERS = 4
+
+#: bytes per step of the sigma schedule: its float64 tensor, the solver's list of Python floats and
+#: the progress bar's bookkeeping (a schedule of 10^7 sigmas alone is over 1 GiB)
+SCHEDULE_BYTES_PER_STEP = 128
 
 #: glibc serves allocations below 32 MiB (its largest dynamic mmap threshold) from the heap, where
 #: freed activations leave holes: while one activation of the denoiser is smaller than this, the
@@ -537,7 +546,7 @@ def _shape4(shape: Sequence[int]) -> tuple[int, int, int, int] | None:
 
 
 def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, prior: Any, method: str,
-                         dtype: torch.dtype = torch.float32) -> int:
+                         dtype: torch.dtype = torch.float32, *, steps: int = 0) -> int:
     """Peak memory (bytes) a solve needs on top of what is already allocated.
 
     ``pixels x (prior cost per pixel + method buffers x channels x itemsize) + allocator
@@ -558,6 +567,8 @@ def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, 
         Solver name (:data:`pnpdiff.solvers.SOLVERS`).
     dtype : torch.dtype
         Dtype of the image and of the solver's tensors.
+    steps : int
+        Length of the sigma schedule (:data:`SCHEDULE_BYTES_PER_STEP` each; 0: not counted).
 
     Returns
     -------
@@ -585,6 +596,7 @@ def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, 
         + y_numel * (item + 1)  # the measurement: decoded (8-bit) and as a tensor
         + overhead_mib * MiB
         + weights
+        + max(int(steps), 0) * SCHEDULE_BYTES_PER_STEP
     )
     return int(math.ceil(total))
 
@@ -783,9 +795,11 @@ def memory_limit(device: str | torch.device | None = None,
     """
     if limit is not None:
         return parse_bytes(limit), f"limit max_memory={limit!r}"
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return parse_bytes(env), f"limit {ENV_VAR}={env}"
+    from pnpdiff import env
+
+    from_env = env.max_memory()
+    if from_env is not None:
+        return from_env[0], f"limit {ENV_VAR}={from_env[1]}"
     dev = torch.device(device) if device is not None else torch.device("cpu")
     free = available_bytes(dev)
     where = "on the GPU" if dev.type == "cuda" else "in RAM"
@@ -877,7 +891,8 @@ def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior:
 
 
 def check_memory(need_bytes: int, device: str | torch.device | None, *, what: str,
-                 limit: int | float | str | None = None, method: str | None = None) -> None:
+                 limit: int | float | str | None = None, method: str | None = None,
+                 smaller: str = "a smaller image (e.g. `size:` in a recipe)") -> None:
     """Raise :class:`~pnpdiff.errors.MemoryLimitError` if a run needs more memory than it may use.
 
     Parameters
@@ -895,6 +910,8 @@ def check_memory(need_bytes: int, device: str | torch.device | None, *, what: st
     method : str, optional
         The method; a backprop one (:data:`BACKPROP_METHODS`) adds the advice to use one without.
         Default: a backprop method named as a word in ``what``.
+    smaller : str
+        The first advice: what to make smaller (default the image; ``sample`` says fewer samples).
 
     Raises
     ------
@@ -910,7 +927,7 @@ def check_memory(need_bytes: int, device: str | torch.device | None, *, what: st
     if method is None:  # named in the description ("... with dps and the 'natural' prior")
         found = [m for m in sorted(BACKPROP_METHODS) if re.search(rf"(?<![\w+-]){re.escape(m)}(?![\w+-])", what)]
         method = found[0] if found else None
-    advice = ["a smaller image (e.g. `size:` in a recipe)"]
+    advice = [smaller]
     if method == "smc":
         advice.append("smc with twisted_proposal=False (no backpropagation through the denoiser) or fewer particles")
     elif method in BACKPROP_METHODS:

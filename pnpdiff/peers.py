@@ -11,12 +11,12 @@ Users arrive with the YAML files of two official code bases:
   ``zeta``, ``sf``, ``blur_mode``, ``mask_type``, ``skip_type``, ``model_name``, ...).
 
 :func:`load_yaml` reads such a file (``yaml.safe_load`` plus exactly one extra tag,
-``!!python/tuple``) and :func:`translate` turns it into a pnpdiff recipe mapping, with every
-unit converted, and a table of what became of each peer key (:meth:`Translation.table`, printed
-by ``--dry-run``). Anything that changes the result and that pnpdiff cannot reproduce is a
-:class:`~pnpdiff.errors.RecipeError` naming the peer key; keys that only do bookkeeping (result
-folders, save flags, logging) are listed as ignored. ``docs/peer_configs.md`` is the published
-table.
+``!!python/tuple``, under the rules of :mod:`pnpdiff.yamlfile`) and :func:`translate` turns it
+into a pnpdiff recipe mapping, with every unit converted, and a table of what became of each peer
+key (:meth:`Translation.table`, printed by ``--dry-run``). Anything that changes the result and
+that pnpdiff cannot reproduce is a :class:`~pnpdiff.errors.RecipeError` naming the peer key; keys
+that only do bookkeeping (result folders, save flags, logging) are listed as ignored.
+``docs/peer_configs.md`` is the published table.
 
 Units (see ``ALGORITHMS.md``)
 -----------------------------
@@ -39,58 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pnpdiff.errors import RecipeError
+from pnpdiff.yamlfile import RecipeLoader, load_yaml
 
 __all__ = ["PeerLoader", "Translation", "load_yaml", "translate", "DPS_KEYS", "DIFFPIR_KEYS"]
 
 
 # ---------------------------------------------------------------------------------------------
-# YAML: safe_load plus !!python/tuple
+# YAML: pnpdiff's one loader (safe_load with limits, 1e-2 floats, no duplicate keys, !!python/tuple)
 # ---------------------------------------------------------------------------------------------
-class PeerLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``!!python/tuple [a, b]`` as a tuple.
-
-    DPS's configs write shapes and ranges with this tag (``in_shape: !!python/tuple [1, 3, 256,
-    256]``). No other ``python/*`` tag is accepted (``!!python/object/apply:os.system`` stays a
-    ``ConstructorError``), and ``yaml.SafeLoader`` itself is left unchanged.
-    """
-
-
-def _construct_tuple(loader: PeerLoader, node: yaml.Node) -> tuple:
-    if not isinstance(node, yaml.SequenceNode):
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            f"!!python/tuple expects a sequence such as [1, 3, 256, 256], found a {node.id}",
-            node.start_mark,
-        )
-    return tuple(loader.construct_sequence(node, deep=True))
-
-
-PeerLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML text like ``yaml.safe_load``, also accepting ``!!python/tuple`` (DPS configs).
-
-    Parameters
-    ----------
-    text : str
-        The YAML document.
-
-    Returns
-    -------
-    Any
-        The parsed document; ``!!python/tuple [..]`` gives a Python tuple.
-
-    Raises
-    ------
-    yaml.YAMLError
-        Invalid YAML, or any tag ``yaml.safe_load`` refuses other than ``!!python/tuple``.
-    """
-    return yaml.load(text, Loader=PeerLoader)  # noqa: S506 - a SafeLoader subclass with one extra tag
+#: ``yaml.SafeLoader`` that also reads ``!!python/tuple [a, b]`` as a tuple (DPS's configs write
+#: shapes and ranges with it); no other ``python/*`` tag is accepted. It is
+#: :class:`pnpdiff.yamlfile.RecipeLoader`, the loader of every recipe.
+PeerLoader = RecipeLoader
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Two kinds of methods:
 * ``method="smc"`` (:func:`pnpdiff.solvers.smc`, MCGdiff): one sequential Monte Carlo run per
   measurement with ``particles`` particles; the samples are drawn from its final weighted
   particles. Exact as the number of particles (and steps) grows, for linear operators with a
-  spectral view and Gaussian noise.
+  spectral view and Gaussian noise. The default only for small problems
+  (:data:`SMC_DEFAULT_MAX_VALUES`), where it is both affordable and better.
 * every other method of :data:`pnpdiff.solvers.SOLVERS`: ``n`` independent runs, batched (the
   measurement is repeated ``n`` times along the batch, one seed per run), so each sample is what
   :func:`pnpdiff.solve` returns for that seed. These samplers are approximate: their spread is
@@ -15,6 +16,7 @@ Two kinds of methods:
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -22,16 +24,81 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pnpdiff.api import _as_operator, check_int, default_method, solve, task_of
+from pnpdiff.api import (
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_STEPS,
+    _as_operator,
+    check_int,
+    check_tensor,
+    default_method,
+    default_steps,
+    solve,
+    task_of,
+)
 from pnpdiff.errors import PnPWarning, UnknownNameError, ValueRangeError
 from pnpdiff.io import to_tensor
 from pnpdiff.priors import load_prior
 from pnpdiff.solvers import SOLVERS
 
-__all__ = ["sample_posterior", "run_seeds", "POINT_ESTIMATES"]
+__all__ = ["sample_posterior", "run_seeds", "expected_calls", "POINT_ESTIMATES", "SMC_DEFAULT_MAX_VALUES",
+           "LONG_RUN_PIXEL_CALLS"]
 
 #: methods that return the same estimate whatever the seed (their "samples" have no spread)
 POINT_ESTIMATES = frozenset({"mmse", "dpir"})
+
+#: ``smc`` is the default (for an operator with a spectral view) only up to this many values per
+#: measurement: there it is affordable and measured closer to the exact posterior than every
+#: approximate method (d = 8 and d = 80, ``docs/posterior.md``). On images its weights degenerate
+#: (16x16 digits, 256 particles: the samples collapse onto a few ancestors) and it costs
+#: ``particles x steps`` denoiser calls with their vector-Jacobian products: 64 particles on a
+#: 128x128 photo took 492 s and 2.8 GB for a mean of 22.49 dB, where DiffPIR's 8 runs (160 calls)
+#: took 5.5 s for 24.08 dB. Larger problems default to :func:`pnpdiff.solve`'s method.
+SMC_DEFAULT_MAX_VALUES = 100
+
+#: a run whose denoiser calls times pixels per call exceed this is announced before it starts (a
+#: :class:`~pnpdiff.PnPWarning` with the number of calls and the memory estimate): about a minute
+#: of FFDNet on a CPU (2 cores)
+LONG_RUN_PIXEL_CALLS = 5e7
+
+#: denoiser calls per step of the methods with inner loops (their option, its default)
+_INNER_CALLS = {"daps": "ode_steps", "pnpdm": "prior_steps"}
+
+
+def expected_calls(method: str, n: int, steps: int, options: dict[str, Any] | None = None,
+                   values: int | None = None) -> int:
+    """Denoiser evaluations (per measurement) that :func:`sample_posterior` makes for ``n`` samples.
+
+    ``smc``: per step, one call per particle -- with its vector-Jacobian product under the twisted
+    proposal (the default), counted as 3 calls -- and one per probed particle (``probes``, default
+    ``ceil(32768 / values)`` capped at ``particles``); the other methods: ``n`` runs of ``steps``
+    calls (``daps``: ``ode_steps`` per step, ``pnpdm``: ``prior_steps``).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`pnpdiff.solvers.SOLVERS`.
+    n : int
+        Number of samples.
+    steps : int
+        Steps of the schedule.
+    options : dict, optional
+        The method's options as given to :func:`sample_posterior` (``particles``, ``probes``, ...).
+    values : int, optional
+        Values per measurement's image (``C * H * W``), for smc's default ``probes``.
+    """
+    opts = options or {}
+    params = inspect.signature(SOLVERS[method]).parameters
+    if method == "smc":
+        particles = int(opts.get("particles", max(n, int(params["particles"].default))))
+        tweedie = opts.get("kernel_variance", "tweedie") == "tweedie"
+        twisting = tweedie if opts.get("twisting") is None else bool(opts["twisting"])
+        tilted = twisting if opts.get("twisted_proposal") is None else bool(opts["twisted_proposal"])
+        probes = opts.get("probes") or max(1, math.ceil(32768 / max(int(values or 1), 1)))
+        return (particles * (3 if tilted else 1) + (min(int(probes), particles) if tweedie else 0)) * steps
+    inner = _INNER_CALLS.get(method)
+    per_step = int(opts.get(inner, params[inner].default)) if inner else 1
+    return n * steps * per_step
 
 
 def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
@@ -44,6 +111,50 @@ def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
     return [torch.randint(0, 2**62, (b,), generator=g).tolist() for _ in range(n)]
 
 
+def _x_shape(yt: Tensor, op: Any) -> tuple[int, ...] | None:
+    """Shape of one measurement's image (``A^T y``), ``None`` where the operator does not tell it."""
+    try:
+        return tuple(op.adjoint(yt[:1]).shape) if hasattr(op, "adjoint") else tuple(yt[:1].shape)
+    except Exception:  # noqa: BLE001 - solve reports a measurement that does not fit the operator
+        return None
+
+
+def _announce_cost(method: str, n: int, x_shape: tuple[int, ...] | None, yt: Tensor, op: Any, prior: Any,
+                   options: dict[str, Any]) -> None:
+    """Say the expected cost (denoiser calls, memory) before a long run starts (a PnPWarning)."""
+    from pnpdiff import memory
+
+    if x_shape is None:
+        return
+    schedule = options.get("schedule")
+    steps = options.get("steps")
+    if torch.is_tensor(schedule):
+        steps = int(schedule.numel())
+    elif isinstance(schedule, (list, tuple)):
+        steps = len(schedule)
+    elif not isinstance(steps, int) or isinstance(steps, bool):
+        steps = default_steps(getattr(prior, "name", "custom"), task_of(op), method)
+    try:
+        if not 1 <= int(steps) <= MAX_STEPS:
+            return  # solve refuses it, and its error comes alone
+        calls = expected_calls(method, n, int(steps), options, math.prod(x_shape[1:])) * yt.shape[0]
+    except (TypeError, ValueError, KeyError, OverflowError):  # an ill-typed option: solve refuses it, naming it
+        return
+    pixels = math.prod(x_shape[2:]) if len(x_shape) >= 3 else math.prod(x_shape[1:])
+    if calls * pixels <= LONG_RUN_PIXEL_CALLS:
+        return
+    k = max(n, 64) if method == "smc" else n
+    need = memory.estimate_solve_bytes((k * x_shape[0], *x_shape[1:]), None, prior, method, yt.dtype)
+    cheaper = ""
+    if method == "smc":
+        alt = default_method(task_of(op))
+        alt_calls = expected_calls(alt, n, default_steps(getattr(prior, "name", "custom"), task_of(op), alt))
+        cheaper = f"; method={alt!r} makes {alt_calls * yt.shape[0]:,} (docs/posterior.md compares them)"
+    warnings.warn(f"sample_posterior with {method}: about {calls:,} denoiser calls on {memory.describe_shape(x_shape)}"
+                  f", up to about {memory.format_bytes(need)} of memory (estimate; less when chunked to the memory "
+                  f"budget){cheaper}", PnPWarning, stacklevel=3)
+
+
 def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options: dict[str, Any]) -> int:
     """How many of the ``n`` independent runs one :func:`pnpdiff.solve` call takes: all of them when
     they fit the memory budget (``max_memory`` / ``PNPDIFF_MAX_MEMORY`` / what is available on the
@@ -53,9 +164,8 @@ def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options
     from pnpdiff.api import _device
 
     dev = _device(options.get("device"), yt)
-    try:
-        x_shape = tuple(op.adjoint(yt[:1]).shape) if hasattr(op, "adjoint") else tuple(yt[:1].shape)
-    except Exception:  # noqa: BLE001 - solve reports a measurement that does not fit the operator
+    x_shape = _x_shape(yt, op)
+    if x_shape is None:  # solve reports a measurement that does not fit the operator
         return n
     return memory.largest_fitting_batch((yt.shape[0], *x_shape[1:]), tuple(yt.shape), prior, method, n, dev,
                                         options.get("max_memory"), yt.dtype)
@@ -82,12 +192,15 @@ def sample_posterior(
     n : int
         Number of samples.
     method : str, optional
-        ``"smc"`` (default for an operator with a spectral view: ``Matrix``, ``Inpaint``,
-        ``Colorize``, circular blurs, ``Downsample``): MCGdiff's sequential Monte Carlo, whose
-        samples converge to the posterior as its ``particles`` grow (default ``max(n, 64)``
-        particles; cost: ``particles`` denoiser calls per step). Any other method of
-        :data:`pnpdiff.solvers.SOLVERS` (default otherwise: :func:`pnpdiff.solve`'s): ``n``
-        independent, batched runs. ``"mmse"`` and ``"dpir"`` are point estimates: their ``n``
+        ``"smc"``: MCGdiff's sequential Monte Carlo, whose samples converge to the posterior as its
+        ``particles`` grow (default ``max(n, 64)`` particles; cost: ``particles`` denoiser calls
+        and vector-Jacobian products per step, :func:`expected_calls`). It is the default for an
+        operator with a spectral view (``Matrix``, ``Inpaint``, ``Colorize``, circular blurs,
+        ``Downsample``) on a problem of at most :data:`SMC_DEFAULT_MAX_VALUES` values per
+        measurement (vectors, tiny images), where it is affordable and better. Any other method
+        of :data:`pnpdiff.solvers.SOLVERS` (default otherwise, images included:
+        :func:`pnpdiff.solve`'s, DiffPIR for a linear operator): ``n`` independent, batched runs.
+        ``"mmse"`` and ``"dpir"`` are point estimates: their ``n``
         samples are identical (a :class:`~pnpdiff.PnPWarning` says so).
     seed : int, optional
         Seed of every random draw: run ``k`` of the independent methods gets its own seed
@@ -117,8 +230,14 @@ def sample_posterior(
     Raises
     ------
     PnPError
-        As :func:`pnpdiff.solve`; an ``n`` or ``batch_size`` below 1 is a
-        :class:`~pnpdiff.ValueRangeError`.
+        As :func:`pnpdiff.solve`; an ``n`` or ``batch_size`` outside 1 to
+        :data:`pnpdiff.api.MAX_COUNT` is a :class:`~pnpdiff.ValueRangeError`.
+
+    Warns
+    -----
+    PnPWarning
+        Before a long run (more than :data:`LONG_RUN_PIXEL_CALLS` denoiser calls times pixels):
+        the number of denoiser calls and the memory estimate, and a cheaper method for smc.
 
     References
     ----------
@@ -130,11 +249,12 @@ def sample_posterior(
     >>> samples = pnpdiff.sample_posterior(y, Downsample(4), n=16, seed=0)  # doctest: +SKIP
     >>> mean, std = samples.mean(0), samples.std(0)  # doctest: +SKIP
     """
-    n = check_int("n", n, minimum=1)
+    n = check_int("n", n, minimum=1, maximum=MAX_COUNT)
     if batch_size is not None:
-        batch_size = check_int("batch_size", batch_size, minimum=1)
+        batch_size = check_int("batch_size", batch_size, minimum=1, maximum=MAX_COUNT)
     if seed is not None:
-        seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+        seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    check_tensor("y", y)
     if method is not None and (not isinstance(method, str) or method not in SOLVERS):
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     if "seed" in options or "samples" in options:
@@ -142,8 +262,6 @@ def sample_posterior(
                               "pass seed= and n= (not per-run seeds or 'samples')")
     prior_obj = load_prior(prior)
     op = _as_operator(operator)
-    if method is None:
-        method = "smc" if getattr(op, "has_svd", False) else default_method(task_of(op))
 
     if getattr(prior_obj, "data_range", (0.0, 1.0)) is None and torch.is_tensor(y) and y.is_floating_point():
         yt, rank = y, None  # vectors of a non-image prior keep their layout
@@ -151,6 +269,11 @@ def sample_posterior(
         yt, _ = to_tensor(y)
         rank = y.ndim if torch.is_tensor(y) else 3
     b = yt.shape[0]
+    x_shape = _x_shape(yt, op)
+    if method is None:
+        small = x_shape is not None and math.prod(x_shape[1:]) <= SMC_DEFAULT_MAX_VALUES
+        method = "smc" if getattr(op, "has_svd", False) and small else default_method(task_of(op))
+    _announce_cost(method, n, x_shape, yt, op, prior_obj, options)
 
     if method == "smc":
         if "particles" not in options:

@@ -1,9 +1,10 @@
 """YAML recipes: one file describes an image, a degradation, a prior, a method and an output folder.
 
-A recipe is read with ``yaml.safe_load`` and validated strictly into a :class:`Recipe`: an unknown
-or misspelt key is an error, never silently ignored, and every error names the key path and what
-it expected (``operator.sigma: must be a positive number, got 'three'``). Example
-(``recipes/deblur.yaml``)::
+A recipe is read with ``yaml.safe_load`` (under the limits and rules of :mod:`pnpdiff.yamlfile`:
+at most 1 MiB, 50 levels and 100,000 values, ``1e-2`` a float, each key once) and validated
+strictly into a :class:`Recipe`: an unknown or misspelt key is an error, never silently ignored,
+and every error names the key path and what it expected (``operator.sigma: must be a positive
+number, got 'three'``). Example (``recipes/deblur.yaml``)::
 
     image: skimage:astronaut     # a bundled scikit-image photo, or a path to your own file
     size: 256                    # centre-crop to a square and resize (omit to keep the size)
@@ -170,11 +171,12 @@ class _Checker:
     def fail(self, path: str, msg: str) -> RecipeError:
         return RecipeError(f"{self.where}{path}: {msg}" if path else f"{self.where}{msg}")
 
-    def int_(self, path: str, v: Any, minimum: int = 0) -> int:
+    def int_(self, path: str, v: Any, minimum: int = 0, maximum: int | None = None) -> int:
+        rng = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
         if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(path, f"expected an integer >= {minimum}, got {v!r}")
-        if v < minimum:
-            raise self.fail(path, f"expected an integer >= {minimum}, got {v}")
+            raise self.fail(path, f"expected an integer {rng}, got {v!r}")
+        if v < minimum or (maximum is not None and v > maximum):
+            raise self.fail(path, f"expected an integer {rng}, got {v}")
         return v
 
     def real(self, path: str, v: Any, minimum: float = 0.0) -> float:
@@ -248,24 +250,12 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 def read_recipe_data(p: Path) -> Any:
-    """The parsed YAML of a recipe file (``yaml.safe_load``, plus the ``!!python/tuple`` tag of
-    DPS's configs: :func:`pnpdiff.peers.load_yaml`), with one-line errors."""
-    from pnpdiff.errors import InputFileError
-    from pnpdiff.peers import load_yaml
+    """The parsed YAML of a recipe file (:func:`pnpdiff.yamlfile.read_yaml_file`: ``yaml.safe_load``
+    with limits on size, depth and aliases, ``1e-2`` as a float, no duplicate key, plus the
+    ``!!python/tuple`` tag of DPS's configs), with one-line errors."""
+    from pnpdiff.yamlfile import read_yaml_file
 
-    if p.is_dir():
-        raise InputFileError(f"recipe {p} is a folder; pass a YAML file such as recipes/deblur.yaml")
-    if not p.is_file():
-        raise InputFileError(f"recipe file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        msg = err.strerror if isinstance(err, OSError) and err.strerror else "not a UTF-8 text file"
-        raise RecipeError(f"cannot read recipe {p}: {msg}") from None
-    try:
-        return load_yaml(text)
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{p} is not valid YAML: {' '.join(str(err).split())}") from None
+    return read_yaml_file(p)
 
 
 #: keys whose values are paths; given on the command line they are relative to the current directory
@@ -283,6 +273,8 @@ def apply_overrides(data: Any, overrides: list[str], where: str = "") -> dict[st
     """
     import copy
 
+    from pnpdiff.yamlfile import load_yaml
+
     out = copy.deepcopy(data) if isinstance(data, dict) else data
     if not isinstance(out, dict):
         raise RecipeError(f"{where}a recipe is a mapping of keys to values (see recipes/deblur.yaml)")
@@ -293,8 +285,8 @@ def apply_overrides(data: Any, overrides: list[str], where: str = "") -> dict[st
         if not sep or not key or any(not k for k in parts):
             raise RecipeError(f"override {item!r}: expected KEY=VALUE with KEY a dotted recipe key (e.g. steps=5, "
                               "operator.sigma=2)")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
+        try:  # the recipe loader's rules (1e-2 is a float, limits, no duplicate key)
+            value = load_yaml(text, f"{where}override {key}: ") if text.strip() else None
         except yaml.YAMLError:
             value = text
         if key in _PATH_KEYS and isinstance(value, str) and not value.startswith("skimage:"):
@@ -369,6 +361,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     """Validate a recipe given as a mapping (the parsed YAML); relative paths in it are taken
     relative to ``source``'s folder (the current directory when ``source`` is None)."""
+    from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_SIDE, MAX_STEPS
+
     where = f"{source}: " if source is not None else ""
     c = _Checker(where)
     base = source.parent if source is not None else None
@@ -390,9 +384,9 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         if isinstance(size, list):
             if len(size) != 2:
                 raise c.fail("size", f"expected an integer or [height, width], got {size!r}")
-            size = (c.int_("size[0]", size[0], 1), c.int_("size[1]", size[1], 1))
+            size = (c.int_("size[0]", size[0], 1, MAX_SIDE), c.int_("size[1]", size[1], 1, MAX_SIDE))
         else:
-            size = c.int_("size", size, 1)
+            size = c.int_("size", size, 1, MAX_SIDE)
     resize = data.get("resize", True)
     if not isinstance(resize, bool):
         raise c.fail("resize", f"expected true or false, got {resize!r}")
@@ -428,7 +422,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         if k not in _NOISE_KEYS:
             raise c.fail(f"noise.{k}", f"unknown noise key; valid: {', '.join(_NOISE_KEYS)}")
     sigma_y = c.real("noise.sigma_y", noise["sigma_y"]) if "sigma_y" in noise else None
-    noise_seed = c.int_("noise.seed", noise.get("seed", 0))
+    noise_seed = c.int_("noise.seed", noise.get("seed", 0), 0, MAX_SEED)
 
     prior = data.get("prior", "natural")
     if isinstance(prior, dict):
@@ -455,10 +449,10 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
             raise c.fail("method", f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     steps = data.get("steps")
     if steps is not None:
-        steps = c.int_("steps", steps, 1)
+        steps = c.int_("steps", steps, 1, MAX_STEPS)
     options = c.mapping("options", data.get("options") or {}, "{lam: 0.5}")
     _check_options(c, options, method, op["name"])
-    seed = c.int_("seed", data.get("seed", 0))
+    seed = c.int_("seed", data.get("seed", 0), 0, MAX_SEED)
     device = data.get("device")
     if device is not None:
         device = c.str_("device", device)
@@ -477,9 +471,10 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         if v is not None and not isinstance(v, str):
             raise c.fail(key, f"expected text, got {v!r}")
     batch_size = data.get("batch_size", 1)
-    if batch_size != AUTO_BATCH and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size != AUTO_BATCH and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                     or not 1 <= batch_size <= MAX_COUNT):
         raise c.fail("batch_size", f"expected an integer >= 1 or '{AUTO_BATCH}' (the largest batch that fits the "
-                                   f"memory budget), got {batch_size!r}")
+                                   f"memory budget), at most {MAX_COUNT}, got {batch_size!r}")
     save = data.get("save")
     if save is not None:
         if isinstance(save, str):
@@ -492,8 +487,8 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
             if name in ("ground_truth", "comparison") and src_key == "observed":
                 raise c.fail(f"save[{i}]", f"{name} needs a ground truth ('image:'); with 'observed:' there is none")
         save = tuple(n for n in SAVE_NAMES if n in save)
-    intermediates = c.int_("intermediates", data.get("intermediates", 0), 0)
-    samples = c.int_("samples", data.get("samples", 0), 0)
+    intermediates = c.int_("intermediates", data.get("intermediates", 0), 0, MAX_STEPS)
+    samples = c.int_("samples", data.get("samples", 0), 0, MAX_COUNT)
     if samples == 1:
         raise c.fail("samples", "a posterior standard deviation needs at least 2 samples (0: no sampling)")
     if samples and is_batch_spec(src):
@@ -961,9 +956,7 @@ def run_recipe(
         from pnpdiff.batch import run_batch
 
         return run_batch(recipe, output=output, steps=steps, device=device, progress=progress, overwrite=overwrite)
-    from pnpdiff.api import _check_memory, _device
     from pnpdiff.outputs import OutputFolder
-    from pnpdiff.priors import load_prior
 
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise PnPError(f"this recipe restores one image ({recipe.input_spec}); torchrun shares the images of a "
@@ -971,7 +964,15 @@ def run_recipe(
     dev_spec = device if device is not None else recipe.device
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     out = OutputFolder(target, output_names(recipe), overwrite=overwrite)
-    out.check()
+    with out.hold():  # locked against another run and checked, before any image or prior is loaded
+        return _run_one(recipe, out, target, steps, dev_spec, progress)
+
+
+def _run_one(recipe: Recipe, out: Any, target: Path, steps: int | None, dev_spec: str | None,
+             progress: bool) -> dict[str, Any]:
+    """:func:`run_recipe` of one image, into the folder ``out`` it holds."""
+    from pnpdiff.api import _check_memory, _device
+    from pnpdiff.priors import load_prior
 
     spec = recipe.input_spec
     x_shape, y_shape = measurement_shapes(recipe, spec)

@@ -67,7 +67,12 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     UnknownNameError
         If ``method`` is not a sampler, or the prior states no image size.
     ValueRangeError
-        If ``n``, ``steps`` or ``eta`` is out of range.
+        If ``n`` (1 to :data:`pnpdiff.api.MAX_COUNT`), ``steps`` (1 to :data:`pnpdiff.api.MAX_STEPS`),
+        ``seed``, ``eta`` or ``label`` is out of range.
+    MemoryLimitError
+        If ``n`` images of the prior's size do not fit the memory (checked before anything is drawn).
+    NonFiniteError
+        If the prior returns NaN or inf (the message names the prior and the sigma).
 
     References
     ----------
@@ -86,11 +91,22 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     P. Dhariwal and A. Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
     https://arxiv.org/abs/2105.05233
     """
+    from pnpdiff.api import MAX_SEED, MAX_STEPS, check_int
+    from pnpdiff.errors import ValueRangeError
     from pnpdiff.schedules import karras
     from pnpdiff.solvers import samplers as S
+    from pnpdiff.solvers.common import FiniteGuard, check_finite_result
 
+    if seed is not None:
+        seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
+    if sigmas is not None:
+        length = sigmas.numel() if torch.is_tensor(sigmas) else len(sigmas) if hasattr(sigmas, "__len__") else 0
+        if not 1 < length <= MAX_STEPS + 1 or (torch.is_tensor(sigmas) and sigmas.device.type == "meta"):
+            raise ValueRangeError(f"sigmas must be a decreasing tensor of 2 to {MAX_STEPS + 1} noise levels")
+        steps = length - 1
     n, steps, dev, p, model = _setup(prior, n, label, cfg, classifier, classifier_scale, method, steps, eta, device,
                                      precision, compile)
+    model = FiniteGuard(model, f"sample ({method})")
     if sigmas is None:
         sigmas = karras(steps, sigma_min=max(p.sigma_min, 1e-4), sigma_max=p.sigma_max)
     g = torch.Generator(device="cpu")
@@ -103,7 +119,7 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     gd = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
     fn = getattr(S, method)
     kw: dict[str, Any] = {"eta": float(eta)} if method == "ddim" else {}
-    x = fn(model, sigmas, x_T, generator=gd, progress=progress, **kw)
+    x = check_finite_result(fn(model, sigmas, x_T, generator=gd, progress=progress, **kw), f"sample ({method})")
     lo, hi = p.data_range if p.data_range is not None else (-float("inf"), float("inf"))
     return x.clamp(lo, hi)
 
@@ -113,12 +129,13 @@ def _setup(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, c
            ) -> tuple[int, int, torch.device, Any, Any]:
     """:func:`sample`'s checks and set-up, everything before the first network call:
     ``(n, steps, device, prior, guided model)``."""
-    from pnpdiff.api import _device, check_int, check_real
+    from pnpdiff import memory
+    from pnpdiff.api import MAX_COUNT, MAX_STEPS, _device, check_int, check_real
     from pnpdiff.priors import load_prior
     from pnpdiff.priors.runtime import with_runtime
 
-    n = check_int("n", n, minimum=1)
-    steps = check_int("steps", steps, minimum=1)
+    n = check_int("n", n, minimum=1, maximum=MAX_COUNT)
+    steps = check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
     check_real("eta", eta, minimum=0.0)
     if method not in SAMPLERS:
         raise UnknownNameError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
@@ -127,6 +144,10 @@ def _setup(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, c
     if p.size is None or p.channels is None:
         raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
                                "(e.g. 'digits' or a prior from pnpdiff train)")
+    shape = (n, int(p.channels), *(int(v) for v in p.size))  # all n are drawn in one batch: refuse what cannot fit
+    need = memory.estimate_solve_bytes(shape, None, p, method, steps=steps)
+    memory.check_memory(need, dev, what=f"sampling {memory.describe_shape(shape)} with {method} and the "
+                        f"'{p.name}' prior", smaller="fewer samples per call (n)")
     model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,
                    classifier_scale=classifier_scale)
     return n, steps, dev, p, model
@@ -152,22 +173,26 @@ def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: 
     import json
     from pathlib import Path
 
-    import yaml
-
+    from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_STEPS
     from pnpdiff.errors import RecipeError
     from pnpdiff.io import save_image
     from pnpdiff.outputs import OutputFolder
     from pnpdiff.priors import load_prior
-    from pnpdiff.recipes import apply_overrides
+    from pnpdiff.recipes import _Checker, apply_overrides
     from pnpdiff.training import _grid
+    from pnpdiff.yamlfile import read_yaml_file
 
     p = Path(path)
     where = f"{p}: "
-    data = yaml.safe_load(p.read_text()) or {}
+    data = read_yaml_file(p) or {}
     data = apply_overrides(data, list(overrides or []), where)
     unknown = sorted(set(data) - set(SAMPLE_KEYS))
     if unknown:
         raise RecipeError(f"{where}unknown key(s) {', '.join(unknown)}; sample recipes take: {', '.join(SAMPLE_KEYS)}")
+    c = _Checker(where)  # the integer keys' ranges, before anything is loaded or allocated
+    for key, lo, hi in (("n", 1, MAX_COUNT), ("steps", 1, MAX_STEPS), ("seed", 0, MAX_SEED)):
+        if data.get(key) is not None:
+            c.int_(key, data[key], lo, hi)
     out = Path(output or data.get("output") or "outputs/samples")
     if output is None and not out.is_absolute() and data.get("output"):
         out = (p.parent / out).resolve()
@@ -181,6 +206,9 @@ def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: 
             raise RecipeError(f"{where}label: 'each' needs a class-conditional prior; '{prior.name}' has no classes")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise RecipeError(f"{where}n: expected an integer >= 1, got {n!r}")
+        if n * classes > MAX_COUNT:
+            raise RecipeError(f"{where}n: {n} samples for each of {classes} classes is {n * classes}, more than "
+                              f"{MAX_COUNT}; choose n <= {MAX_COUNT // classes}")
         label = torch.arange(classes).repeat_interleave(n).tolist()
         rows, n = classes, n * classes
     names = ["samples.png", "samples.json"]

@@ -63,6 +63,8 @@ from pnpdiff.unet import NoiseClassifier, SmallUNet, UNetConfig
 __all__ = ["TrainConfig", "train", "train_classifier", "load_train_recipe", "SIGMA_SAMPLINGS"]
 
 SIGMA_SAMPLINGS = ("edm", "ddpm")
+#: the most optimiser steps (and ``warmup``, ``*_every``) a training recipe accepts
+MAX_TRAIN_STEPS = 10**9
 _TRAIN_FORMAT = "pnpdiff-train/1"
 
 
@@ -179,10 +181,10 @@ class TrainConfig:
         def fail(key: str, msg: str) -> RecipeError:
             return RecipeError(f"{where}{key}: {msg}")
 
-        def integer(key: str, minimum: int) -> None:
+        def integer(key: str, minimum: int, maximum: int) -> None:
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise fail(key, f"expected an integer >= {minimum}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
+                raise fail(key, f"expected an integer >= {minimum} and <= {maximum}, got {v!r}")
 
         def real(key: str, lo: float, hi: float = math.inf, open_lo: bool = False) -> None:
             v = getattr(self, key)
@@ -192,11 +194,16 @@ class TrainConfig:
                 raise fail(key, f"expected a number {rng}, got {v!r}")
             setattr(self, key, float(v))
 
-        for key, minimum in (("size", 4), ("steps", 1), ("batch_size", 1), ("warmup", 0), ("seed", 0),
-                             ("checkpoint_every", 1), ("sample_every", 0), ("log_every", 1)):
-            integer(key, minimum)
+        from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_SIDE
+
+        # optimiser steps are not schedule steps: a long training run is legitimate (MAX_TRAIN_STEPS)
+        for key, minimum, maximum in (("size", 4, MAX_SIDE), ("steps", 1, MAX_TRAIN_STEPS),
+                                      ("batch_size", 1, MAX_COUNT), ("warmup", 0, MAX_TRAIN_STEPS),
+                                      ("seed", 0, MAX_SEED), ("checkpoint_every", 1, MAX_TRAIN_STEPS),
+                                      ("sample_every", 0, MAX_TRAIN_STEPS), ("log_every", 1, MAX_TRAIN_STEPS)):
+            integer(key, minimum, maximum)
         if self.channels is not None:
-            integer("channels", 1)
+            integer("channels", 1, 4096)
         real("label_dropout", 0.0, 1.0)
         real("lr", 0.0, open_lo=True)
         real("weight_decay", 0.0)
@@ -254,15 +261,13 @@ def load_train_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) ->
         If the file is missing, not valid YAML, or has an unknown key or a bad value.
     """
     from pnpdiff.recipes import apply_overrides
+    from pnpdiff.yamlfile import read_yaml_file
 
     p = Path(path)
     where = f"{p}: "
     if not p.is_file():
         raise RecipeError(f"recipe {p} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{where}not valid YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml_file(p) or {}  # the one recipe loader: limits, 1e-2 floats, no duplicate key
     if not isinstance(data, dict):
         raise RecipeError(f"{where}a recipe is a mapping of keys to values")
     for key in _PATH_KEYS:

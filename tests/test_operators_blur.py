@@ -61,7 +61,9 @@ def blur_cases(draw):
     boundary = draw(st.sampled_from(["circular", "reflect", "zeros"]))
     kh = draw(st.integers(1, 7))
     kw = draw(st.integers(1, 7))
-    lo_h, lo_w = (kh // 2 + 1, kw // 2 + 1) if boundary == "reflect" else (1, 1)
+    # reflect needs an image larger than half the kernel, zeros one at least as large as the
+    # kernel; circular wraps a larger kernel around the image (allow_wrap=True, checked vs scipy)
+    lo_h, lo_w = {"reflect": (kh // 2 + 1, kw // 2 + 1), "zeros": (kh, kw)}.get(boundary, (1, 1))
     h = draw(st.integers(max(lo_h, 2), 16))
     w = draw(st.integers(max(lo_w, 2), 16))
     b = draw(st.integers(1, 3))
@@ -78,7 +80,7 @@ def make_blur(case, dtype=torch.float64, normalise=False):
     kernel = torch.rand(kshape, generator=g, dtype=torch.float64)
     if normalise:
         kernel = kernel / kernel.sum((-2, -1), keepdim=True)
-    op = Blur(kernel, boundary=boundary)
+    op = Blur(kernel, boundary=boundary, allow_wrap=boundary == "circular")
     x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64).to(dtype)
     y = torch.randn(b, c, h, w, generator=g, dtype=torch.float64).to(dtype)
     return op, kernel, x, y
@@ -265,7 +267,7 @@ def test_svd_reconstructs_operator(case):
 @pytest.mark.parametrize("hw", [(6, 7), (8, 8), (5, 4), (1, 6)])
 def test_spectral_bases_are_orthogonal_matrices(hw):
     g = torch.Generator().manual_seed(7)
-    op = Blur(torch.rand(3, 4, generator=g, dtype=torch.float64))
+    op = Blur(torch.rand(3, 4, generator=g, dtype=torch.float64), allow_wrap=True)  # (1, 6): wrapped
     shape = (1, 1, *hw)
     n = math.prod(hw)
     for fn in ("Vt", "U"):

@@ -35,9 +35,10 @@ def make(case, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(mshape, generator=g, dtype=torch.float64)
     mask = mask * (mask > 0.4) if soft else (mask > 0.4)
+    mask[..., 0, 0] = 1  # an Inpaint mask observes at least one pixel of each image
     x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
     y = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
-    return Inpaint(mask), mask, x, y
+    return Inpaint(mask, soft=soft), mask, x, y
 
 
 def broadcast_mask(mask: torch.Tensor, shape) -> np.ndarray:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from pnpdiff import env
 from pnpdiff.errors import ChecksumError, PnPError, WeightsNotFoundError
 
 __all__ = [
@@ -50,9 +51,9 @@ def cache_dir() -> Path:
     pathlib.Path
         The cache directory (it may not exist yet).
     """
-    env = os.environ.get("PNPDIFF_HOME")
-    if env:
-        return Path(env).expanduser()
+    home = env.home()
+    if home is not None:
+        return home
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "pnpdiff"
@@ -177,6 +178,17 @@ def _missing_message(card: ModelCard, looked: Path) -> str:
     )
 
 
+def _unwritable_message(card: ModelCard, dest: Path, err: OSError) -> str:
+    """A cache folder that cannot take the download: which one, why, and what to change."""
+    home = env.home()
+    named = home is not None and dest.parent == home
+    where = f"the checkpoint cache {dest.parent}" + (" (PNPDIFF_HOME)" if named else "")
+    return (f"cannot download {card.filename} for prior '{card.name}': {where} cannot be written "
+            f"({err.strerror or type(err).__name__}); set PNPDIFF_HOME "
+            f"to a folder you can write, or download {card.url} yourself and pass "
+            f"prior=\"{card.name}:/path/to/{card.filename}\"")
+
+
 def download(card: ModelCard, dest: str | Path | None = None, *, progress: bool = True,
              timeout: float = 10.0) -> Path:
     """Download ``card``'s checkpoint into ``dest`` (default: the cache), verifying its sha256.
@@ -192,8 +204,11 @@ def download(card: ModelCard, dest: str | Path | None = None, *, progress: bool 
         If the downloaded file does not match the card's sha256.
     """
     dest = Path(dest) if dest is not None else cache_dir() / card.filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{card.filename}.", suffix=".part", dir=dest.parent)
+    try:  # before the network: a cache that cannot be written fails at once
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{card.filename}.", suffix=".part", dir=dest.parent)
+    except OSError as e:
+        raise WeightsNotFoundError(_unwritable_message(card, dest, e)) from None
     tmp = Path(tmp_name)
     try:
         try:
@@ -265,7 +280,7 @@ def resolve_checkpoint(card: ModelCard, path: str | Path | None = None, *,
     if p.is_file():
         return p
     if download_missing is None:
-        download_missing = os.environ.get("PNPDIFF_DOWNLOAD", "").lower() in ("1", "true", "yes")
+        download_missing = env.download()
     if not download_missing:
         raise WeightsNotFoundError(_missing_message(card, p))
     return download(card, p, progress=progress)

@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import OperatorError, ValueRangeError
+from pnpdiff.errors import NonFiniteError, OperatorError, ValueRangeError
 from pnpdiff.operators import GaussianBlur
 from pnpdiff.priors.base import Prior, standard_normal
 
 __all__ = [
     "Callback",
+    "FiniteGuard",
+    "check_finite_result",
     "clip_schedule",
     "initial_estimate",
     "randn_like",
@@ -22,6 +24,91 @@ __all__ = [
 
 #: ``callback(i, sigma, x, x0_hat)`` called once per step with the current iterate and estimate
 Callback = Callable[[int, float, Tensor, Tensor], None]
+
+
+def _sigma_text(sigma: float | Tensor) -> str:
+    """A noise level for a message: ``0.1234`` or, one per image, ``0.01..0.3``."""
+    if torch.is_tensor(sigma) and sigma.numel() > 1:
+        lo, hi = float(sigma.min()), float(sigma.max())
+        return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
+    return f"{float(sigma):.4g}"
+
+
+class FiniteGuard(Prior):
+    """``prior`` whose every denoiser call is checked for NaN and infinity, in one place for every
+    solver and sampler (:func:`pnpdiff.solve`, :func:`pnpdiff.sample_posterior` and
+    :func:`pnpdiff.sample` apply it once; the solvers' loops stay as their papers write them).
+
+    After each call ``D(x, sigma)`` one check (one device synchronisation) looks at the input and
+    the output: a non-finite output for a finite input is the prior's (the message names the prior
+    and the sigma); a non-finite input is the iterate's -- the start (the initial estimate from the
+    measurement) at the first call, else what the method's data step (the operator, ``lam``,
+    ``zeta``, ``sigma_y``) made of the last estimate. Either raises
+    :class:`~pnpdiff.errors.NonFiniteError` instead of carrying NaN on to the result.
+
+    Parameters
+    ----------
+    prior : Prior
+        The prior to check (its attributes, ``start`` and ``data_moments`` are the prior's own).
+    method : str
+        The solver or sampler, for the messages.
+    operator : str, optional
+        The operator's name, for the messages (``None``: an unconditional sampler).
+    """
+
+    def __init__(self, prior: Prior, method: str, operator: str | None = None) -> None:
+        super().__init__()
+        from pnpdiff.priors.runtime import _FORWARDED
+
+        self.prior = prior
+        for attr in _FORWARDED:
+            if hasattr(prior, attr):
+                setattr(self, attr, getattr(prior, attr))
+        self.method = method
+        self.operator = operator
+        self.calls = 0
+
+    def denoise(self, x: Tensor, sigma: float | Tensor, **kwargs: object) -> Tensor:
+        out = self.prior.denoise(x, sigma, **kwargs)
+        self.calls += 1
+        if not (torch.is_tensor(out) and torch.is_tensor(x)):
+            return out
+        ok_in, ok_out = torch.stack((torch.isfinite(x).all(), torch.isfinite(out).all())).tolist()
+        if ok_in and ok_out:
+            return out
+        at = f"sigma = {_sigma_text(sigma)}"
+        name = getattr(self.prior, "name", type(self.prior).__name__)
+        if not ok_in:
+            if self.calls == 1:
+                where = (f"the starting point of {self.method} is not finite (NaN or inf) at {at}: "
+                         + (f"the initial estimate from the measurement through {self.operator} overflowed; "
+                            "check sigma_y and the measurement" if self.operator else "check the schedule"))
+            else:
+                where = (f"the {self.method} iterate became non-finite (NaN or inf) before the denoiser call at "
+                         f"{at} (call {self.calls}): "
+                         + (f"the data step with {self.operator} produced it; check sigma_y and the "
+                            "method's options (lam, zeta, ...)" if self.operator else "check the schedule"))
+            raise NonFiniteError(where)
+        raise NonFiniteError(
+            f"the prior '{name}' returned NaN or inf at {at} (denoiser call {self.calls} of {self.method}) "
+            "for a finite input: check the prior (its weights, the noise levels it was trained for)"
+        )
+
+    def start(self, *args: object, **kwargs: object) -> Tensor:
+        return self.prior.start(*args, **kwargs)
+
+    def data_moments(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        return self.prior.data_moments(like)
+
+
+def check_finite_result(out: Tensor, method: str, operator: str | None = None) -> Tensor:
+    """``out`` itself, or :class:`~pnpdiff.errors.NonFiniteError` if it holds NaN or inf (what the
+    method's last step made of finite denoiser outputs: the operator or the options)."""
+    if bool(torch.isfinite(out).all()):
+        return out
+    via = f" (its last data step with {operator}; check sigma_y and the method's options)" if operator else ""
+    raise NonFiniteError(f"the {method} result holds NaN or inf although every denoiser output was finite{via}; "
+                         "nothing is returned")
 
 
 def clip_schedule(sigmas: Tensor, prior: Prior) -> Tensor:

@@ -473,11 +473,13 @@ def smc(
             out = _denoise_with_gradient(prior, operator, x_pix, flat(ybar.expand(B, N, *xs)), rho_rows, t,
                                          chunk_size, **stage)
             if out is None:  # the prior has no autograd support: the untilted (MCGdiff) proposal
+                name = getattr(prior, "name", type(prior).__name__)
                 if twisted_proposal:
-                    raise ValueRangeError(f"twisted_proposal=True needs a prior differentiable in x; "
-                                          f"{type(prior).__name__}'s denoiser is not (use twisted_proposal=False)")
-                warnings.warn(f"{type(prior).__name__}'s denoiser is not differentiable: smc runs without the twisted "
-                              "proposal (pass twisted_proposal=False to silence this)", PnPWarning, stacklevel=2)
+                    raise ValueRangeError(f"twisted_proposal=True needs a prior differentiable in x; the "
+                                          f"denoiser of the prior '{name}' is not (use twisted_proposal=False)")
+                warnings.warn(f"the denoiser of the prior '{name}' is not differentiable: smc runs without the "
+                              "twisted proposal (pass twisted_proposal=False to silence this)", PnPWarning,
+                              stacklevel=2)
                 tilted = False
                 d_pix = _denoise(prior, x_pix, t, chunk_size)
             else:
