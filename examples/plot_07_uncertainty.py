@@ -12,8 +12,9 @@ DiffPIR (Zhu et al., CVPR-W 2023) run once per seed.
 The samples of DiffPIR (and of DDRM, DPS, ...) are *approximate*: their spread is the method's,
 not necessarily the posterior's (the Gaussian-mixture example measures how far off it is). The
 exact-in-the-limit sampler ``method="smc"`` (MCGdiff, Cardoso et al., ICLR 2024), the default of
-``sample_posterior`` for operators with a spectral view, costs ``particles`` denoiser calls per
-step and needs far more particles than a CPU example can afford on images.
+``sample_posterior`` only for small problems (at most 100 values per measurement) with a spectral
+view, costs ``particles`` denoiser calls per step and needs far more particles than a CPU example
+can afford on images.
 """
 
 # %%

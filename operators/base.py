@@ -437,9 +437,48 @@ class LinearOperator(nn.Module):
             return NotImplemented
         return Composition(self, other)
 
+    def check_shape(self, shape: Sequence[int], name: str = "the image") -> None:
+        """Refuse an input shape the operator cannot be applied to, before any work (allocates nothing).
+
+        What :meth:`forward` would refuse about the shape alone: a blur kernel larger than the image,
+        a mask of another size, an image size that is not a multiple of a downsampling factor, ...
+        (:func:`pnpdiff.solve` and ``--dry-run`` meet the same line as a run would).
+
+        Parameters
+        ----------
+        shape : sequence of int
+            ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``) of the input image.
+        name : str
+            What the input is called in the message.
+
+        Raises
+        ------
+        ShapeError
+            If the operator cannot be applied to an input of that shape.
+        """
+        self._shape_check(torch.empty(_shape4(shape), device="meta"), name)
+
+    def _shape_check(self, x: Tensor, name: str) -> None:
+        """The shape checks of :meth:`forward` on a ``'meta'`` tensor (subclasses with checks override)."""
+        self._check_image(x, name)
+
     def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
-        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1]; the result is a tensor)."""
+        """``op(x)``: :meth:`forward`, also for a PIL image.
+
+        Parameters
+        ----------
+        x : Tensor or PIL.Image.Image
+            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
+            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
+            8-bit / 255, 16-bit / 65535).
+        *args, **kwargs
+            Passed on to :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A x`` (a tensor, also for a PIL image).
+        """
         return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     @staticmethod
@@ -470,6 +509,13 @@ def _not_tensor_hint(x: object, name: str) -> str:
     if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__"):
         return f"; read the file with pnpdiff.io.load_image({name})"
     return ""
+
+
+def _shape4(shape: Sequence[int]) -> tuple[int, ...]:
+    """An image shape ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` as four positive integers."""
+    shp = _checks.shape_tuple(shape, "shape", lengths=(2, 3, 4), error=ShapeError,
+                              what="an image shape (H, W), (C, H, W) or (B, C, H, W) of positive integers")
+    return (1,) * (4 - len(shp)) + shp
 
 
 def _batch_fits(a: Sequence[int], b: Sequence[int]) -> bool:

@@ -320,10 +320,17 @@ class Blur(LinearOperator):
             how = f"with boundary={self.boundary!r} part of the kernel never meets a pixel"
             alt = ""
         raise ShapeError(
-            f"the {type(self).__name__} kernel is {(kh, kw)} (h, w) but {name} is {(h, w)}: a blur kernel must not be larger "
-            f"than the image ({how}); use a smaller kernel (GaussianBlur: a smaller sigma or kernel_size, "
+            f"the {type(self).__name__} kernel is {(kh, kw)} (h, w) but {name} is {(h, w)}: a blur kernel must not "
+            f"be larger than the image ({how}); use a smaller kernel (GaussianBlur: a smaller sigma or kernel_size, "
             f"MotionBlur/UniformBlur: a smaller size) or a larger image{alt}"
         )
+
+    def _shape_check(self, x: Tensor, name: str) -> None:
+        self._check(x, name)
+        if self.boundary == "reflect":
+            top, bottom, left, right = self._pads()
+            if max(top, bottom) >= x.shape[-2] or max(left, right) >= x.shape[-1]:
+                self._pad(x)  # its one line
 
     def _check(self, x: Tensor, name: str) -> None:
         self._check_image(x, name)

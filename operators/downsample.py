@@ -498,6 +498,9 @@ class Downsample(LinearOperator):
             self._cache[key] = t
         return t
 
+    def _shape_check(self, x: Tensor, name: str) -> None:
+        self._check_hr(x, name)
+
     def _check_hr(self, x: Tensor, name: str = "x") -> None:
         self._check_image(x, name)
         h, w = x.shape[-2:]

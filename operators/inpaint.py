@@ -90,6 +90,9 @@ class Inpaint(DiagonalOperator):
         frac = float(self.mask.float().mean())
         return f"mask={tuple(self.mask.shape)}, observed={frac:.3f}"
 
+    def _shape_check(self, x: Tensor, name: str) -> None:
+        self._check(x, name)
+
     def _check(self, x: Tensor, name: str) -> None:
         self._check_image(x, name)
         mb, mc, mh, mw = self.mask.shape

@@ -112,8 +112,22 @@ class PhaseRetrieval(nn.Module):
         return (*lead, h + 2 * ph, w + 2 * pw)
 
     def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
-        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1])."""
+        """``op(x)``: :meth:`forward`, also for a PIL image.
+
+        Parameters
+        ----------
+        x : Tensor or PIL.Image.Image
+            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
+            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
+            8-bit / 255, 16-bit / 65535).
+        *args, **kwargs
+            Passed on to :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A x`` (a tensor, also for a PIL image).
+        """
         return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -232,8 +246,22 @@ class SaturatedBlur(nn.Module):
         return torch.atanh(t) / self.gain
 
     def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image (converted as :func:`pnpdiff.solve`
-        converts it, to a ``(1, C, H, W)`` float tensor in [0, 1])."""
+        """``op(x)``: :meth:`forward`, also for a PIL image.
+
+        Parameters
+        ----------
+        x : Tensor or PIL.Image.Image
+            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
+            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
+            8-bit / 255, 16-bit / 65535).
+        *args, **kwargs
+            Passed on to :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A x`` (a tensor, also for a PIL image).
+        """
         return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:

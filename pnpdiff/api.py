@@ -536,6 +536,9 @@ def solve(
             raise ShapeError(f"option 'x_init' must have the shape of the image to restore, {tuple(x_shape)} "
                              f"(A^T y), or broadcast to it; got {tuple(x_init.shape)}")
         options["x_init"] = x_init.detach().to(dev, x_y.dtype).expand(x_shape).clone()
+    schedule_arg = options.get("schedule")
+    n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else n_steps_arg
+               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), method))
     mem_shape, extra = tuple(x_shape), 0
     if method == "smc":  # the denoiser sees chunk_size particles at a time; all N are stored (about 8 copies)
         n_part = int(options.get("particles", params["particles"].default))
@@ -543,12 +546,9 @@ def solve(
         if "chunk_size" not in options:  # as many particles per denoiser call as the memory budget allows
             options["chunk_size"] = memory.largest_fitting_batch(
                 tuple(x_shape), tuple(x_y.shape), prior_obj, method, max(1, n_part), dev, max_memory, x_y.dtype,
-                extra=extra, scale_y=False)
+                extra=extra, scale_y=False, steps=n_sched)
         chunk = int(options["chunk_size"])
         mem_shape = (x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:])
-    schedule_arg = options.get("schedule")
-    n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else n_steps_arg
-               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), method))
     _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra, n_sched)
     prior_obj = prior_obj.to(dev)
     from pnpdiff.priors.runtime import with_runtime

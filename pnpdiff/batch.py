@@ -208,8 +208,15 @@ class _Ranks:
 @contextlib.contextmanager
 def _distributed(device: str | None) -> Iterator[tuple[_Ranks, str | None]]:
     """Join the process group a launcher such as ``torchrun`` set up (``WORLD_SIZE`` > 1): gloo
-    on the CPU, NCCL on CUDA with the GPU ``LOCAL_RANK``; yield the ranks and this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    on the CPU, NCCL on CUDA with the GPU ``LOCAL_RANK``; yield the ranks and this rank's device.
+
+    The other processes must join within ``PNPDIFF_DIST_TIMEOUT`` seconds (:mod:`pnpdiff.env`;
+    a line on stderr says what this process waits for once the wait is longer than a few
+    seconds), else a :class:`~pnpdiff.PnPError`: variables left over from an earlier torchrun in
+    the shell start a run that no other process will ever join."""
+    from pnpdiff import env
+
+    world = env.world_size()
     if world <= 1:
         yield _Ranks(), device
         return
@@ -219,21 +226,56 @@ def _distributed(device: str | None) -> Iterator[tuple[_Ranks, str | None]]:
         raise RecipeError("WORLD_SIZE is set but this torch has no torch.distributed; run without torchrun")
     use_cuda = (device is None and torch.cuda.is_available()) or (device is not None and device.startswith("cuda"))
     if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        local = env.local_rank()
+        if local >= torch.cuda.device_count():
+            raise PnPError(f"LOCAL_RANK={local} but this machine has {torch.cuda.device_count()} GPU(s); start at most "
+                           "one process per GPU (torchrun --nproc_per_node)")
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     started = not dist.is_initialized()
     if started:
-        try:
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-        except (RuntimeError, ValueError) as err:
-            raise PnPError(f"WORLD_SIZE={world} but the torch.distributed process group cannot be joined "
-                           f"({' '.join(str(err).split())[:200]}); start the run with torchrun") from None
+        _join(dist, world, "nccl" if use_cuda else "gloo")
     try:
         yield _Ranks(dist.get_rank(), dist.get_world_size()), device
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _join(dist: Any, world: int, backend: str) -> None:
+    """``init_process_group`` from the launcher's variables, the rendezvous (every process
+    connecting to ``MASTER_ADDR:MASTER_PORT``) bounded by ``PNPDIFF_DIST_TIMEOUT``; the group's
+    collectives keep torch's default timeout (a rank may wait long at a barrier for a slower one)."""
+    import datetime
+    import sys
+    import threading
+
+    from pnpdiff import env
+
+    timeout = env.dist_timeout()
+    rank = env.rank()
+    others = f"{world - 1} other process{'es' if world > 2 else ''}"
+    names = ", ".join([f"WORLD_SIZE={world}", f"RANK={rank}"]
+                      + [f"{k}={os.environ[k]}" for k in ("MASTER_ADDR", "MASTER_PORT") if os.environ.get(k)])
+    note = threading.Timer(min(5.0, timeout / 2), lambda: print(
+        f"pnpdiff: waiting for {others} of this run to join ({names}; at most {timeout:g} s: PNPDIFF_DIST_TIMEOUT); "
+        "unset WORLD_SIZE and RANK if you did not start this with torchrun", file=sys.stderr, flush=True))
+    note.daemon = True
+    note.start()
+    try:
+        store, rank, world = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout)))
+        store.set_timeout(dist.constants.default_pg_timeout)  # what init_process_group sets for its own store
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
+    except (RuntimeError, ValueError) as err:  # DistStoreError, DistNetworkError: timed out
+        text = " ".join(str(err).split())[:200]
+        if isinstance(err, getattr(dist, "DistError", ())) and "time" in text.lower():
+            raise PnPError(f"the {others} of this run did not join within {timeout:g} s ({names}; "
+                           "PNPDIFF_DIST_TIMEOUT); unset WORLD_SIZE and RANK unless you start the run with torchrun, "
+                           "whose processes join each other") from None
+        raise PnPError(f"WORLD_SIZE={world} but the torch.distributed process group cannot be joined "
+                       f"({text}); start the run with torchrun") from None
+    finally:
+        note.cancel()
 
 
 def _summary(settings: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -420,9 +462,13 @@ def run_batch(
         mine = [b for k, b in enumerate(batches) if k % ranks.world == ranks.rank]
         bar = None
         if progress:
+            import sys
+
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=sum(len(b) for b in mine), unit="image", position=ranks.rank,
+            # one bar per rank, each on its own line of a terminal (a pipe or a file has no lines to move to)
+            on_terminal = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+            bar = tqdm(total=sum(len(b) for b in mine), unit="image", position=ranks.rank if on_terminal else None,
                        desc=f"rank {ranks.rank}" if ranks.world > 1 else "images")
         computed: dict[str, dict[str, Any]] = {}
         failure: Exception | None = None

@@ -145,7 +145,7 @@ def _sample_main(argv: list[str]) -> int:
     from pnpdiff.sampling import run_sample_recipe
 
     info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
-                             overwrite=args.overwrite, progress=_progress(args.no_progress), dry_run=args.dry_run)
+                             overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
     if args.dry_run:
         import yaml
 
@@ -262,21 +262,10 @@ def _main(argv: list[str] | None) -> int:
             print(_batch_plan(recipe, args.overwrite))
         return 0
     metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
-                         progress=_progress(args.no_progress), overwrite=args.overwrite)
+                         progress=not args.no_progress, overwrite=args.overwrite)
     if env.rank() == 0:
         print(_batch_summary(metrics, out) if batch else _summary(metrics, out))
     return 0
-
-
-def _progress(no_progress: bool) -> bool:
-    """Whether to show progress bars: not with ``--no-progress``, and not when stderr is not a
-    terminal (a log file or a pipe would get a screenful of carriage returns and cursor moves)."""
-    if no_progress:
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # closed or replaced stderr
-        return False
 
 
 def _dry_run_checks(recipe: object) -> None:
@@ -299,7 +288,9 @@ def _dry_run_checks(recipe: object) -> None:
     else:
         spec = recipe.input_spec
     x_shape, _ = measurement_shapes(recipe, spec)
-    build_operator(recipe.operator, x_shape)
+    op = build_operator(recipe.operator, x_shape)
+    if hasattr(op, "check_shape"):  # what applying it would refuse (a kernel larger than the image)
+        op.check_shape(x_shape)
 
 
 def _batch_plan(recipe: object, overwrite: bool) -> str:

@@ -4,8 +4,10 @@ Bit depth
 ---------
 Images are read at the precision they are stored with. 8-bit data (and 1-bit, palette, ...) is
 divided by 255; 16-bit data (16-bit PNG and TIFF, grey or colour, Pillow modes ``I;16`` and ``I``,
-``uint16`` arrays) by 65535; float data (float TIFF, Pillow mode ``F``, float arrays) is taken as
-it is, already in [0, 1]. The *bit depth* of an input is 8 for 8-bit-or-less data and 16 for
+``uint16`` arrays) by 65535; a TIFF of 2..15-bit unsigned samples by ``2**bits - 1`` (a 12-bit
+TIFF by 4095); float data (float TIFF, Pillow mode ``F``, float arrays) is taken as it is,
+already in [0, 1]. A TIFF of signed (int8, int16, int32) or 32-bit integer samples is refused:
+no scale to [0, 1] is standard for them. The *bit depth* of an input is 8 for 8-bit-or-less data and 16 for
 16-bit and float data: it is the depth an output should be written with to keep the input's
 precision, ``save_image(x, path, bits=...)``. Learn it with :func:`image_info` (reads only the
 header) or ``load_image(path, return_bits=True)``; :func:`load_source_image` returns it too.
@@ -19,13 +21,26 @@ silently; one with any non-opaque pixel is dropped with a :class:`~pnpdiff.error
 saying so, and transparent pixels are restored from the colour stored under them (composite
 the image onto a background first if that is not what you want). Outputs never have alpha.
 
+Files as a viewer shows them
+----------------------------
+A file is read as image viewers show it: its EXIF orientation (or the TIFF Orientation tag, or
+XMP ``tiff:Orientation``) is applied as :func:`PIL.ImageOps.exif_transpose` applies it, so a
+phone photo stored 4000 x 3000 with orientation 6 loads 3000 wide and 4000 high (and
+:func:`image_info` reports that size). PIL images and arrays are taken as their pixels are
+(``ImageOps.exif_transpose(im)`` first if you want the rotation). A file must hold one image:
+a multi-page TIFF or an animated GIF, PNG or WebP is refused with its page count (a camera's MPO
+JPEG counts as its main image). Float pixels must be finite and in [0, 1] (values within
+:data:`FLOAT_TOLERANCE` of it, float rounding, are clipped); other files are refused with the
+range found.
+
 Errors
 ------
 A missing path or a folder raises :class:`~pnpdiff.errors.InputFileError` (a
 ``FileNotFoundError``); a file that exists but cannot be decoded (empty, truncated, not an
-image, no permission) raises :class:`~pnpdiff.errors.ImageReadError` (an ``OSError``); an empty
-image raises :class:`~pnpdiff.errors.ShapeError`; a wrong dtype or an image too large raises
-:class:`~pnpdiff.errors.ValueRangeError`.
+image, no permission, several pages or frames) raises :class:`~pnpdiff.errors.ImageReadError`
+(an ``OSError``); an empty image raises :class:`~pnpdiff.errors.ShapeError`; a wrong dtype,
+NaN or infinite pixels, float pixels outside [0, 1] or an image too large raises
+:class:`~pnpdiff.errors.ValueRangeError`. Every message names the file.
 """
 
 from __future__ import annotations
@@ -58,6 +73,7 @@ from pnpdiff.errors import (
 )
 
 __all__ = [
+    "FLOAT_TOLERANCE",
     "ImageInfo",
     "MAX_PIXELS",
     "check_range",
@@ -433,6 +449,23 @@ def _pil_orientation(im: Image.Image) -> int:
         return 1
 
 
+def _left_by_pillow_tiff(p: Path, im: Image.Image, orientation: int, head: _TiffHead | None) -> int:
+    """The orientation still to apply to a TIFF that Pillow has loaded.
+
+    Pillow's TIFF reader applies the Orientation tag itself when it loads (and then drops the
+    tag); a quarter-turned image that it loaded at its stored size was misread (Pillow 13 does
+    so for uncompressed files), and is refused rather than restored garbled.
+    """
+    if orientation == 1 or 0x0112 in getattr(im, "tag_v2", {}):
+        return orientation  # this Pillow left it to us
+    if orientation >= 5 and head is not None and im.size != head.stored_wh[::-1]:
+        raise ImageReadError(
+            f"{p} cannot be read reliably: Pillow, which reads this kind of TIFF, misreads it in its "
+            f"orientation {orientation} (a quarter turn); save it compressed (e.g. deflate) or as a PNG"
+        )
+    return 1
+
+
 def _oriented(arr: np.ndarray, orientation: int) -> np.ndarray:
     """``(H, W, C)`` as a viewer shows it: the EXIF orientation applied (1: unchanged)."""
     fn = _ORIENT.get(orientation)
@@ -461,12 +494,14 @@ def _pil_frames(im: Image.Image) -> int:
 @dataclass(frozen=True)
 class _TiffHead:
     """What the first page of a TIFF declares: tifffile's layout (None: Pillow reads it), the
-    samples' BitsPerSample, the orientation and the number of full-resolution pages."""
+    samples' BitsPerSample, the orientation, the number of full-resolution pages and the stored
+    (width, height), before the orientation."""
 
     layout: tuple[int, int, int, np.dtype] | None
     sample_bits: int
     orientation: int
     pages: int
+    stored_wh: tuple[int, int]
 
 
 def _tiff_head(p: Path) -> _TiffHead | None:
@@ -480,6 +515,7 @@ def _tiff_head(p: Path) -> _TiffHead | None:
             layout = _tiff_layout(page)
             bps = page.bitspersample
             sample_bits = int(max(bps) if isinstance(bps, tuple) else bps)
+            stored_wh = (int(page.imagewidth), int(page.imagelength))
             tags = page.tags
             tag = tags.get(274)
             orientation = _orientation_value(tag.value) if tag is not None else 1
@@ -496,7 +532,7 @@ def _tiff_head(p: Path) -> _TiffHead | None:
         raise
     except Exception:
         return None
-    head = _TiffHead(layout, sample_bits, orientation, max(n, 1))
+    head = _TiffHead(layout, sample_bits, orientation, max(n, 1), stored_wh)
     _one_image(p, head.pages, "page")
     if layout is not None:
         dtype = layout[3]
@@ -623,6 +659,11 @@ def _read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             im.load()
             arr = _pil_array(im)
             bits = _pil_bits(im)
+            if im.format == "TIFF":
+                orientation = _left_by_pillow_tiff(p, im, orientation, head)
+        if head is not None and arr.dtype == np.uint16 and 8 < head.sample_bits < 16:
+            # Pillow reads 9..15-bit TIFF samples as 0..2**bits - 1 in a 16-bit mode: their true scale
+            arr = (arr.astype(np.float64) / (2.0**head.sample_bits - 1.0)).astype(np.float32)
         if stored_bits > 8 and bits == 8:
             _warn(
                 f"{p} stores {stored_bits}-bit colour, which this installation reads at 8 bits only; "
@@ -686,8 +727,13 @@ def image_info(path: str | os.PathLike) -> ImageInfo:
         with Image.open(p) as im:
             if head is None:
                 _one_image(p, _pil_frames(im), "page" if im.format == "TIFF" else "frame")
-            orientation = head.orientation if head is not None else _pil_orientation(im)
             w, h = im.size
+            if head is not None:  # the stored size (Pillow's TIFF reader may report it turned already)
+                (w, h), orientation = head.stored_wh, head.orientation
+            elif im.format == "TIFF":  # only Pillow reads it: Pillow reports (and loads) it turned
+                orientation = 1
+            else:
+                orientation = _pil_orientation(im)
             if orientation >= 5:
                 w, h = h, w
             mode = im.mode
@@ -712,6 +758,7 @@ def load_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor 
     path : str or os.PathLike
         A PNG, TIFF, JPEG, ... file; 16-bit PNG and TIFF (grey or colour) and float TIFF are read
         at full precision. Alpha follows the module's rule (dropped; a warning if not opaque).
+        The EXIF orientation is applied: the tensor is the image as a viewer shows it.
     return_bits : bool
         Also return the bit depth, 8 or 16 (see the module docstring).
 
@@ -725,7 +772,19 @@ def load_image(path: str | os.PathLike, *, return_bits: bool = False) -> Tensor 
     InputFileError
         If ``path`` does not exist or is a folder.
     ImageReadError
-        If the file is empty, truncated, unreadable, or not an image.
+        If the file is empty, truncated, unreadable, not an image, or holds several pages or
+        frames (a multi-page TIFF, an animated GIF).
+    ValueRangeError
+        If float pixels are NaN, infinite or outside [0, 1], or a TIFF stores signed or 32-bit
+        integer samples.
+
+    Examples
+    --------
+    >>> import pnpdiff
+    >>> from pnpdiff.io import load_image, save_image
+    >>> y = load_image("photo.jpg")  # doctest: +SKIP
+    >>> x_hat = pnpdiff.solve(y, operator=pnpdiff.GaussianBlur(2.0))  # doctest: +SKIP
+    >>> save_image(x_hat, "restored.png")  # doctest: +SKIP
     """
     arr, bits = _read_file(path)
     x = _as_tensor(_to_float(_drop_alpha(arr, str(path))))

@@ -196,6 +196,9 @@ Y_BUFFERS = 4
 #: bytes per step of the sigma schedule: its float64 tensor, the solver's list of Python floats and
 #: the progress bar's bookkeeping (a schedule of 10^7 sigmas alone is over 1 GiB)
 SCHEDULE_BYTES_PER_STEP = 128
+#: steps whose schedule the fixed overheads of :data:`METHOD_COSTS` already hold (128 KiB); each
+#: step beyond counts :data:`SCHEDULE_BYTES_PER_STEP`
+SCHEDULE_FREE_STEPS = 1000
 
 #: glibc serves allocations below 32 MiB (its largest dynamic mmap threshold) from the heap, where
 #: freed activations leave holes: while one activation of the denoiser is smaller than this, the
@@ -568,7 +571,8 @@ def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, 
     dtype : torch.dtype
         Dtype of the image and of the solver's tensors.
     steps : int
-        Length of the sigma schedule (:data:`SCHEDULE_BYTES_PER_STEP` each; 0: not counted).
+        Length of the sigma schedule: :data:`SCHEDULE_BYTES_PER_STEP` for each step beyond
+        :data:`SCHEDULE_FREE_STEPS` (0: not counted).
 
     Returns
     -------
@@ -596,7 +600,7 @@ def estimate_solve_bytes(x_shape: Sequence[int], y_shape: Sequence[int] | None, 
         + y_numel * (item + 1)  # the measurement: decoded (8-bit) and as a tensor
         + overhead_mib * MiB
         + weights
-        + max(int(steps), 0) * SCHEDULE_BYTES_PER_STEP
+        + max(int(steps) - SCHEDULE_FREE_STEPS, 0) * SCHEDULE_BYTES_PER_STEP
     )
     return int(math.ceil(total))
 
@@ -843,7 +847,8 @@ def largest_batch(need: Callable[[int], int], n: int, limit: int | None) -> int:
 
 def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior: Any, method: str, n: int,
                           device: str | torch.device | None = None, limit: int | float | str | None = None,
-                          dtype: torch.dtype = torch.float32, *, extra: int = 0, scale_y: bool = True) -> int:
+                          dtype: torch.dtype = torch.float32, *, extra: int = 0, scale_y: bool = True,
+                          steps: int = 0) -> int:
     """How many copies of a solve fit the run's memory budget: the largest ``k`` in ``[1, n]``.
 
     ``k`` copies of a solve of ``x_shape`` / ``y_shape`` are one solve of ``(k * B, C, H, W)``;
@@ -872,6 +877,8 @@ def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior:
         Bytes the solve holds beyond the estimate, whatever ``k`` (e.g. SMC's stored particles).
     scale_y : bool
         Whether the measurement grows with ``k`` (``False``: SMC's particles share one ``y``).
+    steps : int
+        Length of the schedule (as in :func:`estimate_solve_bytes`; the same for every ``k``).
 
     Returns
     -------
@@ -885,7 +892,7 @@ def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior:
 
     def need(k: int) -> int:
         y = (k * ys[0], *ys[1:]) if scale_y else ys
-        return estimate_solve_bytes((k * xs[0], *xs[1:]), y, prior, method, dtype) + int(extra)
+        return estimate_solve_bytes((k * xs[0], *xs[1:]), y, prior, method, dtype, steps=steps) + int(extra)
 
     return largest_batch(need, max(1, int(n)), cap)
 

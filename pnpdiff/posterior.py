@@ -111,6 +111,19 @@ def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
     return [torch.randint(0, 2**62, (b,), generator=g).tolist() for _ in range(n)]
 
 
+def _steps(options: dict[str, Any], prior: Any, op: Any, method: str) -> Any:
+    """The schedule's length the runs will have (``steps``, the schedule's sigmas, or the default);
+    what the caller gave when it is not an integer (solve refuses it)."""
+    schedule, steps = options.get("schedule"), options.get("steps")
+    if torch.is_tensor(schedule):
+        return int(schedule.numel())
+    if isinstance(schedule, (list, tuple)):
+        return len(schedule)
+    if steps is None:
+        return default_steps(getattr(prior, "name", "custom"), task_of(op), method)
+    return steps
+
+
 def _x_shape(yt: Tensor, op: Any) -> tuple[int, ...] | None:
     """Shape of one measurement's image (``A^T y``), ``None`` where the operator does not tell it."""
     try:
@@ -126,14 +139,7 @@ def _announce_cost(method: str, n: int, x_shape: tuple[int, ...] | None, yt: Ten
 
     if x_shape is None:
         return
-    schedule = options.get("schedule")
-    steps = options.get("steps")
-    if torch.is_tensor(schedule):
-        steps = int(schedule.numel())
-    elif isinstance(schedule, (list, tuple)):
-        steps = len(schedule)
-    elif not isinstance(steps, int) or isinstance(steps, bool):
-        steps = default_steps(getattr(prior, "name", "custom"), task_of(op), method)
+    steps = _steps(options, prior, op, method)
     try:
         if not 1 <= int(steps) <= MAX_STEPS:
             return  # solve refuses it, and its error comes alone
@@ -167,8 +173,10 @@ def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options
     x_shape = _x_shape(yt, op)
     if x_shape is None:  # solve reports a measurement that does not fit the operator
         return n
+    steps = _steps(options, prior, op, method)
     return memory.largest_fitting_batch((yt.shape[0], *x_shape[1:]), tuple(yt.shape), prior, method, n, dev,
-                                        options.get("max_memory"), yt.dtype)
+                                        options.get("max_memory"), yt.dtype,
+                                        steps=steps if isinstance(steps, int) and 0 < steps <= MAX_STEPS else 0)
 
 
 def sample_posterior(

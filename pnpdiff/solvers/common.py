@@ -163,7 +163,7 @@ def _smooth_fill(y: Tensor, mask: Tensor, scales: Iterable[float] = (1, 2, 4, 8,
     out = y * m
     filled = m.clone()
     for s in scales:
-        blur = GaussianBlur(float(s), kernel_size=int(2 * round(3 * s) + 1))  # circular, any size
+        blur = GaussianBlur(float(s), kernel_size=int(2 * round(3 * s) + 1), allow_wrap=True)  # circular, any size
         num, den = blur(y * m), blur(m)
         est = num / den.clamp_min(1e-8)
         new = (den > 1e-3) & (filled < 0.5)
@@ -259,9 +259,22 @@ def estimate_noise_level(y: Tensor) -> float:
 
 
 def steps_iter(n: int, progress: bool, desc: str) -> Iterable[int]:
-    """``range(n)``, wrapped in a tqdm progress bar when ``progress`` is true."""
+    """``range(n)``, wrapped in a tqdm progress bar when ``progress`` is true; not inside another
+    bar (a batch run's) when stderr is not a terminal, where a second bar can only be drawn with
+    cursor escapes that a log file or a pipe keeps as garbage."""
     if not progress:
         return range(n)
+    import sys
+
     from tqdm.auto import tqdm
 
+    if len(getattr(tqdm, "_instances", ())) and not _is_terminal(sys.stderr):
+        return range(n)
     return tqdm(range(n), desc=desc, leave=False)
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, a closed one
+        return False
