@@ -245,7 +245,10 @@ def _distributed(device: str | None) -> Iterator[tuple[_Ranks, str | None]]:
 def _join(dist: Any, world: int, backend: str) -> None:
     """``init_process_group`` from the launcher's variables, the rendezvous (every process
     connecting to ``MASTER_ADDR:MASTER_PORT``) bounded by ``PNPDIFF_DIST_TIMEOUT``; the group's
-    collectives keep torch's default timeout (a rank may wait long at a barrier for a slower one)."""
+    collectives keep torch's default timeout (a rank may wait long at a barrier for a slower one).
+
+    The rendezvous waits in a thread of its own, so that the main thread still takes SIGINT and
+    SIGTERM meanwhile (torch's wait is C++ code, which Python's signal handlers cannot interrupt)."""
     import datetime
     import sys
     import threading
@@ -257,13 +260,28 @@ def _join(dist: Any, world: int, backend: str) -> None:
     others = f"{world - 1} other process{'es' if world > 2 else ''}"
     names = ", ".join([f"WORLD_SIZE={world}", f"RANK={rank}"]
                       + [f"{k}={os.environ[k]}" for k in ("MASTER_ADDR", "MASTER_PORT") if os.environ.get(k)])
-    note = threading.Timer(min(5.0, timeout / 2), lambda: print(
-        f"pnpdiff: waiting for {others} of this run to join ({names}; at most {timeout:g} s: PNPDIFF_DIST_TIMEOUT); "
-        "unset WORLD_SIZE and RANK if you did not start this with torchrun", file=sys.stderr, flush=True))
-    note.daemon = True
-    note.start()
+    met: dict[str, Any] = {}
+
+    def rendezvous() -> None:
+        try:
+            met["store"] = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout)))
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            met["error"] = err
+
+    waiter = threading.Thread(target=rendezvous, name="pnpdiff-rendezvous", daemon=True)
+    waiter.start()
+    t0, noted = time.monotonic(), False
+    while waiter.is_alive():
+        waiter.join(0.1)
+        if not noted and waiter.is_alive() and time.monotonic() - t0 >= min(5.0, timeout / 2):
+            noted = True  # the others are late: say what this process waits for
+            print(f"pnpdiff: waiting for {others} of this run to join ({names}; at most {timeout:g} s: "
+                  "PNPDIFF_DIST_TIMEOUT); unset WORLD_SIZE and RANK if you did not start this with torchrun",
+                  file=sys.stderr, flush=True)
     try:
-        store, rank, world = next(dist.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout)))
+        if "error" in met:
+            raise met["error"]
+        store, rank, world = met["store"]
         store.set_timeout(dist.constants.default_pg_timeout)  # what init_process_group sets for its own store
         dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     except (RuntimeError, ValueError) as err:  # DistStoreError, DistNetworkError: timed out
@@ -274,8 +292,6 @@ def _join(dist: Any, world: int, backend: str) -> None:
                            "whose processes join each other") from None
         raise PnPError(f"WORLD_SIZE={world} but the torch.distributed process group cannot be joined "
                        f"({text}); start the run with torchrun") from None
-    finally:
-        note.cancel()
 
 
 def _summary(settings: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

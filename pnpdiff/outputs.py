@@ -59,8 +59,6 @@ MANIFEST = ".pnpdiff-manifest.json"
 #: the lock file a run holds (``flock``) inside its output folder while it runs
 LOCK = ".pnpdiff-lock"
 _PARTIAL = ".pnpdiff-partial-"
-#: pnpdiff's own temporary entries (folders, and files ending .json): only these are ever cleaned up
-_PARTIAL_RE = re.compile(re.escape(_PARTIAL) + r"[0-9a-f]{8}(\.json)?")
 _MAX_MANIFEST = 16 << 20  # bytes: a manifest lists a few files; a larger one is not pnpdiff's
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -373,11 +371,16 @@ class OutputFolder:
 
     def remove_partials(self) -> None:
         """Remove temporary entries an earlier run left when it was killed (SIGKILL, power loss);
-        only pnpdiff's own ``.pnpdiff-partial-<8 hex digits>`` names, never through a link. Call
-        while holding the folder (or its parent's lock)."""
+        only pnpdiff's own ``.pnpdiff-partial-*`` folders and files, never a link nor through one.
+        Call while holding the folder (or its parent's lock)."""
         with self._opened() as fd:
-            if fd is not None:
-                _remove_partials(fd, [e for e in os.listdir(fd) if _PARTIAL_RE.fullmatch(e)])
+            if fd is None:
+                return
+            for e in os.listdir(fd):
+                with contextlib.suppress(OSError):
+                    mode = os.stat(e, dir_fd=fd, follow_symlinks=False).st_mode
+                    if e.startswith(_PARTIAL) and not stat.S_ISLNK(mode):
+                        _remove_at(fd, e)
 
     def check(self) -> None:
         """Raise :class:`~pnpdiff.OutputFolderError` if the run may not write its files here.

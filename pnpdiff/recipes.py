@@ -320,15 +320,19 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     for key in ("task", "description"):
         if getattr(recipe, key) is not None:
             d[key] = getattr(recipe, key)
-    d["image" if recipe.image is not None else "observed"] = recipe.image or recipe.observed
+    d["image" if recipe.image is not None else "observed"] = _absolute(recipe.image or recipe.observed)
     if recipe.size is not None:
         d["size"] = list(recipe.size) if isinstance(recipe.size, tuple) else recipe.size
     d["operator"] = recipe.operator
+    if isinstance(recipe.operator.get("mask"), str):
+        d["operator"] = {**recipe.operator, "mask": _absolute(recipe.operator["mask"])}
     noise: dict[str, Any] = {"seed": recipe.noise_seed}
     if recipe.sigma_y is not None:
         noise = {"sigma_y": recipe.sigma_y, **noise}
     d["noise"] = noise
     d["prior"] = recipe.prior
+    if isinstance(recipe.prior, dict) and isinstance(recipe.prior.get("path"), str):
+        d["prior"] = {**recipe.prior, "path": _absolute(recipe.prior["path"])}
     from pnpdiff.api import default_steps, task_of
 
     method = recipe.resolved_method
@@ -356,6 +360,12 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         d["compile"] = True
     d["output"] = str(Path(recipe.output).resolve())
     return d
+
+
+def _absolute(spec: str) -> str:
+    """A path spec as ``--dry-run`` and ``recipe.yaml`` show it: absolute (a glob too), so that it
+    names the same files from any folder; ``skimage:NAME`` as it is."""
+    return spec if not _is_path_spec(spec) else os.path.abspath(spec)
 
 
 def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
@@ -956,9 +966,10 @@ def run_recipe(
         from pnpdiff.batch import run_batch
 
         return run_batch(recipe, output=output, steps=steps, device=device, progress=progress, overwrite=overwrite)
+    from pnpdiff import env
     from pnpdiff.outputs import OutputFolder
 
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if env.world_size() > 1:
         raise PnPError(f"this recipe restores one image ({recipe.input_spec}); torchrun shares the images of a "
                        "batch run (image: a folder or a glob) among its processes: run this one without torchrun")
     dev_spec = device if device is not None else recipe.device
