@@ -125,10 +125,18 @@ def _input_meta(spec: str) -> dict[str, str]:
     return {"input": spec, "input_realpath": os.path.realpath(input_root(spec))}
 
 
-def check_resume_input(spec: str, target: Path) -> None:
-    """Refuse to resume a run in ``target`` whose input folder (the same ``spec``) now resolves to
-    another real path than when the run started: it was moved, or replaced by a symbolic link to
-    another folder, and the run would read (or, with an output folder below it, write) elsewhere."""
+def check_input_folder(spec: str, target: Path) -> None:
+    """Refuse what would make a batch run read or write through a replaced input folder: an output
+    folder below an input folder that is a symbolic link (the results would land wherever the link
+    points), and a resume in ``target`` whose input folder (the same ``spec``) now resolves to
+    another real path than when the run started (moved, or replaced by a link to another folder)."""
+    root = input_root(spec)
+    if root.is_symlink():
+        inside = Path(os.path.abspath(target))
+        if Path(os.path.abspath(root)) in inside.parents:
+            raise InputFileError(
+                f"output folder {target} is inside the input folder {root}, which is a symbolic link (to "
+                f"{os.readlink(root)}); pnpdiff never writes through a link: choose an output folder outside it")
     try:
         meta = OutputFolder(target, (), lock=False).recorded_meta()
     except OutputFolderError:
@@ -311,7 +319,7 @@ def scan(recipe: Recipe, target: Path, n_steps: int, overwrite: bool
     """What a batch run into ``target`` would do, reading only: the image names (in order), the
     finished ones (name -> their metrics row) and the rest as ``(name, path, OutputFolder)``,
     each checked to be writable (an :class:`~pnpdiff.OutputFolderError` otherwise)."""
-    check_resume_input(recipe.input_spec, target)
+    check_input_folder(recipe.input_spec, target)
     paths = list_inputs(recipe.input_spec, exclude=target)
     names = image_names(paths)
     per_image = image_file_names(recipe)
@@ -425,6 +433,8 @@ def run_batch(
     target = Path(output).expanduser() if output is not None else Path(recipe.output)
     top = OutputFolder(target, RUN_FILES, overwrite=overwrite, meta=_input_meta(recipe.input_spec))
     with _distributed(dev_spec) as (ranks, dev_spec), contextlib.ExitStack() as held:
+        check_input_folder(recipe.input_spec, target)  # before the folder is created: no link followed
+        list_inputs(recipe.input_spec, exclude=target)  # an input error first: it is what to fix first
         _hold_run(top, ranks, held)  # one run per output folder, from before any work to the end
         top.check()
         settings = run_settings(recipe, steps)

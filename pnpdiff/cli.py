@@ -177,9 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rc = _main(argv)
             except PnPError as err:
+                _close_bars()
                 print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
                 rc = 2
             except (KeyboardInterrupt, Terminated) as err:
+                _close_bars()
                 print(f"pnpdiff: interrupted; {_on_interrupt[0]}", file=sys.stderr)
                 rc = EXIT_STATUS[signal.SIGTERM] if isinstance(err, Terminated) else EXIT_STATUS[signal.SIGINT]
         sys.stdout.flush()
@@ -188,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not raise again
         return 1
     return rc
+
+
+def _close_bars() -> None:
+    """Close the progress bars a stopped run left open, so that its last line starts a line."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close is only cosmetic
+            pass
 
 
 def _main(argv: list[str] | None) -> int:
@@ -386,6 +398,23 @@ def _prior_status(name: str) -> str:
     return "registered"
 
 
+def _recipe_summary(path: object) -> str:
+    """The first sentence of a recipe's opening comment, whole however many lines it spans."""
+    import re
+    from pathlib import Path
+
+    text = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("#") or not line.strip("# \t"):
+            if text or not line.startswith("#"):
+                break
+            continue
+        text.append(line.lstrip("#").strip())
+    joined = " ".join(text)
+    m = re.match(r"(.+?[.!?])(?:\s|$)", joined)
+    return m.group(1) if m else joined
+
+
 def _listing() -> str:
     from pathlib import Path
 
@@ -399,8 +428,7 @@ def _listing() -> str:
     recipes = sorted(folder.glob("*.yaml")) + sorted(folder.glob("peers/*.yaml")) if folder.is_dir() else []
     lines.append(f"recipes ({folder}):" if recipes else "recipes: none found beside the package")
     for r in recipes:
-        comment = next((ln.lstrip("# ").strip() for ln in r.read_text().splitlines() if ln.startswith("#")), "")
-        lines.append(f"  {r.relative_to(folder).as_posix():<22} {comment}")
+        lines.append(f"  {r.relative_to(folder).as_posix():<22} {_recipe_summary(r)}")
     lines.append("priors:")
     for name in known_priors():
         lines.append(f"  {name:<22} {_REGISTRY[name].description} [{_prior_status(name)}]")

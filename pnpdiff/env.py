@@ -69,7 +69,7 @@ def rank() -> int:
         return 0
     if r >= world:
         raise ValueRangeError(f"environment variable RANK={r} but WORLD_SIZE={world}: a rank is 0 to {world - 1}; "
-                              f"{_TORCHRUN}")
+                              "unset both unless this run is started by torchrun")
     return r
 
 

@@ -194,3 +194,126 @@ def test_signals_are_held_back_even_when_another_thread_receives_them() -> None:
         helper.join()
     assert done == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ------------------------------------------------------------------ hostile folders (issue 25)
+def _tree(root: Path) -> dict[str, tuple[str, str]]:
+    """Every entry below ``root`` without following a link: files by sha256, links by target."""
+    import hashlib
+
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = Path(d) / n
+            key = str(p.relative_to(root))
+            if p.is_symlink():
+                out[key] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[key] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
+            else:
+                out[key] = ("dir", "")
+    return out
+
+
+def _kept(before: dict, after: dict) -> list[str]:
+    return [k for k, v in before.items() if after.get(k) != v]
+
+
+@pytest.mark.parametrize("entry", ["../victim.txt", "ABS", "sub/../../victim.txt", "..", ".", "", MANIFEST,
+                                   ".pnpdiff-lock"])
+def test_a_manifest_entry_outside_the_folder_is_refused_and_nothing_is_touched(tmp_path: Path, entry: str) -> None:
+    """The manifest is data: an entry naming a file outside the folder (with that file's true
+    sha256) made the rerun delete it. Now the run refuses, naming the entry, before touching anything."""
+    import hashlib
+
+    target = tmp_path / "out"
+    _write(OutputFolder(target, [*NAMES, "comparison.png"]))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's")
+    name = str(victim) if entry == "ABS" else entry
+    data = json.loads((target / MANIFEST).read_text())
+    data["files"][name] = [hashlib.sha256(victim.read_bytes()).hexdigest()]
+    (target / MANIFEST).write_text(json.dumps(data))
+    before = _tree(tmp_path)
+    with pytest.raises(OutputFolderError, match="lists .*not a plain file name") as info:
+        _write(OutputFolder(target, NAMES), "second")  # comparison.png would be a stale file to remove
+    assert repr(name) in str(info.value)
+    assert _kept(before, _tree(tmp_path)) == [] and set(_tree(tmp_path)) == set(before)
+
+
+def test_links_inside_the_folder_are_never_replaced_removed_or_followed(tmp_path: Path) -> None:
+    import hashlib
+
+    target = tmp_path / "out"
+    _write(OutputFolder(target, [*NAMES, "old.png"]))
+    victim = tmp_path / "victim.png"
+    victim.write_text("the user's")
+    sha = hashlib.sha256(victim.read_bytes()).hexdigest()
+    # a recorded stale file replaced by a link to the user's file, with its true sha256
+    (target / "old.png").unlink()
+    (target / "old.png").symlink_to(victim)
+    # a temporary manifest name pointing outside (the old code wrote the manifest through it)
+    (target / (MANIFEST + ".tmp")).symlink_to(victim)
+    data = json.loads((target / MANIFEST).read_text())
+    data["files"]["old.png"] = [sha]
+    (target / MANIFEST).write_text(json.dumps(data))
+    _write(OutputFolder(target, NAMES), "second")
+    assert victim.read_text() == "the user's"
+    assert (target / "old.png").is_symlink() and (target / (MANIFEST + ".tmp")).is_symlink()
+    assert (target / "restored.png").read_text() == "second:restored.png"
+    # a link named like an output is a foreign file: refused, never written through
+    (target / "restored.png").unlink()
+    (target / "restored.png").symlink_to(victim)
+    with pytest.raises(OutputFolderError, match="restored.png"):
+        _write(OutputFolder(target, NAMES), "third")
+    assert victim.read_text() == "the user's"
+
+
+@pytest.mark.parametrize("dangling", [True, False])
+def test_an_output_folder_that_is_a_link_is_refused(tmp_path: Path, dangling: bool) -> None:
+    real = tmp_path / "real"
+    if not dangling:
+        real.mkdir()
+    (tmp_path / "out").symlink_to(real)
+    before = _tree(tmp_path)
+    for call in (OutputFolder(tmp_path / "out", NAMES).check, lambda: _write(OutputFolder(tmp_path / "out", NAMES))):
+        with pytest.raises(OutputFolderError, match="is a symbolic link"):
+            call()
+    assert _tree(tmp_path) == before
+
+
+def test_a_lock_file_that_is_a_link_or_holds_other_data_is_refused(tmp_path: Path) -> None:
+    from pnpdiff.outputs import LOCK
+
+    target = tmp_path / "out"
+    _write(OutputFolder(target, NAMES))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's")
+    (target / LOCK).symlink_to(victim)
+    with pytest.raises(OutputFolderError, match="not pnpdiff's lock file"):
+        _write(OutputFolder(target, NAMES), "second")
+    (target / LOCK).unlink()
+    (target / LOCK).write_text("my notes")
+    with pytest.raises(OutputFolderError, match="not pnpdiff's lock file"):
+        _write(OutputFolder(target, NAMES), "second")
+    assert victim.read_text() == "the user's" and (target / LOCK).read_text() == "my notes"
+
+
+def test_one_holder_at_a_time_and_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
+    """A second holder (here: another OutputFolder in this process; flock conflicts between open
+    files) is refused with the holder's pid, and a dry run's check says so too; once released the
+    lock file is gone; a stale one (a killed run's, its pid still in it) does not block."""
+    from pnpdiff.outputs import LOCK
+
+    target = tmp_path / "fresh" / "out"
+    with OutputFolder(target, NAMES).hold():
+        assert (target / LOCK).read_text().strip() == str(os.getpid())
+        for call in (OutputFolder(target, NAMES).check, lambda: _write(OutputFolder(target, NAMES))):
+            with pytest.raises(OutputFolderError, match=rf"out is in use by another pnpdiff run \(pid {os.getpid()}\)"):
+                call()
+    assert not (tmp_path / "fresh").exists()  # made for the run, nothing committed: removed again
+    _write(OutputFolder(target, NAMES))
+    assert not (target / LOCK).exists()
+    (target / LOCK).write_text("99999999\n")  # what SIGKILL leaves: the file, not the lock
+    _write(OutputFolder(target, NAMES), "second")
+    assert (target / "restored.png").read_text() == "second:restored.png" and not (target / LOCK).exists()
