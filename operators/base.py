@@ -26,7 +26,7 @@ from pnpdiff.errors import OperatorError, ShapeError
 
 from . import _checks
 
-__all__ = ["LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradient", "batch_dot"]
+__all__ = ["ImageModule", "LinearOperator", "DiagonalOperator", "Composition", "conjugate_gradient", "batch_dot"]
 
 
 def batch_dot(a: Tensor, b: Tensor) -> Tensor:
@@ -146,7 +146,30 @@ def conjugate_gradient(
     return x
 
 
-class LinearOperator(nn.Module):
+class ImageModule(nn.Module):
+    """A module whose call ``op(x)`` also takes a PIL image (the base of every operator)."""
+
+    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
+        """``op(x)``: :meth:`forward`, also for a PIL image.
+
+        Parameters
+        ----------
+        x : Tensor or PIL.Image.Image
+            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
+            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
+            8-bit / 255, 16-bit / 65535).
+        *args, **kwargs
+            Passed on to :meth:`forward`.
+
+        Returns
+        -------
+        Tensor
+            ``A x`` (a tensor, also for a PIL image).
+        """
+        return super().__call__(_checks.as_image(x), *args, **kwargs)
+
+
+class LinearOperator(ImageModule):
     """A linear measurement operator ``y = A x`` with an exact adjoint.
 
     Subclasses implement :meth:`forward` and :meth:`adjoint`; the other methods have generic
@@ -461,25 +484,6 @@ class LinearOperator(nn.Module):
     def _shape_check(self, x: Tensor, name: str) -> None:
         """The shape checks of :meth:`forward` on a ``'meta'`` tensor (subclasses with checks override)."""
         self._check_image(x, name)
-
-    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image.
-
-        Parameters
-        ----------
-        x : Tensor or PIL.Image.Image
-            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
-            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
-            8-bit / 255, 16-bit / 65535).
-        *args, **kwargs
-            Passed on to :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A x`` (a tensor, also for a PIL image).
-        """
-        return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     @staticmethod
     def _check_image(x: Tensor, name: str = "x") -> None:

@@ -15,10 +15,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import _checks
-from .base import LinearOperator
+from .base import ImageModule, LinearOperator
 from .blur import GaussianBlur
 
 __all__ = ["PhaseRetrieval", "SaturatedBlur"]
@@ -32,7 +32,7 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-class PhaseRetrieval(nn.Module):
+class PhaseRetrieval(ImageModule):
     r"""Fourier phase retrieval: the magnitude of the 2-D DFT of the zero-padded image, per channel.
 
     ``A(x) = |F(pad(x))|``, with ``F`` the orthonormal 2-D DFT (``norm="ortho"``, so that
@@ -111,25 +111,6 @@ class PhaseRetrieval(nn.Module):
         ph, pw = self.padding(h, w)
         return (*lead, h + 2 * ph, w + 2 * pw)
 
-    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image.
-
-        Parameters
-        ----------
-        x : Tensor or PIL.Image.Image
-            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
-            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
-            8-bit / 255, 16-bit / 65535).
-        *args, **kwargs
-            Passed on to :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A x`` (a tensor, also for a PIL image).
-        """
-        return super().__call__(_checks.as_image(x), *args, **kwargs)
-
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``A(x) = |F(pad(x))|`` (centred, orthonormal DFT magnitude).
 
@@ -155,7 +136,7 @@ class PhaseRetrieval(nn.Module):
         return torch.fft.fftshift(spectrum.abs(), dim=(-2, -1)).to(x.dtype)
 
 
-class SaturatedBlur(nn.Module):
+class SaturatedBlur(ImageModule):
     r"""Saturating camera: Gaussian blur, then the sensor response tanh(gain v) / tanh(gain).
 
     ``A(x) = s(k * x)`` with ``k * x`` the :class:`~pnpdiff.operators.GaussianBlur` of the image
@@ -244,25 +225,6 @@ class SaturatedBlur(nn.Module):
         """
         t = (u * self._tanh_gain).clamp(-(1 - eps), 1 - eps)
         return torch.atanh(t) / self.gain
-
-    def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
-        """``op(x)``: :meth:`forward`, also for a PIL image.
-
-        Parameters
-        ----------
-        x : Tensor or PIL.Image.Image
-            Input image(s), shape ``(B, C, H, W)``; a PIL image is converted as :func:`pnpdiff.solve`
-            converts it (:func:`pnpdiff.io.to_tensor`: a ``(1, C, H, W)`` float32 tensor in [0, 1],
-            8-bit / 255, 16-bit / 65535).
-        *args, **kwargs
-            Passed on to :meth:`forward`.
-
-        Returns
-        -------
-        Tensor
-            ``A x`` (a tensor, also for a PIL image).
-        """
-        return super().__call__(_checks.as_image(x), *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply ``A(x) = s(k * x)``: Gaussian blur, then the sensor response.
