@@ -122,7 +122,7 @@ def input_root(spec: str) -> Path:
 
 def _input_meta(spec: str) -> dict[str, str]:
     """What the run-level manifest records of the input: the spec and its folder's real path."""
-    return {"input": spec, "input_realpath": os.path.realpath(input_root(spec))}
+    return {"input": os.path.abspath(spec), "input_realpath": os.path.realpath(input_root(spec))}
 
 
 def check_input_folder(spec: str, target: Path) -> None:
@@ -142,7 +142,7 @@ def check_input_folder(spec: str, target: Path) -> None:
     except OutputFolderError:
         return  # the run's own check names what is wrong with the folder
     now = _input_meta(spec)
-    if meta and meta.get("input") == spec and isinstance(meta.get("input_realpath"), str) \
+    if meta and meta.get("input") == now["input"] and isinstance(meta.get("input_realpath"), str) \
             and meta["input_realpath"] != now["input_realpath"]:
         raise InputFileError(
             f"input folder {input_root(spec)} is now {now['input_realpath']}, not {meta['input_realpath']} as when "

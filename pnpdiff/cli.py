@@ -8,7 +8,9 @@ file.
 Exit status: 0 on success; 2 for a mistake the user can fix (bad recipe, missing file, output
 folder not pnpdiff's, run too large for the memory, ...), printed on one line without a
 traceback; 130 when interrupted (Ctrl-C), 143 on SIGTERM, after removing what the run had
-started to write (a batch run keeps every image it finished: run the same command again to resume).
+started to write (a batch run keeps every image it finished: run the same command again to resume);
+from the process's first moment (:mod:`pnpdiff.interrupts`) and for every command. The environment
+variables (:mod:`pnpdiff.env`) are checked before any work, each mistake one line naming it.
 
 Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` a batch recipe is shared by the ranks
 (see :mod:`pnpdiff.batch`); only rank 0 prints the summary.

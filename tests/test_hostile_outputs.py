@@ -286,3 +286,30 @@ def test_a_resume_through_a_replaced_input_folder_is_refused(tmp_path: Path) -> 
     before = _tree(tmp_path)
     _refused(_cli(["b.yaml"], tmp_path), tmp_path, before, "inside the input folder", "symbolic link")
     assert set(_tree(tmp_path)) == set(before)
+
+
+def test_torchrun_ranks_share_their_runs_lock_and_all_stop_when_another_run_holds_it(tmp_path: Path) -> None:
+    """Rank 0 holds the folder for its run (the other ranks rely on it, so a two-rank run into a
+    fresh folder works); into a folder another run holds, every rank stops with the one line,
+    none waits for another at a barrier."""
+    pytest.importorskip("torch.distributed.run")
+    from pnpdiff.outputs import OutputFolder
+
+    _photos(tmp_path / "photos", 2)
+    _batch(tmp_path, "photos", "out")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pnpdiff",
+           "b.yaml", "--no-progress"]
+    with OutputFolder(tmp_path / "out", ["metrics.json"]).hold():
+        before = _tree(tmp_path)
+        p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+        # (torchrun's launcher prints its own traceback for any rank that exits non-zero)
+        assert p.returncode != 0 and str(ROOT / "pnpdiff") not in p.stderr, p.stderr[-3000:]
+        # each rank says it (their lines may interleave on the shared pipe)
+        assert p.stderr.count(f"in use by another pnpdiff run (pid {os.getpid()})") == 2, p.stderr[-3000:]
+        assert p.stderr.count("pnpdiff: error: ") == 2, p.stderr[-3000:]
+        assert _tree(tmp_path) == before
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert {"p0", "p1", "metrics.csv"} <= {e.name for e in (tmp_path / "out").iterdir()}
+    assert not (tmp_path / "out" / LOCK).exists()
