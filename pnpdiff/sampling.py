@@ -222,8 +222,9 @@ def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: 
                kw.get("method", "ddim"), kw.get("steps", 50), kw.get("eta", 0.0), device or data.get("device"))
         # label: each is shown as written (the expanded list has one entry per sample); n is the total
         return {"output": str(out), **settings, "label": data.get("label")}
-    x = sample(prior, n, label=label, device=device or data.get("device"), progress=progress, **kw)
-    with folder.transaction() as tmp:
-        save_image(_grid(x, rows=rows), tmp / "samples.png")
-        (tmp / "samples.json").write_text(json.dumps(settings, indent=2) + "\n")
+    with folder.hold():  # locked against another run from here to the commit
+        x = sample(prior, n, label=label, device=device or data.get("device"), progress=progress, **kw)
+        with folder.transaction() as tmp:
+            save_image(_grid(x, rows=rows), tmp / "samples.png")
+            (tmp / "samples.json").write_text(json.dumps(settings, indent=2) + "\n")
     return {"output": str(out), **settings}

@@ -388,10 +388,6 @@ class _Run:
         self.folder = OutputFolder(self.out, names, overwrite=cfg.overwrite)
         self.log_rows: list[list[Any]] = []
 
-    def check_output(self) -> None:
-        """Before any work: refuse a folder with files that are not pnpdiff's (the manifest rules)."""
-        self.folder.check()
-
     def commit(self, files: Mapping[str, Any]) -> None:
         with self.folder.transaction() as tmp:
             for name, content in files.items():
@@ -607,7 +603,12 @@ def train(config: TrainConfig | Mapping[str, Any] | str | os.PathLike | None = N
     """
     cfg = _config(config, settings)
     run = _Run(cfg, "prior", progress)
-    run.check_output()
+    with run.folder.hold():  # locked against another run and checked, before any work
+        return _train_prior(cfg, run)
+
+
+def _train_prior(cfg: TrainConfig, run: _Run) -> TrainedPrior:
+    """The training loop of :func:`train`, run while the output folder is held."""
     net_cfg = _net_config(cfg, run.x.shape[1], run.classes)
     net, ema, opt, gen, start = run.setup(lambda: SmallUNet(net_cfg))
     x_all = run.x.to(run.device)
@@ -694,7 +695,12 @@ def train_classifier(config: TrainConfig | Mapping[str, Any] | str | os.PathLike
     """
     cfg = _config(config, settings)
     run = _Run(cfg, "classifier", progress)
-    run.check_output()
+    with run.folder.hold():  # locked against another run and checked, before any work
+        return _train_classifier(cfg, run)
+
+
+def _train_classifier(cfg: TrainConfig, run: _Run) -> TrainedClassifier:
+    """The training loop of :func:`train_classifier`, run while the output folder is held."""
     net_cfg = _net_config(cfg, run.x.shape[1], run.classes)
     net, ema, opt, gen, start = run.setup(lambda: NoiseClassifier(net_cfg))
     x_all, lab_all = run.x.to(run.device), run.labels.to(run.device)

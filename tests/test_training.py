@@ -239,3 +239,42 @@ def test_unet_shapes_and_null_label() -> None:
     assert out.shape == x.shape
     clf = NoiseClassifier(UNetConfig(channels=3, base=8, mult=(1, 2), emb=16, classes=4))
     assert clf(x, torch.zeros(2)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("kind", ["train", "sample"])
+def test_train_and_sample_runs_hold_their_folder_from_the_start(tmp_path, kind) -> None:
+    """While a training or sampling run works, before it has committed anything, its output folder
+    is held: another run is told 'in use by another pnpdiff run' (before: only the commit itself
+    was locked, so two runs into one folder worked side by side until the first commit)."""
+    import contextlib
+    import time
+
+    from pnpdiff.errors import OutputFolderError
+    from pnpdiff.outputs import OutputFolder
+
+    out = tmp_path / "run"
+    if kind == "train":
+        args = ["train", str(RECIPE), "steps=40", "checkpoint_every=40", f"output={out}", "sample_every=0", *TINY]
+        first = out / "prior.pt"
+    else:
+        args = [str(REPO / "recipes" / "sample_digits.yaml"), "steps=40", "n=4", f"output={out}"]
+        first = out / "samples.png"
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    proc = subprocess.Popen([sys.executable, "-m", "pnpdiff", *args, "--no-progress"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held_before_commit = mine = False
+    while proc.poll() is None and not held_before_commit:
+        lock = out / ".pnpdiff-lock"
+        with contextlib.suppress(OSError):  # probe only once the run has written its pid there
+            mine = lock.is_file() and lock.read_text().strip() == str(proc.pid)
+        if mine and not first.exists():
+            try:
+                with OutputFolder(out, []).hold(check=False):
+                    pass
+            except OutputFolderError as err:
+                held_before_commit = "in use by another pnpdiff run" in str(err) and not first.exists()
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert held_before_commit
+    assert first.is_file()
