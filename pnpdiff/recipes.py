@@ -649,13 +649,20 @@ def _build_mask(spec: Any, shape: tuple[int, ...]) -> torch.Tensor:
     if isinstance(spec, str):
         from pnpdiff.io import load_image
 
-        m = load_image(spec)
+        try:
+            m = load_image(spec)
+        except PnPError as err:  # a missing or unreadable file: say it is the mask
+            raise type(err)(f"operator.mask: {err}") from None
         if tuple(m.shape[-2:]) != tuple(shape[-2:]):
             raise RecipeError(
                 f"operator.mask: the mask {spec} is {m.shape[-2]}x{m.shape[-1]} but the image is "
                 f"{shape[-2]}x{shape[-1]}; give a mask of the image's size (after 'size')"
             )
-        return (m[0, :1] > 0.5).to(torch.float32)
+        observed = (m[0, :1] > 0.5).to(torch.float32)
+        if not bool(observed.any()):
+            raise RecipeError(f"operator.mask: the mask {spec} has no observed pixel (white = observed, "
+                              "black = missing); nothing is left to restore from")
+        return observed
     if not isinstance(spec, dict) or spec.get("kind") not in _MASK_KINDS:
         raise RecipeError("operator.mask: a path or a mapping with a 'kind' (random, box, freeform)")
     kw = dict(spec)

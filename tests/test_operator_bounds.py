@@ -310,7 +310,8 @@ def _tree(root: Path) -> dict[str, str]:
     ("operator={name: GaussianBlur, sigma: 300}", {"PNPDIFF_MAX_MEMORY": "64M"},
      "operator.sigma: 300 gives a 1801x1801"),
     ("operator={name: MotionBlur, size: 61}", {}, "kernel is (61, 61) (h, w) but the image is (32, 32)"),
-    ("operator={name: Inpaint, mask: black.png}", {}, "operator.mask: has no observed pixel"),
+    ("operator={name: Inpaint, mask: black.png}", {}, "black.png has no observed pixel"),  # names the file
+    ("operator={name: Inpaint, mask: missing.png}", {}, "operator.mask: image file not found"),
     ("operator={name: Inpaint, mask: {kind: random, p_missing: 1.0}}", {}, "operator.mask: has no observed pixel"),
 ])
 def test_cli_dry_run_refuses_with_one_line(tmp_path: Path, override: str, env: dict, words: str):
