@@ -8,7 +8,6 @@ traceback, and that no file that existed before was changed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from tree_utils import tree_snapshot as _tree
 
 from pnpdiff.cli import main
 
@@ -29,12 +29,6 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 for _name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "PNPDIFF_DOWNLOAD",
               "PNPDIFF_MAX_MEMORY", "PNPDIFF_DIST_TIMEOUT"):
     ENV.pop(_name, None)
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """sha256 of every file below ``root``."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _unchanged(before: dict[str, str], root: Path) -> None:

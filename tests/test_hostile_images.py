@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import tifffile
 import torch
 from PIL import Image, ImageOps, features
+from tree_utils import tree_snapshot as _tree
 
 from pnpdiff import io
 from pnpdiff.errors import ImageReadError, PnPError, ValueRangeError
@@ -262,10 +262,6 @@ def test_packed_integer_tiffs_read_at_their_true_scale(tmp_path: Path, bps: int)
 
 
 # ------------------------------------------------------------------------------ command line
-def _tree(root: Path) -> dict[str, str]:
-    return {str(q.relative_to(root)): (hashlib.sha256(q.read_bytes()).hexdigest() if q.is_file() else "dir")
-            for q in sorted(root.rglob("*"))}
-
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pnpdiff", *args, "--no-progress"], cwd=tmp_path,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tree_utils import tree_snapshot as _tree
 
 from pnpdiff.outputs import LOCK, MANIFEST
 
@@ -41,22 +42,6 @@ def _cli(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:  # no
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "pnpdiff", *args, "--no-progress"], cwd=cwd, capture_output=True,
                           text=True, env=env, timeout=300, **kw)
-
-
-def _tree(root: Path) -> dict[str, tuple[str, str]]:
-    """Every entry below ``root``, links not followed: files by sha256, links by their target."""
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = Path(d) / n
-            key = str(p.relative_to(root))
-            if p.is_symlink():
-                out[key] = ("link", os.readlink(p))
-            elif p.is_file():
-                out[key] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
-            else:
-                out[key] = ("dir", "")
-    return out
 
 
 def _refused(p: subprocess.CompletedProcess, tmp: Path, before: dict, *words: str) -> None:

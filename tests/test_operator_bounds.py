@@ -5,7 +5,6 @@ images; prox's rho says where a solver's rho comes from."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tree_utils import tree_snapshot as _tree
 
 import pnpdiff
 from pnpdiff.errors import MemoryLimitError, OperatorError, PnPError, ShapeError, ValueRangeError
@@ -297,11 +297,6 @@ steps: 2
 seed: 0
 output: out
 """
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize(("override", "env", "words"), [

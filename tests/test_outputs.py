@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from tree_utils import tree_snapshot as _tree
 
 from pnpdiff.errors import OutputFolderError, PnPError
 from pnpdiff.outputs import MANIFEST, OutputFolder
@@ -197,23 +198,6 @@ def test_signals_are_held_back_even_when_another_thread_receives_them() -> None:
 
 
 # ------------------------------------------------------------------ hostile folders (issue 25)
-def _tree(root: Path) -> dict[str, tuple[str, str]]:
-    """Every entry below ``root`` without following a link: files by sha256, links by target."""
-    import hashlib
-
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = Path(d) / n
-            key = str(p.relative_to(root))
-            if p.is_symlink():
-                out[key] = ("link", os.readlink(p))
-            elif p.is_file():
-                out[key] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
-            else:
-                out[key] = ("dir", "")
-    return out
-
 
 def _kept(before: dict, after: dict) -> list[str]:
     return [k for k, v in before.items() if after.get(k) != v]

@@ -7,7 +7,6 @@ training recipes, peer configs and command-line overrides.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tree_utils import tree_snapshot as _tree
 
 from pnpdiff.errors import RecipeError
 from pnpdiff.recipes import apply_overrides, load_recipe
@@ -30,11 +30,6 @@ def _bomb(levels: int = 9) -> str:
     for i in range(1, levels):
         text += f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n"
     return text
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
