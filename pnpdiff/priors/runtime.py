@@ -32,6 +32,13 @@ _FORWARDED = ("sigma_min", "sigma_max", "channels", "size", "data_range", "data_
               "name", "classes", "class_names", "card")
 
 
+def forward_attributes(wrapper: Prior, prior: Prior) -> None:
+    """Give a prior that wraps ``prior`` the wrapped prior's range, shape and card attributes."""
+    for attr in _FORWARDED:
+        if hasattr(prior, attr):
+            setattr(wrapper, attr, getattr(prior, attr))
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU advertises native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16; Linux flags)."""
@@ -60,9 +67,7 @@ class RuntimePrior(Prior):
     def __init__(self, prior: Prior, precision: str = "fp32", compile: bool = False) -> None:
         super().__init__()
         self.prior = prior
-        for attr in _FORWARDED:
-            if hasattr(prior, attr):
-                setattr(self, attr, getattr(prior, attr))
+        forward_attributes(self, prior)
         self.precision = precision
         self.autocast_dtype = PRECISIONS[precision]
         self.compiled = bool(compile)

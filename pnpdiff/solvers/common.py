@@ -58,12 +58,10 @@ class FiniteGuard(Prior):
 
     def __init__(self, prior: Prior, method: str, operator: str | None = None) -> None:
         super().__init__()
-        from pnpdiff.priors.runtime import _FORWARDED
+        from pnpdiff.priors.runtime import forward_attributes
 
         self.prior = prior
-        for attr in _FORWARDED:
-            if hasattr(prior, attr):
-                setattr(self, attr, getattr(prior, attr))
+        forward_attributes(self, prior)
         self.method = method
         self.operator = operator
         self.calls = 0
