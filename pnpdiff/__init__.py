@@ -32,13 +32,12 @@ install_if_cli()  # first, before torch loads: a command-line run interrupted du
 ensure_operators()
 
 from pnpdiff import operators, schedules  # noqa: E402
+from pnpdiff._version import __version__  # noqa: E402
 from pnpdiff.api import solve  # noqa: E402
 from pnpdiff.posterior import sample_posterior  # noqa: E402
 from pnpdiff.priors import Prior, load_prior  # noqa: E402
+from pnpdiff.runs.train import train, train_classifier  # noqa: E402
 from pnpdiff.sampling import sample  # noqa: E402
-from pnpdiff.training import train, train_classifier  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = [
     "solve",

@@ -13,7 +13,7 @@ from the process's first moment (:mod:`pnpdiff.interrupts`) and for every comman
 variables (:mod:`pnpdiff.env`) are checked before any work, each mistake one line naming it.
 
 Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` a batch recipe is shared by the ranks
-(see :mod:`pnpdiff.batch`); only rank 0 prints the summary.
+(see :mod:`pnpdiff.runs.batch`); only rank 0 prints the summary.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def _train_main(command: str, argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--dry-run", action="store_true", help="check the recipe and print its settings; train nothing")
     args = parser.parse_intermixed_args(argv)
-    from pnpdiff.training import load_train_recipe, train, train_classifier
+    from pnpdiff.config.train import load_train_recipe
+    from pnpdiff.runs.train import train, train_classifier
 
     cfg = load_train_recipe(args.recipe, args.overrides)
     cfg.task = command
@@ -124,7 +125,7 @@ def _recipe_task(argv: list[str]) -> str | None:
     if first is None or "=" in first or not first.endswith((".yaml", ".yml")) or not os.path.isfile(first):
         return None
     try:
-        from pnpdiff.yamlfile import read_yaml_file
+        from pnpdiff.config.files import read_yaml_file
 
         data = read_yaml_file(first)
     except Exception:  # noqa: BLE001 - the recipe loader reports it properly
@@ -144,7 +145,7 @@ def _sample_main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true",
                         help="check the recipe and print its settings; sample and write nothing")
     args = parser.parse_intermixed_args(argv)
-    from pnpdiff.sampling import run_sample_recipe
+    from pnpdiff.runs.sample import run_sample_recipe
 
     info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
                              overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
@@ -245,7 +246,8 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.recipe is None:
         parser.error("the following argument is required: recipe (or --list / --version)")
-    from pnpdiff.recipes import load_recipe, recipe_to_dict, run_recipe
+    from pnpdiff.config.restore import load_recipe, recipe_to_dict
+    from pnpdiff.runs.single import run_recipe
 
     recipe = load_recipe(args.recipe, overrides=args.overrides)
     batch = recipe.is_batch
@@ -256,7 +258,7 @@ def _main(argv: list[str] | None) -> int:
         import yaml
 
         from pnpdiff.outputs import OutputFolder
-        from pnpdiff.recipes import output_names
+        from pnpdiff.runs.report import output_names
 
         if args.output is not None:
             recipe.output = str(args.output)
@@ -289,11 +291,11 @@ def _dry_run_checks(recipe: object) -> None:
     import torch
 
     from pnpdiff.api import _device
-    from pnpdiff.recipes import build_operator, measurement_shapes
+    from pnpdiff.runs.measure import build_operator, measurement_shapes
 
     _device(recipe.device, torch.empty(0))
     if recipe.is_batch:
-        from pnpdiff.batch import list_inputs
+        from pnpdiff.runs.batch import list_inputs
 
         files = list_inputs(recipe.input_spec, exclude=recipe.output)
         if not files:
@@ -311,8 +313,8 @@ def _batch_plan(recipe: object, overwrite: bool) -> str:
     """What a batch run would do, for ``--dry-run``: how many images, how many already done."""
     from pathlib import Path
 
-    from pnpdiff.batch import scan
-    from pnpdiff.recipes import run_settings
+    from pnpdiff.runs.batch import scan
+    from pnpdiff.runs.solve import run_settings
 
     names, done, todo = scan(recipe, Path(recipe.output), run_settings(recipe, None)["steps"], overwrite)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -328,8 +330,8 @@ def _batch_size_text(recipe: object, todo: list) -> str:
 
     from pnpdiff import memory
     from pnpdiff.api import _device
-    from pnpdiff.batch import batch_sizes
-    from pnpdiff.recipes import AUTO_BATCH
+    from pnpdiff.config.restore import AUTO_BATCH
+    from pnpdiff.runs.batch import batch_sizes
 
     if recipe.batch_size != AUTO_BATCH:
         return str(recipe.batch_size)
@@ -421,8 +423,8 @@ def _listing() -> str:
     from pathlib import Path
 
     from pnpdiff import operators
+    from pnpdiff.config.restore import RECIPE_OPERATORS
     from pnpdiff.priors.registry import _REGISTRY, known_priors
-    from pnpdiff.recipes import RECIPE_OPERATORS
     from pnpdiff.solvers import SOLVERS
 
     lines = []

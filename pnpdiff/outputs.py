@@ -602,7 +602,7 @@ class OutputFolder:
 
     # ------------------------------------------------------------------------------- writing
     def _write_manifest(self, fd: int, files: dict[str, list[str]], meta: dict | None = None) -> None:
-        from pnpdiff import __version__
+        from pnpdiff._version import __version__
 
         data = {
             "pnpdiff": __version__,
