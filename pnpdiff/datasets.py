@@ -93,8 +93,7 @@ def image_folder(path: str | Path, size: int, channels: int | None = None) -> tu
     InputFileError
         If the folder does not exist, holds no images, or mixes channel counts.
     """
-    from pnpdiff.batch import IMAGE_SUFFIXES
-    from pnpdiff.io import load_image
+    from pnpdiff.io import IMAGE_SUFFIXES, load_image
 
     root = Path(path).expanduser()
     if not root.is_dir():

@@ -1176,3 +1176,8 @@ def load_source_image(
             if was_int:
                 arr = np.clip(arr, 0.0, 1.0)
     return _as_tensor(_to_float(arr)), bits
+
+
+#: file name endings a folder input is searched for (a glob takes whatever it matches)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+

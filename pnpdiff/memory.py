@@ -855,7 +855,7 @@ def largest_fitting_batch(x_shape: Sequence[int], y_shape: Sequence[int], prior:
     its :func:`estimate_solve_bytes` plus ``extra`` must fit :func:`memory_limit` (``limit``,
     else :data:`ENV_VAR`, else :data:`SAFETY_FRACTION` of what is available on ``device``). What
     :func:`pnpdiff.sample_posterior` (independent runs per call), SMC (particles per denoiser
-    call) and ``batch_size: auto`` (images per solve, :mod:`pnpdiff.batch`) batch by.
+    call) and ``batch_size: auto`` (images per solve, :mod:`pnpdiff.runs.batch`) batch by.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ Users arrive with the YAML files of two official code bases:
   ``zeta``, ``sf``, ``blur_mode``, ``mask_type``, ``skip_type``, ``model_name``, ...).
 
 :func:`load_yaml` reads such a file (``yaml.safe_load`` plus exactly one extra tag,
-``!!python/tuple``, under the rules of :mod:`pnpdiff.yamlfile`) and :func:`translate` turns it
+``!!python/tuple``, under the rules of :mod:`pnpdiff.config.files`) and :func:`translate` turns it
 into a pnpdiff recipe mapping, with every unit converted, and a table of what became of each peer
 key (:meth:`Translation.table`, printed by ``--dry-run``). Anything that changes the result and
 that pnpdiff cannot reproduce is a :class:`~pnpdiff.errors.RecipeError` naming the peer key; keys
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pnpdiff.config.files import RecipeLoader, load_yaml
 from pnpdiff.errors import RecipeError
-from pnpdiff.yamlfile import RecipeLoader, load_yaml
 
 __all__ = ["PeerLoader", "Translation", "load_yaml", "translate", "DPS_KEYS", "DIFFPIR_KEYS"]
 
@@ -50,7 +50,7 @@ __all__ = ["PeerLoader", "Translation", "load_yaml", "translate", "DPS_KEYS", "D
 # ---------------------------------------------------------------------------------------------
 #: ``yaml.SafeLoader`` that also reads ``!!python/tuple [a, b]`` as a tuple (DPS's configs write
 #: shapes and ranges with it); no other ``python/*`` tag is accepted. It is
-#: :class:`pnpdiff.yamlfile.RecipeLoader`, the loader of every recipe.
+#: :class:`pnpdiff.config.files.RecipeLoader`, the loader of every recipe.
 PeerLoader = RecipeLoader
 
 
@@ -71,8 +71,8 @@ class Translation:
     kind : str
         ``"dps"`` or ``"diffpir"``.
     recipe : dict
-        A pnpdiff recipe mapping (only keys of :mod:`pnpdiff.recipes`); relative paths are kept
-        as the peer file wrote them, so :func:`pnpdiff.recipes.parse_recipe` resolves them
+        A pnpdiff recipe mapping (only keys of :mod:`pnpdiff.config.restore`); relative paths are kept
+        as the peer file wrote them, so :func:`pnpdiff.config.restore.parse_recipe` resolves them
         relative to the file.
     rows : list of (str, str, str, str)
         One row per peer key: ``(peer key path, peer value, pnpdiff key, pnpdiff value or "-")``;
@@ -208,9 +208,9 @@ class _Builder:
 
 
 def _pnpdiff_keys() -> tuple[str, ...]:
-    from pnpdiff.recipes import _TOP_KEYS
+    from pnpdiff.config.restore import TOP_KEYS
 
-    return tuple(_TOP_KEYS)
+    return tuple(TOP_KEYS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def translate(data: Any, source: Path | None = None) -> Translation | None:
     -------
     Translation or None
         None when ``data`` is not a peer config (a pnpdiff recipe, or anything else that
-        :func:`pnpdiff.recipes.parse_recipe` should judge); otherwise the recipe and its table.
+        :func:`pnpdiff.config.restore.parse_recipe` should judge); otherwise the recipe and its table.
 
     Raises
     ------

@@ -104,8 +104,8 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
         if not 1 < length <= MAX_STEPS + 1 or (torch.is_tensor(sigmas) and sigmas.device.type == "meta"):
             raise ValueRangeError(f"sigmas must be a decreasing tensor of 2 to {MAX_STEPS + 1} noise levels")
         steps = length - 1
-    n, steps, dev, p, model = _setup(prior, n, label, cfg, classifier, classifier_scale, method, steps, eta, device,
-                                     precision, compile)
+    n, steps, dev, p, model = setup_sampling(prior, n, label, cfg, classifier, classifier_scale, method, steps, eta,
+                                             device, precision, compile)
     model = FiniteGuard(model, f"sample ({method})")
     if sigmas is None:
         sigmas = karras(steps, sigma_min=max(p.sigma_min, 1e-4), sigma_max=p.sigma_max)
@@ -124,7 +124,7 @@ def sample(prior: Any = "digits", n: int = 16, *, label: Any = None, cfg: float 
     return x.clamp(lo, hi)
 
 
-def _setup(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, classifier_scale: float | None,
+def setup_sampling(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, classifier_scale: float | None,
            method: str, steps: int, eta: float, device: Any, precision: str = "fp32", compile: bool = False
            ) -> tuple[int, int, torch.device, Any, Any]:
     """:func:`sample`'s checks and set-up, everything before the first network call:
@@ -151,80 +151,3 @@ def _setup(prior: Any, n: int, label: Any, cfg: float | None, classifier: Any, c
     model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,
                    classifier_scale=classifier_scale)
     return n, steps, dev, p, model
-
-
-# ---------------------------------------------------------------------- recipes (task: sample)
-SAMPLE_KEYS = ("task", "description", "prior", "n", "label", "cfg", "classifier", "classifier_scale", "method",
-               "steps", "eta", "seed", "output", "device")
-
-
-def run_sample_recipe(path: str, overrides: list[str] | None = None, *, output: str | None = None,
-                      device: str | None = None, overwrite: bool = False, progress: bool = False,
-                      dry_run: bool = False) -> dict[str, Any]:
-    """Run a ``task: sample`` recipe: draw a grid of samples into ``output/samples.png``.
-
-    Keys: ``prior``, ``n`` (samples, or samples per class with ``label: each``), ``label`` (an
-    integer, a list, or ``each``: one row per class), ``cfg``, ``classifier``,
-    ``classifier_scale``, ``method``, ``steps``, ``eta``, ``seed``, ``output``, ``device``.
-    Returns the settings written to ``output/samples.json``; ``dry_run``: checks the recipe, the
-    output folder, the device, the prior and the guidance (everything before the first network
-    call) and returns those settings without sampling or writing anything.
-    """
-    import json
-    from pathlib import Path
-
-    from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_STEPS
-    from pnpdiff.errors import RecipeError
-    from pnpdiff.io import save_image
-    from pnpdiff.outputs import OutputFolder
-    from pnpdiff.priors import load_prior
-    from pnpdiff.recipes import _Checker, apply_overrides
-    from pnpdiff.training import _grid
-    from pnpdiff.yamlfile import read_yaml_file
-
-    p = Path(path)
-    where = f"{p}: "
-    data = read_yaml_file(p) or {}
-    data = apply_overrides(data, list(overrides or []), where)
-    unknown = sorted(set(data) - set(SAMPLE_KEYS))
-    if unknown:
-        raise RecipeError(f"{where}unknown key(s) {', '.join(unknown)}; sample recipes take: {', '.join(SAMPLE_KEYS)}")
-    c = _Checker(where)  # the integer keys' ranges, before anything is loaded or allocated
-    for key, lo, hi in (("n", 1, MAX_COUNT), ("steps", 1, MAX_STEPS), ("seed", 0, MAX_SEED)):
-        if data.get(key) is not None:
-            c.int_(key, data[key], lo, hi)
-    out = Path(output or data.get("output") or "outputs/samples")
-    if output is None and not out.is_absolute() and data.get("output"):
-        out = (p.parent / out).resolve()
-    prior = load_prior(data.get("prior", "digits"))
-    n = data.get("n", 8)
-    label = data.get("label")
-    rows = 1
-    if label == "each":
-        classes = int(getattr(prior, "classes", 0) or 0)
-        if not classes:
-            raise RecipeError(f"{where}label: 'each' needs a class-conditional prior; '{prior.name}' has no classes")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise RecipeError(f"{where}n: expected an integer >= 1, got {n!r}")
-        if n * classes > MAX_COUNT:
-            raise RecipeError(f"{where}n: {n} samples for each of {classes} classes is {n * classes}, more than "
-                              f"{MAX_COUNT}; choose n <= {MAX_COUNT // classes}")
-        label = torch.arange(classes).repeat_interleave(n).tolist()
-        rows, n = classes, n * classes
-    names = ["samples.png", "samples.json"]
-    folder = OutputFolder(out, names, overwrite=overwrite)
-    folder.check()
-    kw = {k: data[k] for k in ("cfg", "classifier", "classifier_scale", "method", "steps", "eta", "seed")
-          if data.get(k) is not None}
-    settings = {"prior": str(data.get("prior", "digits")), "n": n, "label": label, **kw}
-    if dry_run:
-        _setup(prior, n, label, kw.get("cfg"), kw.get("classifier"), kw.get("classifier_scale"),
-               kw.get("method", "ddim"), kw.get("steps", 50), kw.get("eta", 0.0), device or data.get("device"))
-        # label: each is shown as written (the expanded list has one entry per sample); n is the total
-        return {"output": str(out), **settings, "label": data.get("label")}
-    with folder.hold():  # locked against another run from here to the commit
-        x = sample(prior, n, label=label, device=device or data.get("device"), progress=progress, **kw)
-        with folder.transaction() as tmp:
-            save_image(_grid(x, rows=rows), tmp / "samples.png")
-            (tmp / "samples.json").write_text(json.dumps(settings, indent=2) + "\n")
-    return {"output": str(out), **settings}

@@ -303,9 +303,10 @@ def _api_cases(tmp: Path) -> list[tuple[str, object, type[BaseException], tuple[
         ("random-mask-p", lambda: pnpdiff.random_mask((3, 8, 8), p_missing=1.5), OperatorError, (ValueError,),
          "p_missing"),
         ("load-prior-unknown", lambda: pnpdiff.load_prior("nothing"), UnknownNameError, (KeyError,), "nothing"),
-        ("load-recipe-missing", lambda: __import__("pnpdiff.recipes").recipes.load_recipe(tmp / "no.yaml"),
+        ("load-recipe-missing", lambda: __import__("pnpdiff.config.restore").config.restore.load_recipe(
+            tmp / "no.yaml"),
          InputFileError, (FileNotFoundError,), "no.yaml"),
-        ("parse-recipe-bad", lambda: __import__("pnpdiff.recipes").recipes.parse_recipe({"image": 3}),
+        ("parse-recipe-bad", lambda: __import__("pnpdiff.config.restore").config.restore.parse_recipe({"image": 3}),
          RecipeError, (ValueError,), "image"),
     ]
 

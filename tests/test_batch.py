@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pnpdiff.batch import derive_seed, list_inputs
+from pnpdiff.config.restore import load_recipe
 from pnpdiff.outputs import MANIFEST
-from pnpdiff.recipes import load_recipe, run_recipe
+from pnpdiff.runs.batch import derive_seed, list_inputs
+from pnpdiff.runs.single import run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry")

@@ -21,11 +21,12 @@ import torch
 import yaml
 from PIL import Image
 
-import pnpdiff.batch
+import pnpdiff.runs.batch
+from pnpdiff.config.restore import load_recipe
 from pnpdiff.errors import MemoryLimitError
 from pnpdiff.memory import estimate_solve_bytes
 from pnpdiff.outputs import MANIFEST
-from pnpdiff.recipes import load_recipe, run_recipe
+from pnpdiff.runs.single import run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,18 +75,18 @@ def _expected(limit: int, side: int, n: int, cap: int = 16) -> int:
 def solve_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(image side, batch) of every solve call a batch run makes."""
     seen: list[tuple[int, int]] = []
-    real = pnpdiff.batch.restore
+    real = pnpdiff.runs.batch.restore
 
     def spy(recipe, y, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         seen.append((int(y.shape[-1]), int(y.shape[0])))
         return real(recipe, y, *args, **kwargs)
 
-    monkeypatch.setattr(pnpdiff.batch, "restore", spy)
+    monkeypatch.setattr(pnpdiff.runs.batch, "restore", spy)
     return seen
 
 
 def test_the_cap_is_the_documented_one() -> None:
-    assert pnpdiff.batch.AUTO_BATCH_CAP == {"cpu": 16, "cuda": 64}
+    assert pnpdiff.runs.batch.AUTO_BATCH_CAP == {"cpu": 16, "cuda": 64}
 
 
 def test_auto_fits_the_budget_per_shape(tmp_path: Path, solve_sizes: list[tuple[int, int]]) -> None:
@@ -116,7 +117,7 @@ def test_auto_fits_the_budget_per_shape(tmp_path: Path, solve_sizes: list[tuple[
 def test_auto_is_capped(tmp_path: Path, solve_sizes: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch) -> None:
     """No budget at all still stops at the cap (an interrupted run must not lose everything)."""
     _make_folder(tmp_path / "imgs", {16: 6})
-    monkeypatch.setitem(pnpdiff.batch.AUTO_BATCH_CAP, "cpu", 4)
+    monkeypatch.setitem(pnpdiff.runs.batch.AUTO_BATCH_CAP, "cpu", 4)
     run_recipe(load_recipe(_recipe(tmp_path, extra="max_memory: 'off'\n")), progress=False)
     assert solve_sizes == [(16, 4), (16, 2)]
 
@@ -162,7 +163,7 @@ def test_interrupted_auto_run_resumes(tmp_path: Path, monkeypatch: pytest.Monkey
     (batch_size is not in the fingerprint, auto or not)."""
     names = _make_folder(tmp_path / "imgs", {16: 6})
     r = _recipe(tmp_path, extra=f"max_memory: {_need(2, 16)}\n")  # auto: 2 per batch
-    real = pnpdiff.batch._solve_batch
+    real = pnpdiff.runs.batch._solve_batch
     calls = []
 
     def interrupted(recipe, batch, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
@@ -171,10 +172,10 @@ def test_interrupted_auto_run_resumes(tmp_path: Path, monkeypatch: pytest.Monkey
             raise KeyboardInterrupt
         yield from real(recipe, batch, *args, **kwargs)
 
-    monkeypatch.setattr(pnpdiff.batch, "_solve_batch", interrupted)
+    monkeypatch.setattr(pnpdiff.runs.batch, "_solve_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_recipe(load_recipe(r), progress=False)
-    monkeypatch.setattr(pnpdiff.batch, "_solve_batch", real)
+    monkeypatch.setattr(pnpdiff.runs.batch, "_solve_batch", real)
     assert calls[0] == names[:2]
     out = tmp_path / "out"
     before = {n: _files(out / n) for n in names[:2]}
@@ -248,7 +249,7 @@ def test_default_batch_size_is_still_1(tmp_path: Path) -> None:
     r.write_text("image: imgs\noperator: Identity\n")
     recipe = load_recipe(r)
     assert recipe.batch_size == 1
-    from pnpdiff.recipes import recipe_to_dict
+    from pnpdiff.config.restore import recipe_to_dict
 
     assert recipe_to_dict(recipe)["batch_size"] == 1
 
@@ -256,10 +257,10 @@ def test_default_batch_size_is_still_1(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ torchrun
 _RANK_SCRIPT = """
 import json, os, sys
-import pnpdiff.batch
+import pnpdiff.runs.batch
 from pnpdiff.cli import main
 
-real = pnpdiff.batch._solve_batch
+real = pnpdiff.runs.batch._solve_batch
 log = []
 fail = os.environ.get("FAIL_ON_RANK") == os.environ["RANK"]  # a bug (not a PnPError) in this rank's first solve
 
@@ -269,7 +270,7 @@ def logged(recipe, batch, *args, **kwargs):
         raise RuntimeError("injected failure")
     yield from real(recipe, batch, *args, **kwargs)
 
-pnpdiff.batch._solve_batch = logged
+pnpdiff.runs.batch._solve_batch = logged
 rc = main(["batch.yaml", "--no-progress"])
 with open(f"batches_{os.environ['RANK']}.json", "w") as f:
     json.dump(log, f)

@@ -192,8 +192,8 @@ def test_batch_dry_run_builds_the_operator_for_its_first_image(tmp_path: Path, c
 
 def test_list_and_version(capsys) -> None:
     import pnpdiff
+    from pnpdiff.config.restore import RECIPE_OPERATORS
     from pnpdiff.priors import known_priors
-    from pnpdiff.recipes import RECIPE_OPERATORS
     from pnpdiff.solvers import SOLVERS
 
     assert main(["--version"]) == 0

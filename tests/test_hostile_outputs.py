@@ -63,7 +63,8 @@ def _single(tmp: Path) -> Path:
 
 def _first_run(tmp: Path) -> Path:
     """A finished single-image output folder ``tmp/out``, written in this process (fast)."""
-    from pnpdiff.recipes import load_recipe, run_recipe
+    from pnpdiff.config.restore import load_recipe
+    from pnpdiff.runs.single import run_recipe
 
     run_recipe(load_recipe(_single(tmp)), output=tmp / "out", progress=False)
     return tmp / "out"
@@ -160,7 +161,8 @@ def test_two_runs_into_one_folder_exactly_one_proceeds(tmp_path: Path, mode: str
     rounds = 10
     _single(tmp_path)
     if mode == "existing":
-        from pnpdiff.recipes import load_recipe, run_recipe
+        from pnpdiff.config.restore import load_recipe
+        from pnpdiff.runs.single import run_recipe
 
         run_recipe(load_recipe(tmp_path / "r.yaml"), output=tmp_path / "existing", progress=False)
         (tmp_path / "existing" / "notes.txt").write_text("mine")
@@ -256,7 +258,8 @@ def test_a_glob_into_its_own_folder_says_why_no_file_is_left(tmp_path: Path) -> 
 def test_a_resume_through_a_replaced_input_folder_is_refused(tmp_path: Path) -> None:
     """The image folder replaced by a link to another folder between a run and its resume: the
     resume read (and, for an output folder inside it, wrote) through the link."""
-    from pnpdiff.recipes import load_recipe, run_recipe
+    from pnpdiff.config.restore import load_recipe
+    from pnpdiff.runs.single import run_recipe
 
     _photos(tmp_path / "photos")
     _photos(tmp_path / "other", 3)

@@ -22,10 +22,11 @@ import yaml
 from posterior_utils import gaussian_problem
 from test_official_loops import _official_dps
 
+from pnpdiff.config.restore import parse_recipe
 from pnpdiff.errors import RecipeError
 from pnpdiff.operators import Downsample, Matrix, gaussian_kernel
 from pnpdiff.peers import PeerLoader, Translation, load_yaml, translate
-from pnpdiff.recipes import build_operator, parse_recipe
+from pnpdiff.runs.measure import build_operator
 from pnpdiff.schedules import ddpm, ddpm_sigma_table, karras
 from pnpdiff.solvers.diffpir import diffpir
 from pnpdiff.solvers.dps import dps
@@ -276,7 +277,7 @@ def test_dps_phase_retrieval_is_mapped() -> None:
     tr = translate(d)
     assert tr.recipe["operator"] == {"name": "PhaseRetrieval", "oversample": 2.0}
     assert "size" not in tr.recipe
-    from pnpdiff.recipes import RECIPE_OPERATORS
+    from pnpdiff.config.restore import RECIPE_OPERATORS
 
     if "PhaseRetrieval" not in RECIPE_OPERATORS:
         pytest.skip("recipes do not build PhaseRetrieval yet")

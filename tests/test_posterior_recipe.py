@@ -9,9 +9,11 @@ import pytest
 import torch
 import yaml
 
+from pnpdiff.config.restore import load_recipe, parse_recipe
 from pnpdiff.errors import RecipeError
 from pnpdiff.io import load_image
-from pnpdiff.recipes import _colour, load_recipe, parse_recipe, run_recipe
+from pnpdiff.runs.report import _colour
+from pnpdiff.runs.single import run_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -482,8 +482,8 @@ def test_cli_observed_recipe(tmp_path: Path, myprior, given) -> None:
 
 @pytest.fixture
 def captured(monkeypatch):
-    """The operator each CLI run builds (recipes.restore is wrapped, still run)."""
-    import pnpdiff.recipes as rec
+    """The operator each CLI run builds (runs.single.restore is wrapped, still run)."""
+    import pnpdiff.runs.single as rec
 
     ops: list = []
     orig = rec.restore

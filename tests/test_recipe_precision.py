@@ -13,9 +13,10 @@ import torch
 import yaml
 
 import pnpdiff
+from pnpdiff.config.restore import load_recipe, parse_recipe, recipe_to_dict
 from pnpdiff.errors import RecipeError
 from pnpdiff.io import load_image
-from pnpdiff.recipes import load_recipe, parse_recipe, recipe_to_dict, run_recipe
+from pnpdiff.runs.single import run_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

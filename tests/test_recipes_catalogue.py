@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pnpdiff.recipes import load_recipe, run_recipe
+from pnpdiff.config.restore import load_recipe
+from pnpdiff.runs.single import run_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -125,7 +126,7 @@ def _colorize_small():
     from pnpdiff import solve
     from pnpdiff.io import load_source_image
     from pnpdiff.metrics import psnr
-    from pnpdiff.recipes import build_operator
+    from pnpdiff.runs.measure import build_operator
 
     recipe = _small("colorize.yaml", 8)
     truth, _ = load_source_image(recipe.image, recipe.size, None)
@@ -157,7 +158,7 @@ def test_colorize_beats_the_grey_observation():
 def test_a_nonlinear_operator_defaults_to_dps():
     """Without 'method', a nonlinear forward model must not go to diffpir (which needs a prox and
     would fail with 'not a linear operator')."""
-    from pnpdiff.recipes import parse_recipe
+    from pnpdiff.config.restore import parse_recipe
 
     r = parse_recipe({"image": "skimage:camera", "operator": {"name": "SaturatedBlur", "sigma": 1.0}})
     assert r.resolved_method == "dps"

@@ -1,7 +1,7 @@
 """Recipe files as a hostile or careless author writes them: bounds before work, scientific
 notation, duplicate keys, and the range of every integer key (issue 25, items 7 and 10).
 
-Every recipe file goes through one loader (:mod:`pnpdiff.yamlfile`): restoration, sample and
+Every recipe file goes through one loader (:mod:`pnpdiff.config.files`): restoration, sample and
 training recipes, peer configs and command-line overrides.
 """
 
@@ -16,9 +16,9 @@ import pytest
 import yaml
 from tree_utils import tree_snapshot as _tree
 
+from pnpdiff.config.files import MAX_BYTES, MAX_DEPTH, MAX_NODES, apply_overrides, load_yaml
+from pnpdiff.config.restore import load_recipe
 from pnpdiff.errors import RecipeError
-from pnpdiff.recipes import apply_overrides, load_recipe
-from pnpdiff.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "image: skimage:astronaut\nsize: 32\noperator: {name: GaussianBlur, sigma: 1.0}\nsteps: 2\noutput: out\n"

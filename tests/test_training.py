@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import pnpdiff
+from pnpdiff.config.train import TrainConfig
 from pnpdiff.errors import PnPError
 from pnpdiff.guidance import GuidedPrior
 from pnpdiff.priors import load_prior
 from pnpdiff.priors.trained import TrainedPrior
-from pnpdiff.training import TrainConfig, draw_sigma, loss_weight
+from pnpdiff.training import draw_sigma, loss_weight
 from pnpdiff.unet import NoiseClassifier, SmallUNet, UNetConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

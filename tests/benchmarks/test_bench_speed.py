@@ -201,8 +201,8 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.benchmark(group="folder of 16 photos 64^2 (images/s = 16 / mean)")
 @pytest.mark.parametrize("batch_size", [1, 4, 16])
 def test_folder_throughput(benchmark, photo_folder, batch_size) -> None:
-    from pnpdiff.batch import run_batch
-    from pnpdiff.recipes import parse_recipe
+    from pnpdiff.config.restore import parse_recipe
+    from pnpdiff.runs.batch import run_batch
 
     def run() -> None:
         with tempfile.TemporaryDirectory() as out:
