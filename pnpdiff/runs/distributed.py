@@ -16,6 +16,16 @@ from pnpdiff import env
 from pnpdiff.errors import PnPError, RecipeError
 
 
+def world_size() -> int:
+    """The number of processes of this run (``WORLD_SIZE``, checked by :mod:`pnpdiff.env`; 1 without a launcher)."""
+    return env.world_size()
+
+
+def rank() -> int:
+    """This process's rank (``RANK``; 0 without a launcher): only rank 0 prints a run's summary."""
+    return env.rank()
+
+
 @dataclass
 class Ranks:
     """This process's place in a ``torch.distributed`` run (rank 0 of 1 without one)."""

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from pnpdiff import env
 from pnpdiff.api import _check_memory, _device
 from pnpdiff.config.restore import Recipe
 from pnpdiff.errors import PnPError
 from pnpdiff.outputs import OutputFolder
 from pnpdiff.priors import load_prior
 from pnpdiff.runs.batch import run_batch
+from pnpdiff.runs.distributed import world_size
 from pnpdiff.runs.measure import measure, measurement_shapes
 from pnpdiff.runs.report import output_names, write_image_files, write_run_files, write_sample_files
 from pnpdiff.runs.solve import draw_samples, restore, run_settings
@@ -45,7 +45,7 @@ def run_recipe(
     """
     if recipe.is_batch:
         return run_batch(recipe, output=output, steps=steps, device=device, progress=progress, overwrite=overwrite)
-    if env.world_size() > 1:
+    if world_size() > 1:
         raise PnPError(f"this recipe restores one image ({recipe.input_spec}); torchrun shares the images of a "
                        "batch run (image: a folder or a glob) among its processes: run this one without torchrun")
     dev_spec = device if device is not None else recipe.device
