@@ -1,6 +1,7 @@
 """Issue 26's proof that the front-door refactor changed no behaviour: every catalogue recipe (run
 through the CLI at a small size) and ``solve`` for every method on a fixed input write the same bytes
-as before it (``tests/behaviour/hashes.json``, recorded at commit b21b1fa+ before any change).
+as before it (``tests/behaviour/hashes.json``, recorded from commit 7637dd3, the code before the refactor, on one
+CPU thread).
 
 Entries that changed on purpose are listed in ``INTENDED`` with the reason; nothing else may move.
 The comparison needs the machine the hashes were recorded on (floating-point results depend on the

@@ -9,7 +9,7 @@ after it by ``tests/test_behaviour_hashes.py``: a refactor that changes what a r
 
 Floating-point results depend on the CPU's vector units and on the torch build, so the file records
 the machine it was made on and the comparison runs only on a machine with the same fingerprint.
-Times (``seconds``), the output folder's absolute path and the manifest (its timestamp) are
+Everything runs on one CPU thread (see :func:`current`). Times (``seconds``), the output folder's absolute path and the manifest (its timestamp) are
 normalised away; everything else is hashed byte for byte.
 """
 
@@ -166,7 +166,16 @@ def solve_runs() -> dict[str, Any]:
 
 
 def current() -> dict[str, Any]:
-    return {**recipe_runs(), **solve_runs()}
+    """Every entry, computed on one CPU thread: a float reduction's result depends on how many
+    threads share it, and the test suite runs on one thread per worker (tests/conftest.py)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {**recipe_runs(), **solve_runs()}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main(argv: list[str]) -> int:
