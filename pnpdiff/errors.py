@@ -18,6 +18,7 @@ __all__ = [
     "WeightsNotFoundError",
     "ChecksumError",
     "RecipeError",
+    "UnknownRecipeNameError",
     "OperatorError",
     "InputFileError",
     "ImageReadError",
@@ -123,6 +124,21 @@ class RecipeError(PnPError, ValueError):
 
     The message names the key and its place in the recipe; fix the recipe or the ``key=value``
     override. Also a :class:`ValueError`.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what to change.
+    """
+
+
+class UnknownRecipeNameError(RecipeError, UnknownNameError):
+    """A recipe names a method, prior or operator that is not registered.
+
+    Both a :class:`RecipeError` (the message names the file and the key, like every recipe error)
+    and an :class:`UnknownNameError` (what :func:`pnpdiff.solve` raises for the same unknown name),
+    so ``except UnknownNameError`` catches an unknown method whether it came from ``solve`` or from a
+    recipe. The message lists the known names. Also a :class:`ValueError` and a :class:`KeyError`.
 
     Parameters
     ----------

@@ -62,13 +62,16 @@ directory, as is the default output folder ``outputs/<recipe name>``. ``~`` is e
 
 from __future__ import annotations
 
+import numbers
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pnpdiff import api, operators
-from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_SIDE, MAX_STEPS, default_method, default_steps, task_of
+from pnpdiff import api, checks, operators
+from pnpdiff.api import default_method, default_steps, task_of
+from pnpdiff.checks import MAX_COUNT
 from pnpdiff.config.files import (
     absolute_spec,
     apply_overrides,
@@ -77,7 +80,7 @@ from pnpdiff.config.files import (
     read_recipe_data,
     resolve_path,
 )
-from pnpdiff.errors import PnPError, RecipeError, UnknownNameError, ValueRangeError
+from pnpdiff.errors import PnPError, RecipeError, UnknownNameError, UnknownRecipeNameError, ValueRangeError
 from pnpdiff.priors.registry import _parse
 from pnpdiff.priors.runtime import PRECISIONS
 from pnpdiff.solvers import SOLVERS
@@ -171,43 +174,63 @@ class Recipe:
 
 
 class RecipeChecker:
-    """Raises :class:`RecipeError` messages of the form ``FILE: key.path: what was expected``."""
+    """The validator kit :mod:`pnpdiff.checks` bound to one recipe file.
+
+    Every check raises :class:`RecipeError` with one line ``FILE: key.path: expected ..., got ...``
+    (an unknown method, prior or operator name :class:`UnknownRecipeNameError`, which is also the
+    :class:`UnknownNameError` that :func:`pnpdiff.solve` raises for it). ``path`` is the dotted key
+    path inside the recipe (``"operator.sigma"``, ``"save[0]"``; ``""``: the recipe itself).
+
+    Parameters
+    ----------
+    where : str
+        The messages' prefix: ``"FILE: "``, or ``""`` for a recipe given as a mapping.
+    """
 
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def fail(self, path: str, msg: str) -> RecipeError:
-        return RecipeError(f"{self.where}{path}: {msg}" if path else f"{self.where}{msg}")
+    def at(self, path: str) -> str:
+        """The kit's ``where`` for the key ``path``: ``"FILE: operator.sigma"``."""
+        return checks.key_path(self.where, path) if path else self.where
+
+    def fail(self, path: str, msg: str, error: type[RecipeError] = RecipeError) -> RecipeError:
+        """The error (to raise) ``FILE: path: msg`` for a rule no check of the kit states."""
+        return error(f"{self.where}{path}: {msg}" if path else f"{self.where}{msg}")
 
     def int_(self, path: str, v: Any, minimum: int = 0, maximum: int | None = None) -> int:
-        rng = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(path, f"expected an integer {rng}, got {v!r}")
-        if v < minimum or (maximum is not None and v > maximum):
-            raise self.fail(path, f"expected an integer {rng}, got {v}")
-        return v
+        """:func:`pnpdiff.checks.int_`: an ``int`` in ``[minimum, maximum]`` (no bool, no ``2.0``)."""
+        return checks.int_(v, self.at(path), minimum=minimum, maximum=maximum, error=RecipeError)
 
     def real(self, path: str, v: Any, minimum: float = 0.0) -> float:
-        import math
-
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise self.fail(path, f"expected a finite number >= {minimum:g}, got {v!r}")
-        if v < minimum:
-            raise self.fail(path, f"expected a number >= {minimum:g}, got {v}")
-        return float(v)
+        """:func:`pnpdiff.checks.real`: a finite number ``>= minimum``, as a ``float``."""
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):  # recipes have always said "finite" here
+            raise checks.fail(self.at(path), f"a finite number >= {minimum:g}", v, RecipeError)
+        return checks.real(v, self.at(path), minimum=minimum, error=RecipeError)
 
     def str_(self, path: str, v: Any) -> str:
-        if not isinstance(v, str) or not v.strip():
-            raise self.fail(path, f"expected a non-empty string, got {v!r}")
-        return v
+        """:func:`pnpdiff.checks.text`: a string with more than whitespace in it."""
+        return checks.text(v, self.at(path), error=RecipeError)
+
+    def bool_(self, path: str, v: Any) -> bool:
+        """:func:`pnpdiff.checks.bool_`: ``true`` or ``false`` (never ``0``, ``'no'`` or ``null``)."""
+        return checks.bool_(v, self.at(path), error=RecipeError)
+
+    def choice(self, path: str, v: Any, choices: Sequence[str]) -> str:
+        """:func:`pnpdiff.checks.choice`: one of ``choices``."""
+        return checks.choice(v, self.at(path), choices, error=RecipeError)
+
+    def known(self, path: str, v: Any, names: Iterable[str], kind: str) -> str:
+        """:func:`pnpdiff.checks.known`: a registered ``kind`` name, else :class:`UnknownRecipeNameError`."""
+        return checks.known(v, self.at(path), names, kind=kind, error=UnknownRecipeNameError)
 
     def mapping(self, path: str, v: Any, example: str) -> dict[str, Any]:
-        if not isinstance(v, dict):
-            raise self.fail(path, f"expected a mapping like {example}, got {v!r}")
-        bad = [k for k in v if not isinstance(k, str)]
-        if bad:
-            raise self.fail(path, f"keys must be names, got {bad[0]!r}")
-        return dict(v)
+        """:func:`pnpdiff.checks.mapping`: a copy of a mapping whose keys are names."""
+        if isinstance(v, Mapping):  # recipes name the first key that is not a name
+            bad = [k for k in v if not isinstance(k, str)]
+            if bad:
+                raise self.fail(path, f"keys must be names, got {bad[0]!r}")
+        return checks.mapping(v, self.at(path), example=example, error=RecipeError)
 
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None, data: Any = None) -> Recipe:
@@ -295,7 +318,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         raise c.fail("", "the recipe is empty; a recipe is a mapping of keys to values (see recipes/deblur.yaml)")
     data = c.mapping("", data, "{image: ..., operator: ...}")
     unknown = [k for k in data if k not in TOP_KEYS]
-    if unknown:
+    if unknown:  # not checks.mapping(allowed_keys=): recipes have always said "valid keys"
         raise c.fail(unknown[0], f"unknown key; valid keys: {', '.join(TOP_KEYS)}")
     if ("image" in data) == ("observed" in data):
         raise c.fail("", "give exactly one of 'image' (ground truth to degrade) or 'observed' (your measurement)")
@@ -308,13 +331,12 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     if size is not None:
         if isinstance(size, list):
             if len(size) != 2:
-                raise c.fail("size", f"expected an integer or [height, width], got {size!r}")
-            size = (c.int_("size[0]", size[0], 1, MAX_SIDE), c.int_("size[1]", size[1], 1, MAX_SIDE))
+                raise checks.fail(c.at("size"), "an integer or [height, width]", size, RecipeError)
+            size = (checks.side(size[0], c.at("size[0]"), error=RecipeError),
+                    checks.side(size[1], c.at("size[1]"), error=RecipeError))
         else:
-            size = c.int_("size", size, 1, MAX_SIDE)
-    resize = data.get("resize", True)
-    if not isinstance(resize, bool):
-        raise c.fail("resize", f"expected true or false, got {resize!r}")
+            size = checks.side(size, c.at("size"), error=RecipeError)
+    resize = c.bool_("resize", data.get("resize", True))
     if not resize:
         size = None
 
@@ -326,8 +348,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     op = c.mapping("operator", op, "{name: GaussianBlur, sigma: 3}")
     if "name" not in op:
         raise c.fail("operator.name", f"missing; one of {', '.join(RECIPE_OPERATORS)}")
-    if op["name"] not in RECIPE_OPERATORS:
-        raise c.fail("operator.name", f"unknown operator {op['name']!r}; known: {', '.join(RECIPE_OPERATORS)}")
+    c.known("operator.name", op["name"], RECIPE_OPERATORS, kind="operator")
     _check_operator_params(c, op)
     if op["name"] == "Inpaint":
         if "mask" not in op:
@@ -337,8 +358,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
             op["mask"] = resolve_path(m, base)
         else:
             m = c.mapping("operator.mask", m, "{kind: random, p_missing: 0.7} or a path to a mask image")
-            if m.get("kind") not in MASK_KINDS:
-                raise c.fail("operator.mask.kind", f"expected one of {', '.join(MASK_KINDS)}, got {m.get('kind')!r}")
+            c.choice("operator.mask.kind", m.get("kind"), MASK_KINDS)
             op["mask"] = m
 
     noise = data.get("noise") or {}
@@ -347,7 +367,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         if k not in NOISE_KEYS:
             raise c.fail(f"noise.{k}", f"unknown noise key; valid: {', '.join(NOISE_KEYS)}")
     sigma_y = c.real("noise.sigma_y", noise["sigma_y"]) if "sigma_y" in noise else None
-    noise_seed = c.int_("noise.seed", noise.get("seed", 0), 0, MAX_SEED)
+    noise_seed = checks.seed(noise.get("seed", 0), c.at("noise.seed"), error=RecipeError)
 
     prior = data.get("prior", "natural")
     if isinstance(prior, dict):
@@ -367,15 +387,13 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
 
     method = data.get("method")
     if method is not None:
-        method = c.str_("method", method)
-        if method not in SOLVERS:
-            raise c.fail("method", f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
+        method = c.known("method", c.str_("method", method), sorted(SOLVERS), kind="method")
     steps = data.get("steps")
     if steps is not None:
-        steps = c.int_("steps", steps, 1, MAX_STEPS)
+        steps = checks.steps(steps, c.at("steps"), error=RecipeError)
     options = c.mapping("options", data.get("options") or {}, "{lam: 0.5}")
     _check_options(c, options, method, op["name"])
-    seed = c.int_("seed", data.get("seed", 0), 0, MAX_SEED)
+    seed = checks.seed(data.get("seed", 0), c.at("seed"), error=RecipeError)
     device = data.get("device")
     if device is not None:
         device = c.str_("device", device)
@@ -392,37 +410,35 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     description = data.get("description")
     for key, v in (("task", task), ("description", description)):
         if v is not None and not isinstance(v, str):
-            raise c.fail(key, f"expected text, got {v!r}")
+            raise checks.fail(c.at(key), "text", v, RecipeError)
     batch_size = data.get("batch_size", 1)
-    if batch_size != AUTO_BATCH and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                     or not 1 <= batch_size <= MAX_COUNT):
-        raise c.fail("batch_size", f"expected an integer >= 1 or '{AUTO_BATCH}' (the largest batch that fits the "
-                                   f"memory budget), at most {MAX_COUNT}, got {batch_size!r}")
+    if not (isinstance(batch_size, str) and batch_size == AUTO_BATCH):
+        try:
+            batch_size = checks.count(batch_size, c.at("batch_size"), error=RecipeError)
+        except RecipeError:
+            raise checks.fail(c.at("batch_size"), f"an integer >= 1 or '{AUTO_BATCH}' (the largest batch that fits "
+                                                  f"the memory budget), at most {MAX_COUNT}", batch_size,
+                              RecipeError) from None
     save = data.get("save")
     if save is not None:
         if isinstance(save, str):
             save = [save]
         if not isinstance(save, list) or not save:
-            raise c.fail("save", f"expected a list of {', '.join(SAVE_NAMES)}, got {save!r}")
+            raise checks.fail(c.at("save"), f"a list of {', '.join(SAVE_NAMES)}", save, RecipeError)
         for i, name in enumerate(save):
-            if name not in SAVE_NAMES:
-                raise c.fail(f"save[{i}]", f"expected one of {', '.join(SAVE_NAMES)}, got {name!r}")
+            c.choice(f"save[{i}]", name, SAVE_NAMES)
             if name in ("ground_truth", "comparison") and src_key == "observed":
                 raise c.fail(f"save[{i}]", f"{name} needs a ground truth ('image:'); with 'observed:' there is none")
         save = tuple(n for n in SAVE_NAMES if n in save)
-    intermediates = c.int_("intermediates", data.get("intermediates", 0), 0, MAX_STEPS)
-    samples = c.int_("samples", data.get("samples", 0), 0, MAX_COUNT)
+    intermediates = checks.steps(data.get("intermediates", 0), c.at("intermediates"), minimum=0, error=RecipeError)
+    samples = checks.count(data.get("samples", 0), c.at("samples"), minimum=0, error=RecipeError)
     if samples == 1:
         raise c.fail("samples", "a posterior standard deviation needs at least 2 samples (0: no sampling)")
     if samples and is_batch_spec(src):
         raise c.fail("samples", "posterior sampling restores one image; give one image (not a folder or a glob)")
 
-    precision = data.get("precision", "fp32")
-    if precision not in PRECISIONS:
-        raise c.fail("precision", f"expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    compile_ = data.get("compile", False)
-    if not isinstance(compile_, bool):
-        raise c.fail("compile", f"expected true or false, got {compile_!r}")
+    precision = c.choice("precision", data.get("precision", "fp32"), tuple(PRECISIONS))
+    compile_ = c.bool_("compile", data.get("compile", False))
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -476,7 +492,7 @@ def _check_prior_name(c: RecipeChecker, prior: str | dict[str, Any]) -> None:
     try:
         _parse(str(name))
     except UnknownNameError as err:
-        raise c.fail("prior", str(err)) from None
+        raise c.fail("prior", str(err), UnknownRecipeNameError) from None
 
 
 def _check_options(c: RecipeChecker, options: dict[str, Any], method: str | None, op_name: str) -> None:

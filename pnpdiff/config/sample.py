@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_STEPS
+from pnpdiff import checks
 from pnpdiff.config.files import apply_overrides, read_yaml_file
-from pnpdiff.config.restore import RecipeChecker
 from pnpdiff.errors import RecipeError
 
 __all__ = ["SAMPLE_KEYS", "SampleRecipe", "parse_sample_recipe", "load_sample_recipe"]
@@ -51,10 +50,10 @@ def parse_sample_recipe(data: Any, source: Path | None = None) -> SampleRecipe:
     unknown = sorted(set(data) - set(SAMPLE_KEYS))
     if unknown:
         raise RecipeError(f"{where}unknown key(s) {', '.join(unknown)}; sample recipes take: {', '.join(SAMPLE_KEYS)}")
-    c = RecipeChecker(where)  # the integer keys' ranges, before anything is loaded or allocated
-    for key, lo, hi in (("n", 1, MAX_COUNT), ("steps", 1, MAX_STEPS), ("seed", 0, MAX_SEED)):
+    # the integer keys' ranges, before anything is loaded or allocated
+    for key, check in (("n", checks.count), ("steps", checks.steps), ("seed", checks.seed)):
         if data.get(key) is not None:
-            c.int_(key, data[key], lo, hi)
+            check(data[key], checks.key_path(where, key), error=RecipeError)
     out = Path(data.get("output") or "outputs/samples")
     if not out.is_absolute() and data.get("output") and source is not None:
         out = (source.parent / out).resolve()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pnpdiff.api import MAX_COUNT, MAX_SEED, MAX_SIDE
+from pnpdiff import checks
+from pnpdiff.checks import MAX_COUNT, MAX_SEED, MAX_SIDE
 from pnpdiff.config.files import apply_overrides, read_yaml_file
 from pnpdiff.errors import PnPError, RecipeError
 from pnpdiff.priors.trained import (
@@ -131,22 +132,22 @@ class TrainConfig:
         RecipeError
             For a value out of range or of the wrong type (the message names the key).
         """
-        def fail(key: str, msg: str) -> RecipeError:
-            return RecipeError(f"{where}{key}: {msg}")
+        def at(key: str) -> str:
+            return checks.key_path(where, key)
 
         def integer(key: str, minimum: int, maximum: int) -> None:
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum:
-                raise fail(key, f"expected an integer >= {minimum} and <= {maximum}, got {v!r}")
+            setattr(self, key, checks.int_(getattr(self, key), at(key), minimum=minimum, maximum=maximum,
+                                           error=RecipeError))
 
-        def real(key: str, lo: float, hi: float = math.inf, open_lo: bool = False) -> None:
+        def real(key: str, lo: float, hi: float | None = None, open_lo: bool = False) -> None:
             v = getattr(self, key)
-            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(float(v))
-            if not ok or float(v) < lo or float(v) > hi or (open_lo and float(v) == lo):
-                rng = f"in ({lo:g}, {hi:g}]" if open_lo else (f"in [{lo:g}, {hi:g}]" if hi < math.inf else f">= {lo:g}")
-                raise fail(key, f"expected a number {rng}, got {v!r}")
-            setattr(self, key, float(v))
-
+            try:
+                setattr(self, key, checks.real(v, at(key), minimum=lo, maximum=hi, exclusive_minimum=open_lo,
+                                               error=RecipeError))
+            except RecipeError:  # training recipes' wording: "(0, inf]", and no "finite" for a NaN or an inf
+                rng = (f"in ({lo:g}, {math.inf if hi is None else hi:g}]" if open_lo
+                       else f"in [{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}")
+                raise checks.fail(at(key), f"a number {rng}", v, RecipeError) from None
 
         # optimiser steps are not schedule steps: a long training run is legitimate (MAX_TRAIN_STEPS)
         for key, minimum, maximum in (("size", 4, MAX_SIDE), ("steps", 1, MAX_TRAIN_STEPS),
@@ -164,22 +165,17 @@ class TrainConfig:
         real("sigma_min", 0.0, open_lo=True)
         real("sigma_max", 0.0, open_lo=True)
         if self.sigma_min >= self.sigma_max:
-            raise fail("sigma_min", f"must be below sigma_max ({self.sigma_max:g}), got {self.sigma_min:g}")
+            raise RecipeError(f"{at('sigma_min')}: must be below sigma_max ({self.sigma_max:g}), "
+                              f"got {self.sigma_min:g}")
         for key in ("conditional", "amp", "resume", "overwrite"):
-            if not isinstance(getattr(self, key), bool):
-                raise fail(key, f"expected true or false, got {getattr(self, key)!r}")
-        if self.prediction not in PREDICTIONS:
-            raise fail("prediction", f"expected one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
-        if self.sigma_sampling not in SIGMA_SAMPLINGS:
-            raise fail("sigma_sampling", f"expected one of {', '.join(SIGMA_SAMPLINGS)}, got {self.sigma_sampling!r}")
+            checks.bool_(getattr(self, key), at(key), error=RecipeError)
+        checks.choice(self.prediction, at("prediction"), PREDICTIONS, error=RecipeError)
+        checks.choice(self.sigma_sampling, at("sigma_sampling"), SIGMA_SAMPLINGS, error=RecipeError)
         for key in ("data", "output", "name"):
-            v = getattr(self, key)
-            if not isinstance(v, str) or not v.strip():
-                raise fail(key, f"expected a non-empty string, got {v!r}")
-        if not isinstance(self.model, Mapping):
-            raise fail("model", f"expected a mapping like {{base: 32, mult: [1, 2, 2]}}, got {self.model!r}")
+            checks.text(getattr(self, key), at(key), error=RecipeError)
+        model = checks.mapping(self.model, at("model"), example="{base: 32, mult: [1, 2, 2]}", error=RecipeError)
         try:
-            UNetConfig.from_dict({"channels": 1, **{k: v for k, v in self.model.items() if k != "classes"}})
+            UNetConfig.from_dict({"channels": 1, **{k: v for k, v in model.items() if k != "classes"}})
         except PnPError as err:
             raise RecipeError(f"{where}{err}") from None
         return self

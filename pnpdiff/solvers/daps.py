@@ -7,10 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from pnpdiff.checks import MAX_SIGMA_Y, MAX_STEPS
 from pnpdiff.errors import ValueRangeError
 from pnpdiff.priors.base import Prior
 from pnpdiff.schedules import karras
 from pnpdiff.solvers.common import Callback, clip_schedule, randn_like, steps_iter
+from pnpdiff.solvers.descriptor import SolverInfo
 from pnpdiff.solvers.dps import has_prox, starting_point
 from pnpdiff.solvers.samplers import euler
 
@@ -186,3 +188,19 @@ def daps(
         if callback is not None:
             callback(i, t, x, x0)
     return x0
+
+
+#: the paper's annealing 100 -> 0.1 on [-1, 1] (poly-7 = Karras), halved (docs/posterior.md); each
+#: step runs ``ode_steps`` denoiser calls
+INFO = SolverInfo(
+    "daps",
+    daps,
+    defaults={("*", "*"): {"steps": 50, "schedule": "karras", "schedule_max": 50.0, "schedule_min": 0.05}},
+    option_ranges={
+        "ode_steps": (1, MAX_STEPS, False),
+        "langevin_steps": (0, MAX_STEPS, False),
+        "ode_sigma_min": (0.0, None, False),
+        "beta_y": (0.0, MAX_SIGMA_Y, True),
+    },
+    inner_calls="ode_steps",
+)

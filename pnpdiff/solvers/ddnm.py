@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from pnpdiff.checks import MAX_STEPS
 from pnpdiff.errors import ValueRangeError
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
 from pnpdiff.solvers.ddrm import singular_values_like
+from pnpdiff.solvers.descriptor import SolverInfo
 
 if TYPE_CHECKING:
     from pnpdiff.operators import LinearOperator
@@ -273,3 +275,27 @@ def ddnm_plus(
 
 def _identity(x: Tensor) -> Tensor:
     return x
+
+
+INFO = SolverInfo(
+    "ddnm",
+    ddnm,
+    memory_cost=(7, 6),
+    option_ranges={
+        "eta": (0.0, 1.0, False),
+        "travel_length": (0, MAX_STEPS, False),
+        "travel_repeat": (1, 1000, False),
+    },
+)
+#: DDNM+: the spectral views of x and x0, noise in both domains
+INFO_PLUS = SolverInfo(
+    "ddnm+",
+    ddnm_plus,
+    memory_cost=(21, 6),
+    option_ranges={
+        "eta": (0.0, 1.0, False),
+        "svd_threshold": (0.0, 1.0, False),
+        "travel_length": (0, MAX_STEPS, False),
+        "travel_repeat": (1, 1000, False),
+    },
+)

@@ -10,6 +10,7 @@ from torch import Tensor
 from pnpdiff.errors import OperatorError
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
+from pnpdiff.solvers.descriptor import SolverInfo
 
 if TYPE_CHECKING:
     from pnpdiff.operators import LinearOperator
@@ -150,3 +151,12 @@ def ddrm(
         if callback is not None:
             callback(i, t, x, x0)
     return x
+
+
+#: the spectral view at the peak: ybar, noise_y, xbar, xbar0, three candidates, masks
+INFO = SolverInfo(
+    "ddrm",
+    ddrm,
+    memory_cost=(24, 6),
+    option_ranges={"eta": (0.0, 1.0, False), "eta_b": (0.0, 1.0, False), "svd_threshold": (0.0, 1.0, False)},
+)

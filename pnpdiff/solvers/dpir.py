@@ -9,6 +9,7 @@ from torch import Tensor
 
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, steps_iter
+from pnpdiff.solvers.descriptor import SolverInfo
 
 if TYPE_CHECKING:
     from pnpdiff.operators import LinearOperator
@@ -98,3 +99,18 @@ def dpir(
         if callback is not None:
             callback(i, sigma_k, x, z)
     return x
+
+
+#: DPIR (Zhang et al. 2021): 8 iterations, sigma log-spaced from 49/255 down to the noise level; a
+#: point estimate (no noise is drawn)
+INFO = SolverInfo(
+    "dpir",
+    dpir,
+    defaults={
+        ("*", "*"): {"steps": 8, "schedule": "geometric", "schedule_max": 49 / 255, "schedule_min": "sigma_y"},
+        ("*", "sr"): {"steps": 24},
+    },
+    memory_cost=(7, 6),
+    point_estimate=True,
+    option_ranges={"lam": (0.0, 1e6, True)},
+)

@@ -10,6 +10,7 @@ from torch import Tensor
 from pnpdiff.errors import OperatorError
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback
+from pnpdiff.solvers.descriptor import SOLVERS, SolverInfo
 
 __all__ = ["mmse"]
 
@@ -95,8 +96,6 @@ def mmse(
     from pnpdiff.operators import Identity
 
     if not isinstance(operator, Identity):
-        from pnpdiff.solvers import SOLVERS
-
         others = ", ".join(repr(m) for m in sorted(SOLVERS) if m not in ("mmse", "diffpir"))
         raise OperatorError(
             f"method 'mmse' is the denoising method and needs operator=Identity(), got "
@@ -115,3 +114,7 @@ def mmse(
     if callback is not None:
         callback(0, s, y, out)
     return out
+
+
+#: one denoiser call at sigma_y (docs/denoising.md): a point estimate
+INFO = SolverInfo("mmse", mmse, defaults={("*", "*"): {"steps": 1}}, memory_cost=(2, 4), point_estimate=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pnpdiff.checks import MAX_STEPS
 from pnpdiff.errors import PnPError
 from pnpdiff.operators import conjugate_gradient
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
+from pnpdiff.solvers.descriptor import SolverInfo
 
 __all__ = ["pigdm", "weighted_residual"]
 
@@ -146,3 +148,17 @@ def pigdm(
         if callback is not None:
             callback(i, t, x, x0)
     return x0
+
+
+INFO = SolverInfo(
+    "pigdm",
+    pigdm,
+    memory_cost=(11, 8),
+    backprop=True,
+    option_ranges={
+        "eta": (0.0, 1.0, False),
+        "guidance": (0.0, 1e3, False),
+        "cg_iter": (1, MAX_STEPS, False),
+        "data_std": (0.0, 1e3, True),
+    },
+)

@@ -7,10 +7,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from pnpdiff.checks import MAX_STEPS
 from pnpdiff.errors import ValueRangeError
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, randn_like, steps_iter
 from pnpdiff.solvers.daps import jacobian_sq_norm
+from pnpdiff.solvers.descriptor import SolverInfo
 from pnpdiff.solvers.dps import has_prox, starting_point
 from pnpdiff.solvers.samplers import ddpm
 
@@ -140,3 +142,18 @@ def pnpdm(
         if callback is not None:
             callback(k, rho, x, z)
     return x
+
+
+#: rho_0 = 10, rho_min = 0.3 on [-1, 1], halved, geometric (docs/posterior.md); each step runs
+#: ``prior_steps`` denoiser calls
+INFO = SolverInfo(
+    "pnpdm",
+    pnpdm,
+    defaults={("*", "*"): {"steps": 40, "schedule": "geometric", "schedule_max": 5.0, "schedule_min": 0.15}},
+    option_ranges={
+        "prior_steps": (1, MAX_STEPS, False),
+        "langevin_steps": (1, MAX_STEPS, False),
+        "prior_sigma_min": (0.0, None, False),
+    },
+    inner_calls="prior_steps",
+)

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, randn_like, steps_iter
+from pnpdiff.solvers.descriptor import SolverInfo
 
 __all__ = ["ddpm", "ddim", "euler", "heun"]
 
@@ -298,3 +299,13 @@ def heun(
         if callback is not None:
             callback(i, t, x, x0)
     return x
+
+
+#: the unconditional samplers of pnpdiff.sample, by name (their memory: x, x0, the noise; heun: two
+#: slopes more); registered as samplers, not as methods of ``solve``
+INFOS = (
+    SolverInfo("ddpm", ddpm, memory_cost=(4, 6)),
+    SolverInfo("ddim", ddim, memory_cost=(4, 6)),
+    SolverInfo("euler", euler, memory_cost=(4, 6)),
+    SolverInfo("heun", heun, memory_cost=(6, 6)),
+)

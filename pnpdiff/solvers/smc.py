@@ -7,18 +7,21 @@ itself is the one loop of :func:`smc`.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from pnpdiff.checks import MAX_COUNT, MAX_PARTICLES
 from pnpdiff.errors import PnPWarning, ValueRangeError
 from pnpdiff.priors.base import Prior, standard_normal
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, steps_iter
 from pnpdiff.solvers.ddrm import singular_values_like
+from pnpdiff.solvers.descriptor import MemoryPlan, SolverInfo
 
 if TYPE_CHECKING:
     from pnpdiff.operators import LinearOperator
@@ -551,3 +554,87 @@ def smc(
     idx = idx.gather(1, order)
     picked = x.gather(1, idx.view(B, samples, *([1] * len(xs))).expand(B, samples, *xs))
     return picked.transpose(0, 1).reshape(samples * B, *xs)
+
+
+def expected_calls(n: int, steps: int, options: Mapping[str, Any], values: int | None = None) -> int:
+    """Denoiser calls of one :func:`smc` run drawing ``n`` samples (per measurement).
+
+    Per step, one call per particle -- with its vector-Jacobian product under the twisted proposal
+    (the default), counted as 3 calls -- and one per probed particle (``probes``, default
+    ``ceil(32768 / values)`` capped at ``particles``).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples (``particles`` defaults to ``max(n, 64)``).
+    steps : int
+        Steps of the schedule.
+    options : mapping
+        The run's options (``particles``, ``probes``, ``kernel_variance``, ``twisting``, ...).
+    values : int, optional
+        Values per measurement's image (``C * H * W``), for the default ``probes``.
+
+    Returns
+    -------
+    int
+    """
+    params = inspect.signature(smc).parameters
+    particles = int(options.get("particles", max(n, int(params["particles"].default))))
+    tweedie = options.get("kernel_variance", "tweedie") == "tweedie"
+    twisting = tweedie if options.get("twisting") is None else bool(options["twisting"])
+    tilted = twisting if options.get("twisted_proposal") is None else bool(options["twisted_proposal"])
+    probes = options.get("probes") or max(1, math.ceil(32768 / max(int(values or 1), 1)))
+    return (particles * (3 if tilted else 1) + (min(int(probes), particles) if tweedie else 0)) * steps
+
+
+def plan_memory(x_shape: Sequence[int], element_size: int, options: Mapping[str, Any],
+                params: Mapping[str, inspect.Parameter], fit: Callable[..., int]) -> MemoryPlan:
+    """The memory of one :func:`smc` solve: the denoiser sees ``chunk_size`` particles at a time,
+    and all of them are stored (about 8 copies); without a ``chunk_size``, as many particles per
+    denoiser call as the memory budget allows (``fit``).
+
+    Parameters
+    ----------
+    x_shape : sequence of int
+        Shape of the image to restore.
+    element_size : int
+        Bytes per value of the solver's tensors.
+    options : mapping
+        The checked options of the solve.
+    params : mapping
+        The signature's parameters of the solver (their defaults).
+    fit : callable
+        ``fit(n, *, extra, scale_y) -> int``: the largest ``k <= n`` of ``x_shape`` copies that fit.
+
+    Returns
+    -------
+    MemoryPlan
+    """
+    n_part = int(options.get("particles", params["particles"].default))
+    extra = 8 * n_part * math.prod(x_shape) * element_size
+    chosen: dict[str, Any] = {}
+    if "chunk_size" not in options:  # as many particles per denoiser call as the memory budget allows
+        chosen["chunk_size"] = fit(max(1, n_part), extra=extra, scale_y=False)
+    chunk = int(chosen.get("chunk_size", options.get("chunk_size", 0)))
+    return MemoryPlan((x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:]), extra, chosen)
+
+
+#: SMC differentiates the denoiser under its default twisted proposal (one vector-Jacobian
+#: product per chunk of particles); its memory and calls are those of its particles
+INFO = SolverInfo(
+    "smc",
+    smc,
+    defaults={("*", "*"): {"steps": 50}},
+    backprop=True,
+    option_ranges={
+        "particles": (1, MAX_PARTICLES, False),
+        "chunk_size": (1, MAX_PARTICLES, False),
+        "probes": (1, MAX_PARTICLES, False),
+        "samples": (0, MAX_COUNT, False),
+        "svd_threshold": (0.0, 1.0, False),
+    },
+    memory_advice="smc with twisted_proposal=False (no backpropagation through the denoiser) or fewer particles",
+    expected_calls=expected_calls,
+    plan_memory=plan_memory,
+    population="particles",
+)
