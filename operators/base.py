@@ -17,6 +17,8 @@ here, which concrete operators override with closed forms where the structure al
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import index
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -146,8 +148,125 @@ def conjugate_gradient(
     return x
 
 
+#: the restoration tasks an operator class may declare (:attr:`ImageModule.task`)
+TASKS = ("deblur", "sr", "inpaint", "denoise", "colorize", "nonlinear", "generic")
+
+
+def as_shape(shape: Any) -> tuple[int, ...] | None:
+    """``shape`` as a tuple of Python ints (``torch.Size``, lists and NumPy integers accepted), or
+    ``None`` when it is not a sequence of integers."""
+    try:
+        items = tuple(shape)
+    except TypeError:
+        return None
+    out = []
+    for v in items:
+        if isinstance(v, bool):
+            return None
+        try:
+            out.append(index(v))
+        except TypeError:
+            return None
+    return tuple(out)
+
+
+def _unchanged(shape: Any) -> tuple[Any, ...]:
+    """``shape`` as a tuple, whatever it holds (``()`` for something that is not a sequence)."""
+    try:
+        return tuple(shape)
+    except TypeError:
+        return ()
+
+
+def positive_int(value: Any) -> int | None:
+    """``value`` when it is a positive Python int (not a bool), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 class ImageModule(nn.Module):
-    """A module whose call ``op(x)`` also takes a PIL image (the base of every operator)."""
+    """A module whose call ``op(x)`` also takes a PIL image (the base of every operator).
+
+    It also states, as class attributes, what the front door needs to know about an operator
+    *before* building it (a recipe names the class and its parameters; :func:`pnpdiff.solve`
+    looks up defaults): :attr:`task`, :attr:`y_range` and :meth:`x_shape_for`, and, on an instance,
+    :attr:`input_shape` and :meth:`x_shape`.
+
+    Attributes
+    ----------
+    task : str
+        The restoration task the class stands for, which selects the default method and
+        hyper-parameters: one of ``"deblur"``, ``"sr"``, ``"inpaint"``, ``"denoise"``,
+        ``"colorize"``, ``"nonlinear"``, ``"generic"``. ``"nonlinear"`` here, the forward-only
+        models (no adjoint); :class:`LinearOperator` says ``"generic"``.
+    y_range : (float, float) or None
+        The range of the measurement ``A(x)`` for an image ``x`` in [0, 1]: ``(0.0, 1.0)`` when the
+        measurement is itself an image on the scale of ``x`` (the default; a filter with negative
+        lobes, such as bicubic, overshoots it slightly), ``None`` when it is not an image (a
+        Fourier magnitude, a vector of a matrix product) and no image range applies to it.
+    input_shape : tuple of int or None
+        The per-sample shape of ``x`` when the operator was built for one (``None``: any size,
+        shapes follow from the measurement's by :meth:`x_shape`).
+    """
+
+    task: ClassVar[str] = "nonlinear"
+    y_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+    input_shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def x_shape_for(cls, y_shape: Sequence[int], **params: Any) -> tuple[int, ...]:
+        """The shape of the image ``x`` for a measurement of shape ``y_shape``, from the class's
+        constructor parameters alone (what a recipe knows before it builds the operator).
+
+        A guess made before any validation: it never raises. Parameters it does not use, or
+        cannot read (a factor that is not a positive integer, ...), leave the shape as the other
+        parameters give it; a ``y_shape`` that is not a sequence of integers comes back as a tuple
+        unchanged. The default: the shape of ``y`` (an operator that keeps the image's shape).
+
+        Parameters
+        ----------
+        y_shape : sequence of int
+            The measurement's shape, ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``).
+        **params
+            The constructor's keyword arguments (a recipe's ``operator:`` mapping without
+            ``name``).
+
+        Returns
+        -------
+        tuple of int
+            The shape of ``x``, with the leading dimensions of ``y_shape``.
+        """
+        shape = as_shape(y_shape)
+        return _unchanged(y_shape) if shape is None else shape
+
+    def x_shape(self, y_shape: Sequence[int]) -> tuple[int, ...]:
+        """The shape of the image ``x`` whose measurement by this operator has shape ``y_shape``.
+
+        The instance's own parameters decide (its :attr:`input_shape` when it has one, its
+        factor, its channel weights, ...); :meth:`x_shape_for` is the same from a class and its
+        constructor parameters. Never raises (a shape that fits no input comes back as the best
+        guess; applying the operator says what is wrong).
+
+        Parameters
+        ----------
+        y_shape : sequence of int
+            The measurement's shape, ``(B, C, H, W)`` (or ``(C, H, W)``, ``(H, W)``).
+
+        Returns
+        -------
+        tuple of int
+            The shape of ``x``.
+        """
+        shape = as_shape(y_shape)
+        if shape is None:
+            return _unchanged(y_shape)
+        if self.input_shape is not None:
+            n = len(self.input_shape)
+            return (*shape[: max(len(shape) - n, 0)], *self.input_shape)
+        return type(self).x_shape_for(shape, **self._shape_params())
+
+    def _shape_params(self) -> dict[str, Any]:
+        """The constructor parameters :meth:`x_shape_for` reads, from this instance."""
+        return {}
 
     def __call__(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
         """``op(x)``: :meth:`forward`, also for a PIL image.
@@ -193,6 +312,9 @@ class LinearOperator(ImageModule):
     ValueRangeError
         If ``cg_tol`` or ``cg_max_iter`` is negative or not a number.
     """
+
+    #: the restoration task (see :class:`ImageModule`); subclasses name theirs
+    task: ClassVar[str] = "generic"
 
     #: whether :meth:`prox` is a closed form (``False``: conjugate gradient)
     closed_form_prox: bool = False
@@ -643,6 +765,14 @@ class Composition(LinearOperator):
         super().__init__(cg_tol=min(outer.cg_tol, inner.cg_tol), cg_max_iter=max(outer.cg_max_iter, inner.cg_max_iter))
         self.outer = outer
         self.inner = inner
+        # an image in [0, 1] stays one through ``inner`` only if its range is the image range
+        inner_range = inner.y_range
+        image_in = inner_range is not None and 0.0 <= inner_range[0] and inner_range[1] <= 1.0
+        self.y_range = outer.y_range if image_in else None  # type: ignore[misc] - this instance's range
+
+    def x_shape(self, y_shape: Sequence[int]) -> tuple[int, ...]:
+        """``inner``'s input shape for ``outer``'s input shape for ``y_shape``."""
+        return self.inner.x_shape(self.outer.x_shape(y_shape))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.outer(self.inner(x))

@@ -17,8 +17,8 @@ import yaml
 from tree_utils import tree_snapshot as _tree
 
 from pnpdiff.config.files import MAX_BYTES, MAX_DEPTH, MAX_NODES, apply_overrides, load_yaml
-from pnpdiff.config.restore import load_recipe
-from pnpdiff.errors import RecipeError
+from pnpdiff.config.restore import RECIPE_OPERATORS, load_recipe
+from pnpdiff.errors import RecipeError, UnknownNameError, UnknownRecipeNameError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "image: skimage:astronaut\nsize: 32\noperator: {name: GaussianBlur, sigma: 1.0}\nsteps: 2\noutput: out\n"
@@ -194,3 +194,93 @@ def test_cli_train_recipe_ranges_and_loader(tmp_path: Path) -> None:
                     f"integer >= 0 and <= {2**63 - 1}")
     (tmp_path / "d.yaml").write_text(text + "lr: 0.01\n")
     _one_error_line(_cli(tmp_path, "train", "d.yaml", "--dry-run"), "d.yaml: line ", "duplicate key 'lr'")
+
+
+# ---------------------------------------------------------------------------------------------
+# one validator (issue 26): recipes, training and sample recipes check through pnpdiff.checks
+# ---------------------------------------------------------------------------------------------
+def _solve_error(**kw) -> UnknownNameError:
+    import torch
+
+    import pnpdiff
+
+    with pytest.raises(UnknownNameError) as info:
+        pnpdiff.solve(torch.full((1, 3, 8, 8), 0.5), operator=pnpdiff.Identity(), steps=1, **kw)
+    return info.value
+
+
+@pytest.mark.parametrize(("override", "key", "solve_kw"), [
+    ("method=magic", "method", {"method": "magic"}),
+    ("prior=nothing", "prior", {"prior": "nothing"}),
+    ("prior={name: nothing}", "prior", {"prior": "nothing"}),
+    ("operator.name=Blurr", "operator.name", None),
+])
+def test_an_unknown_name_in_a_recipe_is_the_unknown_name_error_of_solve(tmp_path: Path, override: str, key: str,
+                                                                        solve_kw: dict | None) -> None:
+    """Before: a RecipeError only, while solve raises UnknownNameError for the same name; now both
+    (UnknownRecipeNameError), with the recipe's key path in front of solve's own words."""
+    p = tmp_path / "r.yaml"
+    p.write_text(BASE)
+    with pytest.raises(UnknownNameError) as info:
+        load_recipe(p, [override])
+    err = info.value
+    assert isinstance(err, RecipeError) and isinstance(err, UnknownRecipeNameError)
+    if solve_kw is not None:
+        assert str(err) == f"{p}: {key}: {_solve_error(**solve_kw)}"
+    else:
+        assert str(err) == f"{p}: operator.name: unknown operator 'Blurr'; known: {', '.join(RECIPE_OPERATORS)}"
+
+
+def test_cli_unknown_method_in_a_recipe_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(BASE + "method: magic\n")
+    line = _one_error_line(_cli(tmp_path, "r.yaml", "--dry-run"), "r.yaml: method: unknown method 'magic'; known: ")
+    assert "KeyError" not in line and '"' not in line  # the message, not KeyError's quoted repr
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # checks.choice: any value, hashable or not (before: TypeError "unhashable type: 'list'")
+    ("precision: [fp32]\n", "precision: expected one of fp32, bf16, fp16, got ['fp32']"),
+    # checks.real: an int beyond the float range is not a number (before: OverflowError)
+    (f"noise: {{sigma_y: {10**400}}}\n", f"noise.sigma_y: expected a number >= 0, got {str(10**400)[:77]}..."),
+])
+def test_values_that_crashed_a_recipe_check_are_recipe_errors(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "r.yaml"
+    p.write_text(BASE + text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(p)
+    assert str(info.value) == f"{p}: {message}"
+
+
+def test_training_model_keys_must_be_names() -> None:
+    """checks.mapping refuses keys that are not names (before: TypeError from the model's own check)."""
+    from pnpdiff.config.train import TrainConfig
+
+    with pytest.raises(RecipeError) as info:
+        TrainConfig(model={1: 2}).validate("t.yaml: ")
+    assert str(info.value) == "t.yaml: model: expected a mapping whose keys are names, got {1: 2}"
+
+
+@pytest.mark.parametrize("kind", ["restore", "train", "sample"])
+def test_a_long_value_is_shown_on_one_line_cut_to_80_characters(tmp_path: Path, kind: str) -> None:
+    """The validators disagreed on showing a value: operators/_checks cut it to 80 characters,
+    recipes printed the whole repr. The kit's bounded rule won: ``repr`` on one line, at most 80
+    characters (77 and "...")."""
+    from pnpdiff.config.sample import parse_sample_recipe
+    from pnpdiff.config.train import TrainConfig
+
+    value = list(range(60))
+    shown = repr(value)[:77] + "..."
+    if kind == "restore":
+        p = tmp_path / "r.yaml"
+        p.write_text(BASE + f"seed: {value}\n")
+        with pytest.raises(RecipeError) as info:
+            load_recipe(p)
+        assert str(info.value) == f"{p}: seed: expected an integer >= 0 and <= {2**63 - 1}, got {shown}"
+    elif kind == "train":
+        with pytest.raises(RecipeError) as info:
+            TrainConfig(steps=value).validate("t.yaml: ")
+        assert str(info.value) == f"t.yaml: steps: expected an integer >= 1 and <= 1000000000, got {shown}"
+    else:
+        with pytest.raises(RecipeError) as info:
+            parse_sample_recipe({"n": value}, Path("s.yaml"))
+        assert str(info.value) == f"s.yaml: n: expected an integer >= 1 and <= 65536, got {shown}"

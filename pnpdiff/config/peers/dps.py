@@ -40,7 +40,27 @@ _DPS_OPERATOR_PARAMS = {
 _DPS_MASK_KEYS = ("mask_type", "mask_len_range", "mask_prob_range", "image_size", "margin")
 
 
-def translate_dps(data: dict[str, Any], source: Path | None) -> Translation:
+def translate_dps(data: dict[str, Any], source: Path | None = None) -> Translation:
+    """Translate a DPS task config (see the module docstring) into a pnpdiff recipe.
+
+    Parameters
+    ----------
+    data : dict
+        The parsed config: its keys are some of :data:`DPS_KEYS`.
+    source : Path, optional
+        The file it came from (named in errors and in the table's title).
+
+    Returns
+    -------
+    Translation
+        The recipe (``method: dps``) and one table row per peer key.
+
+    Raises
+    ------
+    RecipeError
+        A key DPS does not define, a setting pnpdiff cannot reproduce (Poisson noise, the learned
+        blur, another conditioning method, ...) or a bad value; the message names the key path.
+    """
     b = Builder("dps", source)
     for k in data:
         if k not in DPS_KEYS:
