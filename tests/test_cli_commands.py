@@ -15,7 +15,9 @@ Which tests fail on the CLI before the commands (pnpdiff/cli.py of commit 1ca337
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -62,9 +64,21 @@ def _runs(tmp: Path) -> dict[str, tuple[Path, list[str]]]:
     }
 
 
+def _timeless(name: str, data: bytes) -> bytes:
+    """A run file without its times: the ``seconds`` of metrics.json and of metrics.csv's rows."""
+    if name.endswith(".json"):
+        return re.sub(rb'("(?:wall_)?seconds": )[0-9.eE+-]+', rb"\g<1>0", data)
+    if name.endswith(".csv"):
+        rows = list(csv.reader(io.StringIO(data.decode())))
+        k = rows[0].index("seconds") if rows and "seconds" in rows[0] else None
+        return "\n".join(",".join(v for i, v in enumerate(r) if i != k) for r in rows).encode()
+    return data
+
+
 def _hashes(out: Path) -> dict[str, str]:
-    """sha256 of every file a run wrote, but the manifest (its timestamp) and training logs (times)."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())
+    """sha256 of every file a run wrote, without its times (see :func:`_timeless`), but the
+    manifest (its timestamp) and training logs (times)."""
+    return {p.name: hashlib.sha256(_timeless(p.name, p.read_bytes())).hexdigest() for p in sorted(out.iterdir())
             if p.is_file() and not p.name.startswith(".pnpdiff-") and "log" not in p.name}
 
 

@@ -4,7 +4,7 @@
 fast correctness run; the benchmark modules are still collected (an import error fails the run)
 but their tests are skipped. Run the suite with::
 
-    python -m pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-group-by=group
+    python -m pytest -n 0 tests/benchmarks --benchmark-enable --benchmark-only --benchmark-group-by=group
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Ratios in the same run: one FFDNet call at 256^2 (the prior's channels_last defa
 autocast) against the official network in NCHW float32, and one whole default DiffPIR solve
 (20 denoiser calls) against 20 plain calls. Run with::
 
-    python -m pytest tests/benchmarks/test_bench_precision.py --benchmark-enable --benchmark-group-by=group
+    python -m pytest -n 0 tests/benchmarks/test_bench_precision.py --benchmark-enable --benchmark-group-by=group
 """
 
 from __future__ import annotations

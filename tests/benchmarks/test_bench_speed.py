@@ -21,7 +21,7 @@ Groups (each compares pnpdiff with the plain network or with deepinv on the same
 Sizes default to CPU-friendly values; on a GPU set ``PNPDIFF_BENCH_ADM_SIZE=256`` and
 ``PNPDIFF_BENCH_ADM_STEPS=100`` (and ``PNPDIFF_BENCH_DEVICE=cuda``). Run with::
 
-    python -m pytest tests/benchmarks/test_bench_speed.py --benchmark-enable --benchmark-group-by=group
+    python -m pytest -n 0 tests/benchmarks/test_bench_speed.py --benchmark-enable --benchmark-group-by=group
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run (benchmarks are disabled by default in ``pyproject.toml``)::
 
-    pytest tests/benchmarks/test_blur_inpaint.py --benchmark-enable --benchmark-only \
+    pytest -n 0 tests/benchmarks/test_blur_inpaint.py --benchmark-enable --benchmark-only \
         --benchmark-group-by=group --benchmark-columns=min,median,mean,rounds
 
 Groups are named ``<operator>-<map>-<shape>`` (e.g. ``blur-circular-fwd+adj-8x3x256``) so that the

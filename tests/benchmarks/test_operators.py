@@ -2,7 +2,7 @@
 
 Run with::
 
-    pytest tests/benchmarks/test_operators.py --benchmark-enable --benchmark-only \
+    pytest -n 0 tests/benchmarks/test_operators.py --benchmark-enable --benchmark-only \
         --benchmark-group-by=group --benchmark-columns=min,median,mean,rounds
 
 Each ``benchmark.group`` holds one operation at one size, with the pnpdiff and deepinv rows (or
