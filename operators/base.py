@@ -16,6 +16,7 @@ here, which concrete operators override with closed forms where the structure al
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from operator import index
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from pnpdiff._docs import inherit_sections
+from pnpdiff._docs import contract_sections, inherit_sections
 from pnpdiff.errors import OperatorError, ShapeError
 
 from . import _checks
@@ -211,6 +212,16 @@ class ImageModule(nn.Module):
     task: ClassVar[str] = "nonlinear"
     y_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
     input_shape: tuple[int, ...] | None = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("x_shape_for", "x_shape"):  # an override that says only how gets the contract
+            attr = vars(cls).get(name)
+            fn = getattr(attr, "__func__", attr)
+            if fn is not None and fn.__doc__ and contract_sections(fn.__doc__) is None:
+                base = vars(ImageModule)[name]
+                contract = contract_sections(getattr(base, "__func__", base).__doc__)
+                fn.__doc__ = inspect.cleandoc(fn.__doc__).rstrip() + "\n\n" + str(contract)
 
     @classmethod
     def x_shape_for(cls, y_shape: Sequence[int], **params: Any) -> tuple[int, ...]:

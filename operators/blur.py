@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -249,6 +250,8 @@ class Blur(LinearOperator):
     ``"zeros"`` uses the circular prox ``(K_c^T K_c + rho I)^{-1}`` (FFT); ``pinv`` is the
     plain CG fallback (tolerance ``cg_tol``); no spectral view.
     """
+
+    task: ClassVar[str] = "deblur"
 
     def __init__(
         self,

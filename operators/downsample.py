@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from torch import Tensor
 from pnpdiff.errors import OperatorError, ShapeError, ValueRangeError
 
 from . import _checks
-from .base import LinearOperator, _check_prox_pair, _per_sample
+from .base import LinearOperator, _check_prox_pair, _per_sample, as_shape, positive_int
 
 __all__ = ["Downsample", "downsample_taps"]
 
@@ -373,7 +374,21 @@ class Downsample(LinearOperator):
     NeurIPS 2022. https://arxiv.org/abs/2201.11793
     """
 
+    task: ClassVar[str] = "sr"
     closed_form_prox = True
+
+    @classmethod
+    def x_shape_for(cls, y_shape: Sequence[int], **params: Any) -> tuple[int, ...]:
+        """``(..., H * factor, W * factor)`` for ``y_shape = (..., H, W)``; a ``factor`` that is
+        not a positive integer (or none) counts as 1."""
+        shape = super().x_shape_for(y_shape)
+        f = positive_int(params.get("factor", 1)) or 1
+        if as_shape(shape) is None or len(shape) < 2:
+            return shape
+        return (*shape[:-2], shape[-2] * f, shape[-1] * f)
+
+    def _shape_params(self) -> dict[str, Any]:
+        return {"factor": self.factor}
 
     def __init__(
         self,

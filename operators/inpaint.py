@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -47,6 +49,7 @@ class Inpaint(DiagonalOperator):
     basis: ``V = Vt = U = Ut = identity`` and ``s = m`` (zeros on the missing pixels).
     """
 
+    task: ClassVar[str] = "inpaint"
     closed_form_prox = True
 
     def __init__(self, mask: Tensor, cg_tol: float = 1e-6, cg_max_iter: int = 200, soft: bool = False) -> None:

@@ -12,13 +12,17 @@ loops over pixels or images.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pnpdiff.errors import ShapeError
+
 from . import _checks
-from .base import ImageModule, LinearOperator
+from .base import ImageModule, LinearOperator, as_shape
 from .blur import GaussianBlur
 
 __all__ = ["PhaseRetrieval", "SaturatedBlur"]
@@ -30,6 +34,37 @@ _MAX_OVERSAMPLE = 16.0
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     """Real dtype the FFTs run in (half precisions are promoted to float32)."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _pad(oversample: float, n: int) -> int:
+    """Zero rows (or columns) :class:`PhaseRetrieval` adds on each side of a side of ``n`` pixels."""
+    return int((oversample / 8.0) * n)
+
+
+def _unpadded_side(oversample: float, m: int) -> int:
+    """The image side ``n`` whose padded side ``n + 2 int(oversample / 8 n)`` is ``m``; when no
+    side gives ``m`` exactly, the largest one whose padded side is below ``m`` (at least 1).
+
+    The padded side grows by at least 1 with each pixel of ``n`` and is within 2 of
+    ``n (1 + oversample / 4)``, so the answer is one of a few sides around ``m / (1 + oversample / 4)``.
+    """
+    guess = round(m / (1.0 + oversample / 4.0))
+    best = 1
+    for n in range(max(1, guess - 4), guess + 5):
+        padded = n + 2 * _pad(oversample, n)
+        if padded == m:
+            return n
+        if padded < m:
+            best = n
+    return best
+
+
+def _oversample_or_none(value: Any) -> float | None:
+    """``value`` as an ``oversample`` :class:`PhaseRetrieval` accepts, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if 0.0 <= value <= _MAX_OVERSAMPLE else None
 
 
 class PhaseRetrieval(ImageModule):
@@ -52,6 +87,11 @@ class PhaseRetrieval(ImageModule):
         the image size in place of the constant 256 the DPS code hard-codes, so at 256x256 the
         padding is DPS's (64 pixels per side for the default 2.0, a 384x384 spectrum). ``0`` is no
         padding (the measurement then has as many entries as the image).
+    input_shape : sequence of int, optional
+        The image size the operator is for, ``(H, W)`` or ``(C, H, W)`` (per sample): then
+        :meth:`forward` refuses images of another size and :meth:`x_shape` returns it. Without it
+        (default) any size is accepted, and the image size of a measurement is the one whose padded
+        size it is (:meth:`x_shape_for`).
 
     Notes
     -----
@@ -72,12 +112,41 @@ class PhaseRetrieval(ImageModule):
     for General Noisy Inverse Problems", ICLR 2023. https://arxiv.org/abs/2209.14687
     """
 
-    def __init__(self, oversample: float = 2.0) -> None:
+    task: ClassVar[str] = "nonlinear"
+    #: the measurement is a Fourier magnitude (its zero frequency far above 1), not an image
+    y_range: ClassVar[tuple[float, float] | None] = None
+
+    def __init__(self, oversample: float = 2.0, input_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         self.oversample = _checks.real(oversample, "oversample", minimum=0.0, maximum=_MAX_OVERSAMPLE)
+        if input_shape is not None:
+            input_shape = _checks.shape_tuple(
+                input_shape, "input_shape", lengths=(2, 3),
+                what="None or the image size (H, W) or (C, H, W) of positive integers",
+            )
+        self.input_shape = input_shape
 
     def extra_repr(self) -> str:
-        return f"oversample={self.oversample:g}"
+        size = "" if self.input_shape is None else f", input_shape={self.input_shape}"
+        return f"oversample={self.oversample:g}{size}"
+
+    @classmethod
+    def x_shape_for(cls, y_shape: Sequence[int], **params: Any) -> tuple[int, ...]:
+        """``(..., H, W)`` whose padded spectrum is ``y_shape = (..., H + 2 p_h, W + 2 p_w)``
+        (``input_shape``, when given, wins); an unreadable ``oversample`` leaves the shape as it is."""
+        shape = super().x_shape_for(y_shape)
+        given = as_shape(params.get("input_shape"))
+        if as_shape(shape) is None:
+            return shape
+        if given is not None and len(given) in (2, 3) and all(v > 0 for v in given):
+            return (*shape[: max(len(shape) - len(given), 0)], *given)
+        oversample = _oversample_or_none(params.get("oversample", 2.0))
+        if oversample is None or len(shape) < 2 or min(shape[-2:]) < 1:
+            return shape
+        return (*shape[:-2], _unpadded_side(oversample, shape[-2]), _unpadded_side(oversample, shape[-1]))
+
+    def _shape_params(self) -> dict[str, Any]:
+        return {"oversample": self.oversample}
 
     def padding(self, height: int, width: int) -> tuple[int, int]:
         """Zero rows and columns added on *each* side of an ``height x width`` image: ``(p_h, p_w)``.
@@ -92,7 +161,7 @@ class PhaseRetrieval(ImageModule):
         tuple of int
             ``(p_h, p_w)`` = ``(int(oversample / 8 * height), int(oversample / 8 * width))``.
         """
-        return int((self.oversample / 8.0) * height), int((self.oversample / 8.0) * width)
+        return _pad(self.oversample, height), _pad(self.oversample, width)
 
     def output_shape(self, shape: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
         """Shape of ``A(x)`` for an input of shape ``shape`` (``(..., H, W)``).
@@ -127,9 +196,15 @@ class PhaseRetrieval(ImageModule):
         Raises
         ------
         ShapeError
-            If ``x`` is not a non-empty floating-point ``(B, C, H, W)`` tensor.
+            If ``x`` is not a non-empty floating-point ``(B, C, H, W)`` tensor, or not of the
+            ``input_shape`` the operator was built for.
         """
         LinearOperator._check_image(x, "x")
+        if self.input_shape is not None and tuple(x.shape[-len(self.input_shape):]) != self.input_shape:
+            raise ShapeError(
+                f"PhaseRetrieval was built for images of shape {self.input_shape} (input_shape), got x of shape "
+                f"{tuple(x.shape)}; build it without input_shape to accept any size"
+            )
         ph, pw = self.padding(*x.shape[-2:])
         padded = F.pad(x.to(_work_dtype(x.dtype)), (pw, pw, ph, ph))
         spectrum = torch.fft.fft2(padded, norm="ortho")
@@ -168,6 +243,10 @@ class SaturatedBlur(ImageModule):
     -----
     Shapes: ``(B, C, H, W)`` -> ``(B, C, H, W)``; values in [0, 1] for images in [0, 1].
     """
+
+    task: ClassVar[str] = "nonlinear"
+    #: a normalised Gaussian blur keeps [0, 1], and the response maps [0, 1] onto [0, 1]
+    y_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
 
     def __init__(
         self,

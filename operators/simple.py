@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from torch import Tensor
 from pnpdiff.errors import ShapeError
 
 from . import _checks
-from .base import DiagonalOperator, LinearOperator, _batch_fits, _check_prox_pair, _per_sample
+from .base import DiagonalOperator, LinearOperator, _batch_fits, _check_prox_pair, _per_sample, as_shape
 
 __all__ = ["Identity", "Colorize", "Matrix"]
 
@@ -49,6 +49,7 @@ class Identity(DiagonalOperator):
         iterative.
     """
 
+    task: ClassVar[str] = "denoise"
     closed_form_prox = True
 
     def forward(self, x: Tensor) -> Tensor:
@@ -156,8 +157,25 @@ class Colorize(LinearOperator):
     Null-Space Model", ICLR 2023. https://arxiv.org/abs/2212.00490
     """
 
+    task: ClassVar[str] = "colorize"
     closed_form_prox = True
     has_svd = True
+
+    @classmethod
+    def x_shape_for(cls, y_shape: Sequence[int], **params: Any) -> tuple[int, ...]:
+        """``(..., 3, H, W)`` for a grey ``y_shape = (..., 1, H, W)`` (the default RGB weights;
+        an instance's :meth:`x_shape` uses its own number of channels)."""
+        shape = super().x_shape_for(y_shape)
+        if as_shape(shape) is None:
+            return shape
+        return (*shape[:-3], 3, *shape[-2:])
+
+    def x_shape(self, y_shape: Sequence[int]) -> tuple[int, ...]:
+        """``(..., C, H, W)``, ``C`` the number of weights."""
+        shape = as_shape(y_shape)
+        if shape is None:
+            return super().x_shape(y_shape)
+        return (*shape[:-3], self.channels, *shape[-2:])
 
     def __init__(
         self,
@@ -355,8 +373,17 @@ class Matrix(LinearOperator):
         Relative cut-off of :meth:`pinv`.
     """
 
+    #: the measurement is a vector ``M x``, whose entries have no image range
+    y_range: ClassVar[tuple[float, float] | None] = None
     closed_form_prox = True
     has_svd = True
+
+    def x_shape(self, y_shape: Sequence[int]) -> tuple[int, ...]:
+        """``(B, n)``, or ``(B, *input_shape)`` when given, for ``y_shape = (B, m)``."""
+        shape = as_shape(y_shape)
+        if shape is None or not shape:
+            return super().x_shape(y_shape)
+        return (shape[0], *(self.input_shape or (self.n,)))
 
     def __init__(
         self,

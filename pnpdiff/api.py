@@ -1,4 +1,13 @@
-"""``pnpdiff.solve``: resolve names, pick per-task defaults, move to the device, call the solver."""
+"""``pnpdiff.solve``: resolve names, pick per-task defaults, move to the device, call the solver.
+
+``solve`` is three steps: :func:`_resolve_solve` reads every argument (each checked as it is
+read) and turns names into objects (prior, operator, method, device); :func:`_check_solve` checks
+what needs the pieces together (the measurement against the operator, the image against the
+prior, ``x_init``, the memory); :func:`_run_solve` wraps the prior (precision, guidance), picks the
+defaults and the schedule and calls the solver. What pnpdiff knows of each solver -- its defaults
+(:data:`DEFAULTS`), option ranges (:data:`OPTION_RANGES`), memory model -- is its descriptor
+(:class:`pnpdiff.solvers.SolverInfo`); the tables here are views of them.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,14 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from pnpdiff import memory, schedules
+from pnpdiff import costs, memory, operators, schedules
+from pnpdiff.checks import MAX_COUNT, MAX_PARTICLES, MAX_SEED, MAX_SIDE, MAX_SIGMA_Y, MAX_STEPS
 from pnpdiff.errors import (
     MemoryLimitError,
     OperatorError,
@@ -21,87 +32,121 @@ from pnpdiff.errors import (
     UnknownNameError,
     ValueRangeError,
 )
+from pnpdiff.guidance import guided
 from pnpdiff.io import check_range, to_tensor
+from pnpdiff.operators import as_operator
 from pnpdiff.priors import load_prior
-from pnpdiff.solvers import SOLVERS
+from pnpdiff.priors.runtime import with_runtime
+from pnpdiff.solvers import DESCRIPTORS, SOLVERS, descriptor
 from pnpdiff.solvers.common import FiniteGuard, check_finite_result, estimate_noise_level
+from pnpdiff.solvers.descriptor import DerivedTable
 
 __all__ = ["solve", "task_of", "default_method", "default_options", "default_steps", "DEFAULTS", "OPTION_RANGES",
            "MAX_STEPS", "MAX_SIGMA_Y"]
+__all__ += ["resolve_device", "resolve_operator", "check_solve_memory", "check_option", "check_schedule_options",
+            "is_grey_rgb", "acts_per_channel", "measurement_range", "SET_BY_SOLVE", "SCHEDULE_KEYS"]
 
-#: per (prior family, task, method) hyper-parameters; ``"*"`` matches any prior / task.
-#: Tuned on scikit-image photos at 256x256 with sigma_y = 0.025 (see docs/quality.md).
-DEFAULTS: dict[tuple[str, str, str], dict[str, Any]] = {
-    # paper defaults (lambda_paper = 7 -> lam = 1.75 in pnpdiff units, zeta = 0.3) for priors
-    # that cover the whole sigma range; the FFDNet "natural" prior (sigma <= 75/255) needs a
-    # stronger data term and full re-noising (measured on astronaut, coffee, chelsea at 256^2):
-    ("*", "*", "diffpir"): {"steps": 50, "schedule": "ddpm", "lam": 1.75, "zeta": 0.3},
-    ("natural", "*", "diffpir"): {"steps": 20, "lam": 0.5, "zeta": 1.0},
-    # inpainting fills holes from the prior alone and gains from more steps: 70 % random mask,
-    # 5 photos, 20 -> 50 steps +0.26 to +0.54 dB (100 steps: no better than 50); a 128^2 box
-    # -0.24 to +0.09 dB (mean -0.04)
-    ("natural", "inpaint", "diffpir"): {"steps": 50},
-    # DPIR (Zhang et al. 2021): 8 iterations, sigma log-spaced from 49/255 down to the noise level
-    ("*", "*", "dpir"): {"steps": 8, "schedule": "geometric", "schedule_max": 49 / 255,
-                         "schedule_min": "sigma_y"},
-    ("*", "sr", "dpir"): {"steps": 24},
-    # DPS's step zeta / ||y - A x0|| shrinks per pixel as the number of measurements grows, and
-    # the paper's zeta' = 1 (1000 steps from sigma 80) is far too weak for 50 steps below
-    # FFDNet's 75/255. Measured at 256^2 with sigma_y = 0.025 (zeta: PSNR): Gaussian deblur on
-    # astronaut 1: 21.75, 3: 22.15, 10: 22.54, 30: 22.32 and on coffee 5: 25.17, 10: 25.28,
-    # 20: 25.25; SR x4 on astronaut 1: 21.97, 3: 23.02, 10: 22.57 and on coffee 2: 25.81,
-    # 5: 25.88; 70 % inpainting on astronaut 1: 24.62, 5: 25.70, 10: 25.55.
-    ("natural", "*", "dps"): {"zeta": 5.0},
-    ("natural", "deblur", "dps"): {"zeta": 10.0},
-    ("natural", "sr", "dps"): {"zeta": 4.0},
-    # RED-diff with the paper's lambda = 0.25 (official-code normalisation) is a little too
-    # smooth for 50 steps below 75/255. Measured at 256^2 (lam: PSNR): Gaussian deblur on
-    # astronaut 0.04: 24.02, 0.09: 23.97, 0.25: 23.41, 0.6: 22.81 and on coffee 0.05: 26.50,
-    # 0.1: 26.70, 0.25: 26.52; SR x4 on astronaut 0.05: 23.65, 0.1: 23.66, 0.25: 23.46.
-    ("natural", "*", "reddiff"): {"lam": 0.1},
-    # one denoiser call at sigma_y (docs/denoising.md)
-    ("*", "*", "mmse"): {"steps": 1},
-    # posterior samplers (docs/posterior.md). DAPS: the paper's annealing 100 -> 0.1 on [-1, 1]
-    # (poly-7 = Karras), halved; PnP-DM: rho_0 = 10, rho_min = 0.3 on [-1, 1], halved, geometric
-    ("*", "*", "smc"): {"steps": 50},
-    ("*", "*", "daps"): {"steps": 50, "schedule": "karras", "schedule_max": 50.0, "schedule_min": 0.05},
-    ("*", "*", "pnpdm"): {"steps": 40, "schedule": "geometric", "schedule_max": 5.0, "schedule_min": 0.15},
-}
+#: per (prior family, task, method) hyper-parameters; ``"*"`` matches any prior / task. A view of
+#: the solvers' descriptors (``SolverInfo.defaults``, in each solver's file, with the measurements
+#: they were tuned on: scikit-image photos at 256x256 with sigma_y = 0.025, docs/quality.md).
+DEFAULTS: Mapping[tuple[str, str, str], dict[str, Any]] = DerivedTable(
+    lambda: {(family, task, name): dict(opts) for name, info in DESCRIPTORS.items()
+             for (family, task), opts in info.defaults.items()},
+    "(prior family, task, method) -> options")
 
 
 #: solver arguments that ``solve`` fills in itself (``seed`` gives the generator)
-_SET_BY_SOLVE = ("y", "operator", "prior", "sigmas", "sigma_y", "generator")
+SET_BY_SOLVE = ("y", "operator", "prior", "sigmas", "sigma_y", "generator")
 #: options that shape the sigma schedule rather than the solver
-_SCHEDULE_KEYS = ("schedule", "schedule_max", "schedule_min")
+SCHEDULE_KEYS = ("schedule", "schedule_max", "schedule_min")
+
+
+def _operator_class(operator: Any) -> Any:
+    """The class an operator (or an operator class, or a class name of :mod:`pnpdiff.operators`) is."""
+    if isinstance(operator, str):
+        return getattr(operators, operator, None)
+    return operator if isinstance(operator, type) else type(operator)
 
 
 def task_of(operator: Any) -> str:
-    """Name of the restoration task an operator (or an operator class name) stands for (used to
-    look up defaults)."""
-    name = operator if isinstance(operator, str) else type(operator).__name__
-    if name in ("Blur", "GaussianBlur", "UniformBlur", "MotionBlur"):
-        return "deblur"
-    if name == "Downsample":
-        return "sr"
-    if name == "Inpaint":
-        return "inpaint"
-    if name == "Identity":
-        return "denoise"
-    if name == "Colorize":
-        return "colorize"
-    if name in ("SaturatedBlur", "PhaseRetrieval"):
-        return "nonlinear"
+    """Name of the restoration task an operator stands for (used to look up defaults).
+
+    The operator's class declares it (its ``task`` attribute, see
+    :class:`pnpdiff.operators.LinearOperator`: ``"deblur"``, ``"sr"``, ``"inpaint"``,
+    ``"denoise"``, ``"colorize"``, ``"nonlinear"``, ``"generic"``); a callable without an adjoint
+    that declares nothing more specific (a custom forward model, solved by DPS) is
+    ``"nonlinear"``; anything else ``"generic"``.
+
+    Parameters
+    ----------
+    operator : operator, operator class or str
+        An operator, its class, or the name of a class of :mod:`pnpdiff.operators`.
+
+    Returns
+    -------
+    str
+    """
+    cls = _operator_class(operator)
+    task = getattr(cls, "task", None) if cls is not None else None
+    if isinstance(task, str) and task != "generic":
+        return task
     if not isinstance(operator, str) and callable(operator) and not hasattr(operator, "adjoint"):
         return "nonlinear"  # a forward model without an adjoint: a custom (nonlinear) camera, solved by DPS
     return "generic"
 
 
+def measurement_range(operator: Any, data_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The range ``solve`` checks a measurement against, ``None`` for none (only finiteness).
+
+    The operator declares the range of its measurement for images in [0, 1] (``y_range``:
+    ``(0.0, 1.0)`` for an image-valued operator, ``None`` for one whose measurement is no image,
+    such as :class:`~pnpdiff.operators.PhaseRetrieval`'s Fourier magnitude); it is mapped onto
+    the prior's ``data_range`` (``None``: data that are not images, no range). An operator that
+    declares nothing is image-valued.
+
+    Parameters
+    ----------
+    operator : operator or callable
+        The operator, as given to ``solve``.
+    data_range : tuple of float or None
+        The prior's ``data_range``.
+
+    Returns
+    -------
+    tuple of float or None
+    """
+    y_range = getattr(operator, "y_range", (0.0, 1.0))
+    if y_range is None or data_range is None:
+        return None
+    a, b = (float(v) for v in y_range)
+    if (a, b) == (0.0, 1.0):
+        return data_range
+    lo, hi = (float(v) for v in data_range)
+    return (lo + (hi - lo) * a, lo + (hi - lo) * b)
+
+
 def default_options(prior_name: str, task: str, method: str) -> dict[str, Any]:
-    """The default hyper-parameters for a prior, a task and a method (most specific wins)."""
+    """The default hyper-parameters for a prior, a task and a method (most specific wins).
+
+    Parameters
+    ----------
+    prior_name : str
+        The prior's name (``"natural"``, ``"ffhq:/path"``: its family is the part before ``:``).
+    task : str
+        The task (:func:`task_of`).
+    method : str
+        The method.
+
+    Returns
+    -------
+    dict
+    """
     family = prior_name.split(":")[0]
+    info = descriptor(method) if isinstance(method, str) else None
+    table = info.defaults if info is not None else {}
     out: dict[str, Any] = {}
-    for key in [("*", "*", method), (family, "*", method), ("*", task, method), (family, task, method)]:
-        out.update(DEFAULTS.get(key, {}))
+    for key in [("*", "*"), (family, "*"), ("*", task), (family, task)]:
+        out.update(table.get(key, {}))
     return out
 
 
@@ -110,72 +155,56 @@ FALLBACK_STEPS = 50
 
 
 def default_steps(prior_name: str, task: str, method: str) -> int:
-    """The number of steps ``solve`` runs when ``steps`` is not given."""
+    """The number of steps ``solve`` runs when ``steps`` is not given.
+
+    Parameters
+    ----------
+    prior_name, task, method : str
+        As for :func:`default_options`.
+
+    Returns
+    -------
+    int
+    """
     return int(default_options(prior_name, task, method).get("steps", FALLBACK_STEPS))
 
 
 def default_method(task: str) -> str:
     """The method ``solve`` runs when none is given: the prior's MMSE estimate (one denoiser call
     at ``sigma_y``, Tweedie's formula) for denoising, DPS for a nonlinear forward model (it needs
-    only ``A(x)`` and autograd), DiffPIR for every other task."""
+    only ``A(x)`` and autograd), DiffPIR for every other task.
+
+    Parameters
+    ----------
+    task : str
+        The task (:func:`task_of`).
+
+    Returns
+    -------
+    str
+    """
     if task == "nonlinear":
         return "dps"
     return "mmse" if task == "denoise" and "mmse" in SOLVERS else "diffpir"
 
 
 #: ranges of the integer arguments and recipe keys, one place for ``solve``, ``sample`` and recipes
-#: (docs/recipes.md lists them): ``steps`` 1 .. MAX_STEPS (a schedule of more sigmas is a mistake,
-#: not a run); every seed 0 .. MAX_SEED (a signed 64-bit generator seed); an image side (``size``)
-#: 1 .. MAX_SIDE; a count of images drawn or restored together (``n``, ``batch_size``, ``samples``)
-#: 1 .. MAX_COUNT. The memory guard still judges what fits.
-MAX_STEPS = 100_000
-MAX_SEED = 2**63 - 1
-MAX_SIDE = 16_384
-MAX_COUNT = 65_536
-#: the largest measurement noise level ``sigma_y`` (in the data's units: [0, 1] for images, where a
-#: noise level above 1 already drowns the image); beyond it the data steps overflow to NaN
-MAX_SIGMA_Y = 1e3
-#: the most SMC particles (and probes, particles per denoiser call) one measurement takes
-MAX_PARTICLES = 2**20
+#: (docs/recipes.md lists them; defined in :mod:`pnpdiff.checks`): ``steps`` 1 .. MAX_STEPS (a
+#: schedule of more sigmas is a mistake, not a run); every seed 0 .. MAX_SEED (a signed 64-bit
+#: generator seed); an image side (``size``) 1 .. MAX_SIDE; a count of images drawn or restored
+#: together (``n``, ``batch_size``, ``samples``) 1 .. MAX_COUNT; the largest measurement noise level
+#: ``sigma_y`` MAX_SIGMA_Y (in the data's units: [0, 1] for images, where a noise level above 1
+#: already drowns the image; beyond it the data steps overflow to NaN); the most SMC particles
+#: (and probes, particles per denoiser call) MAX_PARTICLES. The memory guard still judges what fits.
+__all__ += ["MAX_SEED", "MAX_SIDE", "MAX_COUNT", "MAX_PARTICLES"]
 
 #: documented ranges of the solvers' options, ``(method, key) -> (low, high, low excluded)``
 #: (``None``: no bound), checked by ``solve`` before anything runs; a value outside is refused
 #: naming the option (``docs/errors.md``). The solvers check the rest themselves (daps' ``lr``, ...).
-OPTION_RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool]] = {
-    # rho_t = lam sigma_y^2 / t^2: lam = 0 drops the prior from the data step (the least-squares fit)
-    ("diffpir", "lam"): (0.0, 1e6, True),
-    ("diffpir", "zeta"): (0.0, 1.0, False),  # a fraction of fresh noise: sqrt(1 - zeta), sqrt(zeta)
-    ("dpir", "lam"): (0.0, 1e6, True),
-    ("dps", "zeta"): (0.0, 1e3, False),  # the step zeta' / ||y - A x0||; the tuned ones are 1 to 30
-    ("reddiff", "lam"): (0.0, 1e6, False),
-    ("reddiff", "lr"): (0.0, 1.0, True),
-    ("ddrm", "eta"): (0.0, 1.0, False),
-    ("ddrm", "eta_b"): (0.0, 1.0, False),
-    ("ddrm", "svd_threshold"): (0.0, 1.0, False),
-    ("ddnm", "eta"): (0.0, 1.0, False),
-    ("ddnm+", "eta"): (0.0, 1.0, False),
-    ("ddnm+", "svd_threshold"): (0.0, 1.0, False),
-    ("ddnm", "travel_length"): (0, MAX_STEPS, False),
-    ("ddnm+", "travel_length"): (0, MAX_STEPS, False),
-    ("ddnm", "travel_repeat"): (1, 1000, False),
-    ("ddnm+", "travel_repeat"): (1, 1000, False),
-    ("pigdm", "eta"): (0.0, 1.0, False),
-    ("pigdm", "guidance"): (0.0, 1e3, False),
-    ("pigdm", "cg_iter"): (1, MAX_STEPS, False),
-    ("pigdm", "data_std"): (0.0, 1e3, True),
-    ("smc", "particles"): (1, MAX_PARTICLES, False),
-    ("smc", "chunk_size"): (1, MAX_PARTICLES, False),
-    ("smc", "probes"): (1, MAX_PARTICLES, False),
-    ("smc", "samples"): (0, MAX_COUNT, False),
-    ("smc", "svd_threshold"): (0.0, 1.0, False),
-    ("daps", "ode_steps"): (1, MAX_STEPS, False),
-    ("daps", "langevin_steps"): (0, MAX_STEPS, False),
-    ("daps", "ode_sigma_min"): (0.0, None, False),
-    ("daps", "beta_y"): (0.0, MAX_SIGMA_Y, True),
-    ("pnpdm", "prior_steps"): (1, MAX_STEPS, False),
-    ("pnpdm", "langevin_steps"): (1, MAX_STEPS, False),
-    ("pnpdm", "prior_sigma_min"): (0.0, None, False),
-}
+#: A view of the descriptors' ``option_ranges``.
+OPTION_RANGES: Mapping[tuple[str, str], tuple[float | None, float | None, bool]] = DerivedTable(
+    lambda: {(name, key): bounds for name, info in DESCRIPTORS.items() for key, bounds in info.option_ranges.items()},
+    "(method, option) -> (low, high, low excluded)")
 
 
 def _is_int(v: Any) -> bool:
@@ -232,7 +261,8 @@ def check_tensor(name: str, value: Any) -> None:
 
 def _check_range(method: str, key: str, value: Any) -> None:
     """Refuse an option outside its :data:`OPTION_RANGES` entry, naming the option and the range."""
-    bounds = OPTION_RANGES.get((method, key))
+    info = descriptor(method)
+    bounds = info.option_ranges.get(key) if info is not None else None
     if bounds is None or value is None or not _is_real(value):
         return
     lo, hi, open_lo = bounds
@@ -250,11 +280,35 @@ def _check_range(method: str, key: str, value: Any) -> None:
 _KIND_OF_OPTIONAL = {"bool": False, "int": 0, "float": 0.0}
 
 
-def _check_option(method: str, key: str, value: Any, default: Any, annotation: Any = None) -> Any:
+def check_option(method: str, key: str, value: Any, default: Any, annotation: Any = None) -> Any:
     """Refuse an option value whose kind does not match the solver's default (a string for
     ``lam``, a float for an integer count, NaN): the solver would fail deep inside or, worse,
     return an all-NaN image. An option whose default is ``None`` takes its kind from its
-    annotation (``bool | None``: true, false or nothing)."""
+    annotation (``bool | None``: true, false or nothing). A number is also held to its
+    documented range (:data:`OPTION_RANGES`).
+
+    Parameters
+    ----------
+    method : str
+        The method, for the message and its option ranges.
+    key : str
+        The option's name.
+    value : Any
+        What the caller gave.
+    default : Any
+        The solver's default of the option (its kind).
+    annotation : Any
+        The parameter's annotation (a string under ``from __future__ import annotations``).
+
+    Returns
+    -------
+    The value, an int or float where the default is one.
+
+    Raises
+    ------
+    ValueRangeError
+        For a value of the wrong kind or outside its range.
+    """
     name = f"option {key!r} of method {method!r}"
     if default is None and isinstance(annotation, str):
         if value is None:
@@ -287,8 +341,20 @@ def _check_option(method: str, key: str, value: Any, default: Any, annotation: A
     return value
 
 
-def _check_schedule_options(opts: dict[str, Any]) -> None:
-    """Check the schedule options in place; a list or tuple of numbers becomes a float64 tensor."""
+def check_schedule_options(opts: dict[str, Any]) -> None:
+    """Check the schedule options in place; a list or tuple of numbers becomes a float64 tensor.
+
+    Parameters
+    ----------
+    opts : dict
+        The options (``schedule``, ``schedule_max``, ``schedule_min`` are read, the rest ignored).
+
+    Raises
+    ------
+    ValueRangeError
+        For an unknown kind of schedule, non-finite, negative or increasing sigmas, too many of
+        them, or a negative range.
+    """
     schedule = opts.get("schedule", "ddpm")
     if (isinstance(schedule, (list, tuple)) and schedule
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in schedule)):
@@ -314,7 +380,26 @@ def _check_schedule_options(opts: dict[str, Any]) -> None:
         check_real(f"option {key!r}", v, minimum=0.0)
 
 
-def _device(device: Any, x: torch.Tensor) -> torch.device:
+def resolve_device(device: Any, x: torch.Tensor) -> torch.device:
+    """The device a run computes on: ``device`` if given (checked), else ``x``'s when it is not
+    the CPU, else CUDA when available.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        What the caller asked for (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+    x : Tensor
+        The input (its device is the default).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    PnPError
+        For an unknown device, or CUDA asked for where it is not available.
+    """
     if device is not None:
         try:
             dev = torch.device(device)
@@ -328,10 +413,23 @@ def _device(device: Any, x: torch.Tensor) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _as_operator(operator: Any) -> Any:
-    """A pnpdiff operator, a deepinv ``LinearPhysics`` (wrapped), or a nonlinear callable as is."""
-    from pnpdiff.operators import as_operator
+def resolve_operator(operator: Any) -> Any:
+    """A pnpdiff operator, a deepinv ``LinearPhysics`` (wrapped), or a nonlinear callable as is.
 
+    Parameters
+    ----------
+    operator : LinearOperator, deepinv physics or callable
+        What ``solve`` was given.
+
+    Returns
+    -------
+    The operator the solvers use.
+
+    Raises
+    ------
+    OperatorError
+        For anything that is neither (a nonlinear deepinv physics included: calling it adds noise).
+    """
     try:
         return as_operator(operator)
     except OperatorError:
@@ -344,19 +442,45 @@ def _as_operator(operator: Any) -> Any:
         return operator  # a differentiable forward model, for the solvers that need only VJPs
 
 
-def _is_grey_rgb(y: torch.Tensor) -> bool:
+def is_grey_rgb(y: torch.Tensor) -> bool:
     """Whether a 3-channel measurement holds a grey image: its channels agree to 1/255 (the
-    rounding of an 8-bit RGB file of a grey photo, JPEG's colour conversion included)."""
+    rounding of an 8-bit RGB file of a grey photo, JPEG's colour conversion included).
+
+    Parameters
+    ----------
+    y : Tensor
+        The measurement, ``(B, C, H, W)``.
+
+    Returns
+    -------
+    bool
+    """
     if y.ndim != 4 or y.shape[1] != 3:
         return False
     return bool(((y - y[:, :1]).abs().amax() <= 1.0 / 255 + 1e-6).item())
 
 
-def _acts_per_channel(op: Any, x_shape: torch.Size, device: torch.device,
-                      dtype: torch.dtype = torch.float32) -> bool:
+def acts_per_channel(op: Any, x_shape: torch.Size, device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> bool:
     """Whether ``op`` applies one and the same map to every channel, so that a grey image copied
     into three channels can be restored as one channel: checked on a random probe
-    (``A(z, z, z) == (A z, A z, A z)``); an operator that refuses one channel is not."""
+    (``A(z, z, z) == (A z, A z, A z)``); an operator that refuses one channel is not.
+
+    Parameters
+    ----------
+    op : callable
+        The operator.
+    x_shape : torch.Size
+        The image's shape ``(B, 3, H, W)``.
+    device : torch.device
+        Where to probe.
+    dtype : torch.dtype
+        The probe's dtype.
+
+    Returns
+    -------
+    bool
+    """
     g = torch.Generator().manual_seed(0)
     z = torch.rand((x_shape[0], 1, *x_shape[2:]), generator=g, dtype=torch.float64).to(device, dtype)
     try:
@@ -468,8 +592,51 @@ def solve(
     its noise is copied across the channels too, which a colour denoiser would under-estimate
     by ``sqrt(3)`` on the grey axis.
     """
+
     if method is not None and (not isinstance(method, str) or method not in SOLVERS):
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
+    plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
+                          guidance={"label": label, "cfg": cfg, "classifier": classifier,
+                                    "classifier_scale": classifier_scale},
+                          precision=precision, compile=compile, options=options)
+    _check_solve(plan)
+    return _run_solve(plan, stacklevel=3)
+
+
+@dataclass
+class _SolvePlan:
+    """What :func:`_resolve_solve` made of ``solve``'s arguments, completed by :func:`_check_solve`."""
+
+    y: torch.Tensor  # the measurement, detached, on the device
+    back: Callable[[torch.Tensor], Any]  # the result in the kind ``y`` was given as
+    operator: Any
+    prior: Any
+    method: str
+    solver: Callable[..., torch.Tensor]
+    params: Mapping[str, inspect.Parameter]
+    options: dict[str, Any]
+    device: torch.device
+    data_range: tuple[float, float] | None
+    steps: int | None
+    sigma_y: float | None
+    seed: int | None
+    seeds: list[int] | None
+    progress: bool
+    max_memory: int | str | None
+    guidance: dict[str, Any]
+    precision: str
+    compile: bool
+    x_shape: torch.Size | None = None  # set by _check_solve
+    start_shape: torch.Size | None = None  # a nonlinear operator's x shape that differs from y's
+    schedule_steps: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps: int | None, sigma_y: float | None,
+                   seed: int | Sequence[int] | None, device: Any, progress: bool, max_memory: int | str | None, *,
+                   guidance: dict[str, Any], precision: str, compile: bool, options: dict[str, Any]) -> _SolvePlan:
+    """Step 1 of ``solve``: read every argument (each checked as it is read) and resolve the names:
+    the prior, the measurement as a tensor, the device, the operator, the method and its options."""
     n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
     if sigma_y is not None:
         sigma_y = check_real("sigma_y", sigma_y, minimum=0.0, maximum=MAX_SIGMA_Y)
@@ -481,7 +648,7 @@ def solve(
         seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     if not isinstance(progress, bool):
         raise ValueRangeError(f"progress must be true or false, got {progress!r}")
-    _check_schedule_options(options)
+    check_schedule_options(options)
     prior_obj = load_prior(prior)
     data_range = getattr(prior_obj, "data_range", (0.0, 1.0))
     if data_range is None and torch.is_tensor(y) and y.is_floating_point():
@@ -493,26 +660,37 @@ def solve(
     if x_y.numel() == 0:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     x_y = x_y.detach()  # solving is not differentiable in y: a y from a network keeps no graph here
-    dev = _device(device, x_y)
-    check_range(x_y, "y", data_range, sigma_y)
-    op = _as_operator(operator)
+    dev = resolve_device(device, x_y)
+    check_range(x_y, "y", measurement_range(operator, data_range), sigma_y)
+    op = resolve_operator(operator)
     if method is None:
         method = default_method(task_of(op))
     solver = SOLVERS[method]
     params = inspect.signature(solver).parameters
     for key in options:
-        if key not in _SCHEDULE_KEYS and (key not in params or key in _SET_BY_SOLVE):
-            allowed = [p for p in params if p not in _SET_BY_SOLVE and p != "progress"]
+        if key not in SCHEDULE_KEYS and (key not in params or key in SET_BY_SOLVE):
+            allowed = [p for p in params if p not in SET_BY_SOLVE and p != "progress"]
             raise UnknownNameError(
                 f"method {method!r} has no option {key!r}; its options are: "
-                f"{', '.join(allowed + list(_SCHEDULE_KEYS))}"
+                f"{', '.join(allowed + list(SCHEDULE_KEYS))}"
             )
         if key in params:
-            options[key] = _check_option(method, key, options[key], params[key].default, params[key].annotation)
+            options[key] = check_option(method, key, options[key], params[key].default, params[key].annotation)
     x_y = x_y.to(dev)
     if isinstance(op, torch.nn.Module):
         op = op.to(dev)
-    # the shape of x: A^T y for linear operators
+    return _SolvePlan(y=x_y, back=back, operator=op, prior=prior_obj, method=method, solver=solver, params=params,
+                      options=options, device=dev, data_range=data_range, steps=n_steps_arg, sigma_y=sigma_y,
+                      seed=seed, seeds=seeds, progress=progress, max_memory=max_memory, guidance=guidance,
+                      precision=precision, compile=compile)
+
+
+def _check_solve(plan: _SolvePlan) -> None:
+    """Step 2 of ``solve``: what needs the resolved pieces together -- the measurement against the
+    operator (the shape of ``x``), the image against the prior, ``x_init``, and the memory (the
+    method's own plan of it: SMC's particles) -- before anything large is allocated."""
+    op, x_y, prior_obj, options, dev = plan.operator, plan.y, plan.prior, plan.options, plan.device
+    # the shape of x: A^T y for linear operators, what a forward model states for the others
     x_shape = x_y.shape
     if hasattr(op, "adjoint"):
         try:
@@ -526,6 +704,12 @@ def solve(
             ) from None
         if hasattr(prior_obj, "check_image"):
             prior_obj.check_image(torch.empty(x_shape, device="meta"))
+    elif callable(getattr(op, "x_shape", None)):  # a forward model (pnpdiff.operators) states it
+        x_shape = torch.Size(op.x_shape(tuple(x_y.shape)))
+        if x_shape != x_y.shape:  # (PhaseRetrieval: y is the padded spectrum) the solver starts in x's shape
+            plan.start_shape = x_shape
+            if hasattr(prior_obj, "check_image"):
+                prior_obj.check_image(torch.empty(x_shape, device="meta"))
     x_init = options.get("x_init")
     if torch.is_tensor(x_init) and hasattr(op, "adjoint"):  # (a forward model alone does not tell x's shape)
         try:
@@ -537,49 +721,59 @@ def solve(
                              f"(A^T y), or broadcast to it; got {tuple(x_init.shape)}")
         options["x_init"] = x_init.detach().to(dev, x_y.dtype).expand(x_shape).clone()
     schedule_arg = options.get("schedule")
-    n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else n_steps_arg
-               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), method))
+    n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else plan.steps
+               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), plan.method))
     mem_shape, extra = tuple(x_shape), 0
-    if method == "smc":  # the denoiser sees chunk_size particles at a time; all N are stored (about 8 copies)
-        n_part = int(options.get("particles", params["particles"].default))
-        extra = 8 * n_part * math.prod(x_shape) * x_y.element_size()
-        if "chunk_size" not in options:  # as many particles per denoiser call as the memory budget allows
-            options["chunk_size"] = memory.largest_fitting_batch(
-                tuple(x_shape), tuple(x_y.shape), prior_obj, method, max(1, n_part), dev, max_memory, x_y.dtype,
-                extra=extra, scale_y=False, steps=n_sched)
-        chunk = int(options["chunk_size"])
-        mem_shape = (x_shape[0] * max(1, min(n_part, chunk)), *x_shape[1:])
-    _check_memory(mem_shape, tuple(x_y.shape), prior_obj, method, dev, x_y.dtype, max_memory, extra, n_sched)
-    prior_obj = prior_obj.to(dev)
-    from pnpdiff.priors.runtime import with_runtime
+    info = descriptor(plan.method)
+    if info is not None and info.plan_memory is not None:
+        def fit(n: int, *, extra: int, scale_y: bool) -> int:
+            return costs.largest_fitting_batch(tuple(x_shape), tuple(x_y.shape), prior_obj, plan.method, n, dev,
+                                               plan.max_memory, x_y.dtype, extra=extra, scale_y=scale_y,
+                                               steps=n_sched)
 
-    prior_obj = with_runtime(prior_obj, precision, compile, dev)
-    if label is not None or cfg is not None or classifier is not None or classifier_scale is not None:
-        from pnpdiff.guidance import guided
+        mem_plan = info.plan_memory(tuple(x_shape), x_y.element_size(), options, plan.params, fit)
+        options.update(mem_plan.options)
+        mem_shape, extra = tuple(mem_plan.x_shape), int(mem_plan.extra)
+    check_solve_memory(mem_shape, tuple(x_y.shape), prior_obj, plan.method, dev, x_y.dtype, plan.max_memory, extra,
+                       n_sched)
+    plan.x_shape, plan.schedule_steps = x_shape, n_sched
 
-        prior_obj = guided(prior_obj, label=label, cfg=cfg, classifier=classifier, classifier_scale=classifier_scale)
+
+def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
+    """Step 3 of ``solve``: the prior on the device (precision, compilation, guidance), a grey photo
+    stored as RGB as one channel, the defaults and the schedule, the generators, the solver's run
+    and the result in the kind ``y`` was given as (``stacklevel``: of the warnings, for ``solve``'s
+    caller)."""
+    op, x_y, method, dev, options = plan.operator, plan.y, plan.method, plan.device, plan.options
+    x_shape = plan.x_shape if plan.x_shape is not None else x_y.shape
+    prior_obj = plan.prior.to(dev)
+    prior_obj = with_runtime(prior_obj, plan.precision, plan.compile, dev)
+    if any(v is not None for v in plan.guidance.values()):
+        prior_obj = guided(prior_obj, **plan.guidance)
     # A grey photo stored as RGB (identical channels, identical noise) is restored as one channel:
     # a colour prior would see the copied noise as three independent draws and leave sqrt(3) times
     # too much of it on the grey axis (camera 128^2, blur 2 px: 24.1 dB as RGB, 26.0 dB as grey).
     grey_rgb = (
-        data_range is not None
+        plan.data_range is not None
         and (getattr(prior_obj, "channels", None) == 1 or getattr(prior_obj, "accepts_grey", False))
         and hasattr(op, "adjoint")
         and len(x_shape) == 4
         and x_shape[1] == 3
-        and _is_grey_rgb(x_y)
+        and is_grey_rgb(x_y)
         and "x_init" not in options  # a starting estimate given in colour stays colour
-        and _acts_per_channel(op, x_shape, dev, x_y.dtype)
+        and acts_per_channel(op, x_shape, dev, x_y.dtype)
     )
     if grey_rgb:
         x_y = x_y.mean(1, keepdim=True)
 
+    params = plan.params
     opts = {**default_options(getattr(prior_obj, "name", "custom"), task_of(op), method), **options}
-    n_steps = n_steps_arg if n_steps_arg is not None else int(opts.get("steps", FALLBACK_STEPS))
+    n_steps = plan.steps if plan.steps is not None else int(opts.get("steps", FALLBACK_STEPS))
     schedule = opts.get("schedule", "ddpm")
     sched_max, sched_min = opts.get("schedule_max"), opts.get("schedule_min")
-    opts = {k: v for k, v in opts.items() if k in params and k not in _SET_BY_SOLVE}
+    opts = {k: v for k, v in opts.items() if k in params and k not in SET_BY_SOLVE}
 
+    sigma_y = plan.sigma_y
     if sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
     p_max_noise = float(getattr(prior_obj, "sigma_max", math.inf))
@@ -591,7 +785,7 @@ def solve(
             "denoiser extrapolating: check the noise level (image units [0, 1]) or use a prior "
             "trained for stronger noise",
             PnPWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
 
     if torch.is_tensor(schedule):
@@ -607,17 +801,22 @@ def solve(
             s_min = min(s_min, s_max)
         sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
     generator: torch.Generator | list[torch.Generator] | None = None
-    if seeds is not None:
-        if len(seeds) != x_y.shape[0]:
-            raise ShapeError(f"{len(seeds)} seeds for a batch of {x_y.shape[0]} images; give one seed per image")
-        generator = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
-    elif seed is not None:
-        generator = torch.Generator(device=dev).manual_seed(int(seed))
+    if plan.seeds is not None:
+        if len(plan.seeds) != x_y.shape[0]:
+            raise ShapeError(f"{len(plan.seeds)} seeds for a batch of {x_y.shape[0]} images; give one seed per image")
+        generator = [torch.Generator(device=dev).manual_seed(s) for s in plan.seeds]
+    elif plan.seed is not None:
+        generator = torch.Generator(device=dev).manual_seed(int(plan.seed))
+    if plan.start_shape is not None and "x_init" in params and opts.get("x_init") is None:
+        # a forward model whose x differs in shape from y: start from the prior's mean in x's shape
+        # (what the solver starts from for a y-shaped x)
+        opts["x_init"] = prior_obj.data_moments(torch.empty(plan.start_shape, device=dev, dtype=x_y.dtype))[0].clone()
     # every denoiser call is checked for NaN / inf (the prior's, or the iterate's), and so is the result
     op_name = type(op).__name__ if isinstance(op, torch.nn.Module) else getattr(op, "__name__", type(op).__name__)
     prior_obj = FiniteGuard(prior_obj, method, op_name)
     try:
-        out = solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=progress, **opts)
+        out = plan.solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=plan.progress,
+                          **opts)
     except torch.OutOfMemoryError:
         raise MemoryLimitError(
             f"the {method} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
@@ -627,15 +826,52 @@ def solve(
     check_finite_result(out, method, op_name)
     if grey_rgb:
         out = out.expand(-1, 3, -1, -1)
-    if data_range is not None:
-        out = out.clamp(*data_range)
-    return back(out)
+    if plan.data_range is not None:
+        out = out.clamp(*plan.data_range)
+    return plan.back(out)
 
 
-def _check_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
-                  dtype: torch.dtype, max_memory: int | str | None, extra: int = 0, steps: int = 0) -> None:
-    """Refuse, before anything large is allocated, a solve that cannot fit in memory (``extra``:
-    bytes a method holds beyond the estimate, e.g. smc's particles; ``steps``: the schedule's length)."""
-    need = memory.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype, steps=steps) + int(extra)
+def check_solve_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,
+                       dtype: torch.dtype, max_memory: int | str | None, extra: int = 0, steps: int = 0) -> None:
+    """Refuse, before anything large is allocated, a solve that cannot fit in memory.
+
+    Parameters
+    ----------
+    x_shape, y_shape : sequence of int
+        Shapes of the image and of the measurement.
+    prior : Prior or str
+        The prior (or its name).
+    method : str
+        The method: its memory model, and its advice in the message (a method without
+        backpropagation, :func:`pnpdiff.costs.memory_advice`).
+    dev : torch.device
+        Where the solve runs.
+    dtype : torch.dtype
+        Dtype of the solver's tensors.
+    max_memory : int, str or None
+        A limit set on purpose (``solve``'s ``max_memory``).
+    extra : int
+        Bytes a method holds beyond the estimate (e.g. smc's particles).
+    steps : int
+        The schedule's length.
+
+    Raises
+    ------
+    MemoryLimitError
+        When the estimate exceeds the limit.
+    """
+    need = costs.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype, steps=steps) + int(extra)
     what = f"{memory.describe_shape(x_shape)} with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
-    memory.check_memory(need, dev, what=what, limit=max_memory)
+    memory.check_memory(need, dev, what=what, limit=max_memory, advice=costs.memory_advice(method))
+
+
+# old names, removed by the lead after the move
+_device = resolve_device
+_check_memory = check_solve_memory
+_is_grey_rgb = is_grey_rgb
+_acts_per_channel = acts_per_channel
+_check_option = check_option
+_check_schedule_options = check_schedule_options
+_as_operator = resolve_operator
+_SET_BY_SOLVE = SET_BY_SOLVE
+_SCHEDULE_KEYS = SCHEDULE_KEYS

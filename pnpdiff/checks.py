@@ -10,7 +10,9 @@ Rules (where the validators before this kit disagreed, the stricter one won):
   integer (a YAML ``steps: 2.0`` is refused, never rounded);
 - a string is never a number (``'5'`` is refused; :func:`int_text` reads command-line text);
 - a real is finite unless ``finite=False`` allows ``±inf``; NaN is always refused;
-- a seed is ``0 .. MAX_SEED`` everywhere (a signed 64-bit generator seed, never negative).
+- a seed is ``0 .. MAX_SEED`` everywhere (a signed 64-bit generator seed, never negative);
+- a value is shown as its ``repr`` on one line, at most 80 characters (77 and ``...``): recipes
+  printed the whole ``repr``, the operators' checks cut it.
 
 ``where`` is what the message names: a key path for a recipe (``"r.yaml: operator.sigma"``; a
 ``where`` ending in ``": "`` is only a file prefix) or an argument's name (``"steps"``). The

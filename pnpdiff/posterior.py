@@ -24,28 +24,32 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from pnpdiff import costs, memory
 from pnpdiff.api import (
     MAX_COUNT,
     MAX_SEED,
     MAX_STEPS,
-    _as_operator,
     check_int,
     check_tensor,
     default_method,
     default_steps,
+    resolve_device,
+    resolve_operator,
     solve,
     task_of,
 )
 from pnpdiff.errors import PnPWarning, UnknownNameError, ValueRangeError
 from pnpdiff.io import to_tensor
 from pnpdiff.priors import load_prior
-from pnpdiff.solvers import SOLVERS
+from pnpdiff.solvers import DESCRIPTORS, SOLVERS, descriptor
+from pnpdiff.solvers.descriptor import DerivedSet
 
 __all__ = ["sample_posterior", "run_seeds", "expected_calls", "POINT_ESTIMATES", "SMC_DEFAULT_MAX_VALUES",
            "LONG_RUN_PIXEL_CALLS"]
 
-#: methods that return the same estimate whatever the seed (their "samples" have no spread)
-POINT_ESTIMATES = frozenset({"mmse", "dpir"})
+#: methods that return the same estimate whatever the seed (their "samples" have no spread): a view
+#: of the descriptors' ``point_estimate``
+POINT_ESTIMATES = DerivedSet(lambda: [name for name, info in DESCRIPTORS.items() if info.point_estimate])
 
 #: ``smc`` is the default (for an operator with a spectral view) only up to this many values per
 #: measurement: there it is affordable and measured closer to the exact posterior than every
@@ -61,10 +65,6 @@ SMC_DEFAULT_MAX_VALUES = 100
 #: of FFDNet on a CPU (2 cores)
 LONG_RUN_PIXEL_CALLS = 5e7
 
-#: denoiser calls per step of the methods with inner loops (their option, its default)
-_INNER_CALLS = {"daps": "ode_steps", "pnpdm": "prior_steps"}
-
-
 def expected_calls(method: str, n: int, steps: int, options: dict[str, Any] | None = None,
                    values: int | None = None) -> int:
     """Denoiser evaluations (per measurement) that :func:`sample_posterior` makes for ``n`` samples.
@@ -72,7 +72,9 @@ def expected_calls(method: str, n: int, steps: int, options: dict[str, Any] | No
     ``smc``: per step, one call per particle -- with its vector-Jacobian product under the twisted
     proposal (the default), counted as 3 calls -- and one per probed particle (``probes``, default
     ``ceil(32768 / values)`` capped at ``particles``); the other methods: ``n`` runs of ``steps``
-    calls (``daps``: ``ode_steps`` per step, ``pnpdm``: ``prior_steps``).
+    calls (``daps``: ``ode_steps`` per step, ``pnpdm``: ``prior_steps``). Each method's descriptor
+    says which (:attr:`~pnpdiff.solvers.SolverInfo.expected_calls`,
+    :attr:`~pnpdiff.solvers.SolverInfo.inner_calls`).
 
     Parameters
     ----------
@@ -86,19 +88,31 @@ def expected_calls(method: str, n: int, steps: int, options: dict[str, Any] | No
         The method's options as given to :func:`sample_posterior` (``particles``, ``probes``, ...).
     values : int, optional
         Values per measurement's image (``C * H * W``), for smc's default ``probes``.
+
+    Returns
+    -------
+    int
     """
     opts = options or {}
     params = inspect.signature(SOLVERS[method]).parameters
-    if method == "smc":
-        particles = int(opts.get("particles", max(n, int(params["particles"].default))))
-        tweedie = opts.get("kernel_variance", "tweedie") == "tweedie"
-        twisting = tweedie if opts.get("twisting") is None else bool(opts["twisting"])
-        tilted = twisting if opts.get("twisted_proposal") is None else bool(opts["twisted_proposal"])
-        probes = opts.get("probes") or max(1, math.ceil(32768 / max(int(values or 1), 1)))
-        return (particles * (3 if tilted else 1) + (min(int(probes), particles) if tweedie else 0)) * steps
-    inner = _INNER_CALLS.get(method)
+    info = descriptor(method)
+    if info is not None and info.expected_calls is not None:
+        return int(info.expected_calls(n, steps, opts, values))
+    inner = info.inner_calls if info is not None else None
     per_step = int(opts.get(inner, params[inner].default)) if inner else 1
     return n * steps * per_step
+
+
+def _population(method: str) -> str | None:
+    """The option holding the population of a method that draws every sample from one run (smc:
+    ``particles``), ``None`` for the methods of independent runs."""
+    info = descriptor(method)
+    return info.population if info is not None else None
+
+
+def _population_default(method: str) -> int:
+    """The solver's default size of its population (smc: 64 particles)."""
+    return int(inspect.signature(SOLVERS[method]).parameters[_population(method)].default)
 
 
 def run_seeds(seed: int, n: int, b: int) -> list[list[int]]:
@@ -135,8 +149,6 @@ def _x_shape(yt: Tensor, op: Any) -> tuple[int, ...] | None:
 def _announce_cost(method: str, n: int, x_shape: tuple[int, ...] | None, yt: Tensor, op: Any, prior: Any,
                    options: dict[str, Any]) -> None:
     """Say the expected cost (denoiser calls, memory) before a long run starts (a PnPWarning)."""
-    from pnpdiff import memory
-
     if x_shape is None:
         return
     steps = _steps(options, prior, op, method)
@@ -149,10 +161,11 @@ def _announce_cost(method: str, n: int, x_shape: tuple[int, ...] | None, yt: Ten
     pixels = math.prod(x_shape[2:]) if len(x_shape) >= 3 else math.prod(x_shape[1:])
     if calls * pixels <= LONG_RUN_PIXEL_CALLS:
         return
-    k = max(n, 64) if method == "smc" else n
-    need = memory.estimate_solve_bytes((k * x_shape[0], *x_shape[1:]), None, prior, method, yt.dtype)
+    population = _population(method)
+    k = max(n, _population_default(method)) if population else n
+    need = costs.estimate_solve_bytes((k * x_shape[0], *x_shape[1:]), None, prior, method, yt.dtype)
     cheaper = ""
-    if method == "smc":
+    if population:  # one run of many particles: say what the independent runs of the default method cost
         alt = default_method(task_of(op))
         alt_calls = expected_calls(alt, n, default_steps(getattr(prior, "name", "custom"), task_of(op), alt))
         cheaper = f"; method={alt!r} makes {alt_calls * yt.shape[0]:,} (docs/posterior.md compares them)"
@@ -166,15 +179,12 @@ def _runs_per_call(yt: Tensor, op: Any, prior: Any, method: str, n: int, options
     they fit the memory budget (``max_memory`` / ``PNPDIFF_MAX_MEMORY`` / what is available on the
     device), else as many as fit (the rest in further calls: the samples are the same, since each
     run has its own seed)."""
-    from pnpdiff import memory
-    from pnpdiff.api import _device
-
-    dev = _device(options.get("device"), yt)
+    dev = resolve_device(options.get("device"), yt)
     x_shape = _x_shape(yt, op)
     if x_shape is None:  # solve reports a measurement that does not fit the operator
         return n
     steps = _steps(options, prior, op, method)
-    return memory.largest_fitting_batch((yt.shape[0], *x_shape[1:]), tuple(yt.shape), prior, method, n, dev,
+    return costs.largest_fitting_batch((yt.shape[0], *x_shape[1:]), tuple(yt.shape), prior, method, n, dev,
                                         options.get("max_memory"), yt.dtype,
                                         steps=steps if isinstance(steps, int) and 0 < steps <= MAX_STEPS else 0)
 
@@ -269,7 +279,7 @@ def sample_posterior(
         raise ValueRangeError("sample_posterior takes one seed and draws n samples itself; "
                               "pass seed= and n= (not per-run seeds or 'samples')")
     prior_obj = load_prior(prior)
-    op = _as_operator(operator)
+    op = resolve_operator(operator)
 
     if getattr(prior_obj, "data_range", (0.0, 1.0)) is None and torch.is_tensor(y) and y.is_floating_point():
         yt, rank = y, None  # vectors of a non-image prior keep their layout
@@ -283,15 +293,16 @@ def sample_posterior(
         method = "smc" if getattr(op, "has_svd", False) and small else default_method(task_of(op))
     _announce_cost(method, n, x_shape, yt, op, prior_obj, options)
 
-    if method == "smc":
-        if "particles" not in options:
-            options["particles"] = max(n, int(inspect.signature(SOLVERS["smc"]).parameters["particles"].default))
-        elif isinstance(options["particles"], int) and 0 < options["particles"] < n:
-            warnings.warn(f"{n} samples from {options['particles']} particles: the samples repeat particles (at "
-                          f"most {options['particles']} distinct); give particles well above n", PnPWarning,
+    population = _population(method)
+    if population:  # one run draws all n samples from its population (smc's particles)
+        if population not in options:
+            options[population] = max(n, _population_default(method))
+        elif isinstance(options[population], int) and 0 < options[population] < n:
+            warnings.warn(f"{n} samples from {options[population]} {population}: the samples repeat {population} "
+                          f"(at most {options[population]} distinct); give {population} well above n", PnPWarning,
                           stacklevel=2)
         seeds = None if seed is None else [s[0] for s in run_seeds(seed, b, 1)]
-        out = solve(yt, op, prior_obj, method="smc", sigma_y=sigma_y, seed=seeds, samples=n, **options)
+        out = solve(yt, op, prior_obj, method=method, sigma_y=sigma_y, seed=seeds, samples=n, **options)
     else:
         per_run = None if seed is None else run_seeds(seed, n, b)
         step = batch_size if batch_size is not None else _runs_per_call(yt, op, prior_obj, method, n, options)

@@ -1,4 +1,5 @@
-"""pnpdiff.memory: sizes, limits, estimates, available memory and the calibration bound."""
+"""pnpdiff.memory (sizes, limits, available memory, the check) and pnpdiff.costs (the estimates,
+the calibration bound)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from pnpdiff import memory
+from pnpdiff import costs, memory
+from pnpdiff.api import check_solve_memory
+from pnpdiff.costs import estimate_solve_bytes, memory_advice
 from pnpdiff.errors import MemoryLimitError, PnPError, ValueRangeError
 from pnpdiff.memory import (
     ENV_VAR,
     available_bytes,
     check_memory,
     describe_shape,
-    estimate_solve_bytes,
     format_bytes,
     parse_bytes,
 )
@@ -93,7 +95,7 @@ def test_check_memory_refuses_a_huge_image() -> None:
     need = estimate_solve_bytes(BIG, BIG, "natural", "diffpir")
     assert need > 2**40  # terabytes
     with pytest.raises(MemoryLimitError) as info:
-        check_memory(need, "cpu", what=_what(BIG, "diffpir"), method="diffpir")
+        check_memory(need, "cpu", what=_what(BIG, "diffpir"), advice=memory_advice("diffpir"))
     err = info.value
     assert isinstance(err, MemoryError) and isinstance(err, PnPError)
     msg = str(err)
@@ -108,22 +110,32 @@ def test_check_memory_refuses_a_huge_image() -> None:
 def test_check_memory_suggests_a_method_without_backprop() -> None:
     need = estimate_solve_bytes(BIG, BIG, "natural", "dps")
     with pytest.raises(MemoryLimitError, match=r"diffpir, dpir, ddnm instead of dps"):
-        check_memory(need, "cpu", what=_what(BIG, "dps"), method="dps")
+        check_memory(need, "cpu", what=_what(BIG, "dps"), advice=memory_advice("dps"))
 
 
-def test_check_memory_reads_the_method_from_the_description() -> None:
-    need = estimate_solve_bytes(BIG, BIG, "natural", "pigdm")
+def test_the_method_is_passed_structurally_not_read_from_the_message() -> None:
+    # as pnpdiff.api calls it: the method itself gives the advice (issue 26: check_memory used to
+    # recover the method from its own message text with a regex)
+    cpu = torch.device("cpu")
     with pytest.raises(MemoryLimitError, match=r"instead of pigdm"):
-        check_memory(need, "cpu", what=_what(BIG, "pigdm"))  # as pnpdiff.api calls it
+        check_solve_memory(BIG, BIG, "natural", "pigdm", cpu, torch.float32, None)
     with pytest.raises(MemoryLimitError) as info:
-        check_memory(need, "cpu", what=_what(BIG, "ddnm+"))
+        check_solve_memory(BIG, BIG, "natural", "ddnm+", cpu, torch.float32, None)
     assert "without backpropagation" not in str(info.value)
+    with pytest.raises(MemoryLimitError, match=r"smc with twisted_proposal=False .* or fewer particles"):
+        check_solve_memory(BIG, BIG, "natural", "smc", cpu, torch.float32, None)
+    # the description is text only: naming a backprop method in it advises nothing
+    need = estimate_solve_bytes(BIG, BIG, "natural", "dps")
+    with pytest.raises(MemoryLimitError) as info:
+        check_memory(need, "cpu", what=_what(BIG, "dps"))
+    assert "without backpropagation" not in str(info.value)
+    assert memory_advice("diffpir") == [] and memory_advice("no-such-method") == [] and memory_advice(None) == []
 
 
 def test_check_memory_passes_a_small_image() -> None:
     for method in ("diffpir", "dps", "pigdm", "ddrm"):
         check_memory(estimate_solve_bytes(SMALL, SMALL, "natural", method), "cpu", what=_what(SMALL, method),
-                     method=method)
+                     advice=memory_advice(method))
 
 
 def test_env_off_disables_and_a_small_env_limit_triggers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +145,7 @@ def test_env_off_disables_and_a_small_env_limit_triggers(monkeypatch: pytest.Mon
     check_memory(big, "cpu", what=_what(BIG, "diffpir"))
     monkeypatch.setenv(ENV_VAR, "1M")
     with pytest.raises(MemoryLimitError, match=rf"1\.0 MiB limit {ENV_VAR}=1M"):
-        check_memory(small, "cpu", what=_what(SMALL, "dps"), method="dps")
+        check_memory(small, "cpu", what=_what(SMALL, "dps"), advice=memory_advice("dps"))
     # the explicit limit wins over the environment, both ways
     check_memory(small, "cpu", what="x", limit="off")
     check_memory(small, "cpu", what="x", limit="100G")
@@ -178,7 +190,7 @@ def test_backprop_methods_cost_more(prior: str) -> None:
     for method in ("dps", "pigdm"):
         assert per_image(method) > 2.5 * per_image("diffpir")
         assert per_image(method) > 2.5 * per_image("ddnm")
-    assert memory.prior_bytes_per_pixel(prior, grad=True) > 3 * memory.prior_bytes_per_pixel(prior, grad=False)
+    assert costs.prior_bytes_per_pixel(prior, grad=True) > 3 * costs.prior_bytes_per_pixel(prior, grad=False)
 
 
 def test_estimate_measurement_dtype_and_unknown_methods() -> None:
@@ -207,16 +219,16 @@ class _StatedCallable(_Stated):
 
 
 def test_priors_state_their_cost_or_get_a_default() -> None:
-    assert memory.prior_bytes_per_pixel(_Stated(), grad=False) == 100.0
-    assert memory.prior_bytes_per_pixel(_Stated(), grad=True) == 1000.0
-    assert memory.prior_bytes_per_pixel(_StatedCallable(), grad=True) == 7000.0
-    assert memory.prior_bytes_per_pixel(_StatedCallable, grad=False) == 700.0
-    assert memory.prior_bytes_per_pixel("natural", grad=False) == memory.PRIOR_COSTS["FFDNetPrior"].no_grad
+    assert costs.prior_bytes_per_pixel(_Stated(), grad=False) == 100.0
+    assert costs.prior_bytes_per_pixel(_Stated(), grad=True) == 1000.0
+    assert costs.prior_bytes_per_pixel(_StatedCallable(), grad=True) == 7000.0
+    assert costs.prior_bytes_per_pixel(_StatedCallable, grad=False) == 700.0
+    assert costs.prior_bytes_per_pixel("natural", grad=False) == costs.PRIOR_COSTS["FFDNetPrior"].no_grad
     unknown = CallablePrior(lambda x, s: x)
-    assert memory.prior_bytes_per_pixel(unknown, grad=True) == memory.DEFAULT_PRIOR_COST.grad
-    assert memory.prior_bytes_per_pixel("no-such-prior", grad=False) == memory.DEFAULT_PRIOR_COST.no_grad
+    assert costs.prior_bytes_per_pixel(unknown, grad=True) == costs.DEFAULT_PRIOR_COST.grad
+    assert costs.prior_bytes_per_pixel("no-such-prior", grad=False) == costs.DEFAULT_PRIOR_COST.no_grad
     analytic = GaussianPrior(torch.zeros(1, 4, 4), 1.0)
-    assert memory.prior_bytes_per_pixel(analytic, grad=True) == 0.0
+    assert costs.prior_bytes_per_pixel(analytic, grad=True) == 0.0
     x = (1, 3, 256, 256)
     n = 256 * 256
     e1, e2 = (estimate_solve_bytes(x, x, p, "dps") for p in (_Stated(), _StatedCallable()))
@@ -236,10 +248,10 @@ def test_a_broken_statement_falls_back_to_the_default() -> None:
 def test_adm_units_follow_the_architecture() -> None:
     from pnpdiff.priors.adm import adm_config
 
-    ffhq = memory.adm_activation_units(adm_config("ffhq"))
-    imagenet = memory.adm_activation_units(adm_config("imagenet"))
+    ffhq = costs.adm_activation_units(adm_config("ffhq"))
+    imagenet = costs.adm_activation_units(adm_config("imagenet"))
     assert all(i > f > 0 for f, i in zip(ffhq, imagenet))  # wider, deeper, more attention
-    wide = memory.adm_activation_units({**adm_config("ffhq").to_dict(), "model_channels": 256})
+    wide = costs.adm_activation_units({**adm_config("ffhq").to_dict(), "model_channels": 256})
     assert wide[0] == pytest.approx(2 * ffhq[0], rel=0.05) and wide[1] == pytest.approx(2 * ffhq[1], rel=0.05)
 
 
@@ -309,7 +321,7 @@ def _calibration():
 def test_estimate_bounds_the_measured_peak(method: str) -> None:
     """A 256^2 FFDNet solve (Gaussian blur, 2 steps) in a fresh process: the peak RSS above the
     baseline is within what the check lets through, and the estimate is not absurdly loose (measured here:
-    diffpir 1.1-1.2x, dps 1.0-1.1x; see the table in pnpdiff.memory)."""
+    diffpir 1.1-1.2x, dps 1.0-1.1x; see the table in pnpdiff.costs)."""
     r = _calibration().measure(method, 256, "blur", steps=2)
     measured, estimate = r["measured"], r["estimate"]
     # the child estimated with the loaded prior; by class, its 3.4 MB of weights come on top

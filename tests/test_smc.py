@@ -390,7 +390,7 @@ def test_memory_check_counts_the_particles() -> None:
 def test_memory_budget_chunks_the_work_instead_of_refusing(monkeypatch) -> None:
     """Under a budget too small for all runs at once, sample_posterior and smc split the work into
     several denoiser calls (same samples) instead of raising MemoryLimitError."""
-    from pnpdiff import memory
+    from pnpdiff import costs
 
     p = mixture_problem(8, 2, seed=0)
     sig = karras(6, sigma_min=0.002, sigma_max=80.0)
@@ -403,8 +403,8 @@ def test_memory_budget_chunks_the_work_instead_of_refusing(monkeypatch) -> None:
 
     monkeypatch.setattr(type(p.prior), "denoise", counting)
     kw = dict(sigma_y=p.sigma_y, schedule=sig, progress=False, device="cpu", seed=3)
-    one = memory.estimate_solve_bytes((1, 8), (1, 2), p.prior, "ddrm", p.y.dtype)
-    three = memory.estimate_solve_bytes((3, 8), (3, 2), p.prior, "ddrm", p.y.dtype)
+    one = costs.estimate_solve_bytes((1, 8), (1, 2), p.prior, "ddrm", p.y.dtype)
+    three = costs.estimate_solve_bytes((3, 8), (3, 2), p.prior, "ddrm", p.y.dtype)
     assert three > one  # the estimate grows with the batch, so a budget between them admits 1 or 2 runs
     free = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=6, method="ddrm", max_memory="off", **kw)
     assert max(calls) == 6
@@ -418,7 +418,7 @@ def test_memory_budget_chunks_the_work_instead_of_refusing(monkeypatch) -> None:
     a = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=4, method="smc", particles=40, max_memory="off", **kw)
     assert max(calls) == 40
     extra = 8 * 40 * 8 * p.y.element_size()  # the 40 stored particles (api's estimate)
-    small = memory.estimate_solve_bytes((5, 8), tuple(p.y.shape), p.prior, "smc", p.y.dtype) + extra
+    small = costs.estimate_solve_bytes((5, 8), tuple(p.y.shape), p.prior, "smc", p.y.dtype) + extra
     calls.clear()
     b = pnpdiff.sample_posterior(p.y, p.operator, p.prior, n=4, method="smc", particles=40, max_memory=small, **kw)
     assert max(calls) == 5

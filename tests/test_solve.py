@@ -208,20 +208,20 @@ def test_grey_photo_stored_as_rgb_is_restored_as_grey() -> None:
 
 
 def test_grey_detection_needs_identical_channels_and_a_per_channel_operator() -> None:
-    from pnpdiff.api import _acts_per_channel, _is_grey_rgb
+    from pnpdiff.api import acts_per_channel, is_grey_rgb
     from pnpdiff.operators import Colorize, Downsample
 
     x = _photo(16)
-    assert not _is_grey_rgb(x)  # a colour photo
-    assert _is_grey_rgb(x[:, :1].expand(-1, 3, -1, -1))
-    assert not _is_grey_rgb(x[:, :1])  # one channel already
+    assert not is_grey_rgb(x)  # a colour photo
+    assert is_grey_rgb(x[:, :1].expand(-1, 3, -1, -1))
+    assert not is_grey_rgb(x[:, :1])  # one channel already
     shape = torch.Size((1, 3, 16, 16))
     cpu = torch.device("cpu")
-    assert _acts_per_channel(GaussianBlur(1.0), shape, cpu)
-    assert _acts_per_channel(Downsample(2), shape, cpu)
-    assert _acts_per_channel(Inpaint(torch.rand(1, 1, 16, 16) > 0.5), shape, cpu)
-    assert not _acts_per_channel(Inpaint(torch.rand(1, 3, 16, 16) > 0.5), shape, cpu)  # a mask per channel
-    assert not _acts_per_channel(Colorize(), shape, cpu)
+    assert acts_per_channel(GaussianBlur(1.0), shape, cpu)
+    assert acts_per_channel(Downsample(2), shape, cpu)
+    assert acts_per_channel(Inpaint(torch.rand(1, 1, 16, 16) > 0.5), shape, cpu)
+    assert not acts_per_channel(Inpaint(torch.rand(1, 3, 16, 16) > 0.5), shape, cpu)  # a mask per channel
+    assert not acts_per_channel(Colorize(), shape, cpu)
 
 
 def test_schedule_as_a_list_y_with_a_graph_and_a_broadcast_x_init() -> None:

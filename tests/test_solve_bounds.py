@@ -136,11 +136,11 @@ def test_huge_step_counts_are_refused_at_once() -> None:
 
 
 def test_the_memory_estimate_counts_the_schedule() -> None:
-    from pnpdiff import memory
+    from pnpdiff import costs
 
     shape = (1, 3, 16, 16)
-    short = memory.estimate_solve_bytes(shape, None, "natural", "diffpir", steps=10)
-    long = memory.estimate_solve_bytes(shape, None, "natural", "diffpir", steps=10**7)
+    short = costs.estimate_solve_bytes(shape, None, "natural", "diffpir", steps=10)
+    long = costs.estimate_solve_bytes(shape, None, "natural", "diffpir", steps=10**7)
     assert long - short >= 10**7 * 16  # at least a float64 tensor and a list of floats
 
 

@@ -500,19 +500,19 @@ def _check_options(c: RecipeChecker, options: dict[str, Any], method: str | None
 
     m = method if method is not None else api.default_method(api.task_of(op_name))
     params = inspect.signature(SOLVERS[m]).parameters
-    allowed = [p for p in params if p not in api._SET_BY_SOLVE and p not in ("progress", "x_init", "callback")]
+    allowed = [p for p in params if p not in api.SET_BY_SOLVE and p not in ("progress", "x_init", "callback")]
     for k, v in options.items():
-        if k in api._SCHEDULE_KEYS:
+        if k in api.SCHEDULE_KEYS:
             try:
-                api._check_schedule_options({k: v})
+                api.check_schedule_options({k: v})
             except ValueRangeError as err:
                 raise c.fail(f"options.{k}", str(err)) from None
             continue
         if k not in allowed:
             raise c.fail(f"options.{k}", f"method {m!r} has no option {k!r}; its options: "
-                                         f"{', '.join(allowed + list(api._SCHEDULE_KEYS))}")
+                                         f"{', '.join(allowed + list(api.SCHEDULE_KEYS))}")
         try:
-            options[k] = api._check_option(m, k, v, params[k].default, params[k].annotation)
+            options[k] = api.check_option(m, k, v, params[k].default, params[k].annotation)
         except ValueRangeError as err:
             raise c.fail(f"options.{k}", str(err)) from None
 

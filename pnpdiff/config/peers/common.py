@@ -17,7 +17,7 @@ from typing import Any
 from pnpdiff import checks
 from pnpdiff.errors import RecipeError
 
-__all__ = ["Row", "Translation", "Builder", "fmt", "RECIPE_KEYS", "recipe_keys"]
+__all__ = ["Row", "Translation", "Builder", "fmt", "RECIPE_KEYS", "top_keys"]
 
 #: One table row: ``(peer key path, peer value, pnpdiff key, pnpdiff value or "-")``.
 Row = tuple[str, str, str, str]
@@ -33,7 +33,7 @@ RECIPE_KEYS: tuple[str, ...] = (
 )
 
 
-def recipe_keys(keys: Sequence[str] | None) -> tuple[str, ...]:
+def top_keys(keys: Sequence[str] | None) -> tuple[str, ...]:
     """``keys`` as a tuple, or :data:`RECIPE_KEYS` when None."""
     return RECIPE_KEYS if keys is None else tuple(keys)
 
@@ -128,12 +128,18 @@ class Builder:
         """A key that only does bookkeeping (result files, logging, metrics)."""
         self.row(peer, value, "ignored (bookkeeping)", f"- ({note})" if note else "-")
 
-    def finish(self, data: dict[str, Any], source: Path | None) -> Translation:
-        """The translation, rows in the order of the peer file's keys (rows about absent keys last)."""
-        order = {k: i for i, k in enumerate(data)}
+    def finish(self, data: dict[str, Any], source: Path | None, *, deep: bool = False) -> Translation:
+        """The translation, rows in the order of the peer file's top-level keys (``deep``: of its key
+        paths at every level), rows about absent keys last."""
+        order = {k: i for i, k in enumerate(_paths(data) if deep else data)}
 
         def rank(r: Row) -> int:
-            return order.get(r[0].split(".")[0].split("[")[0], len(order))
+            path = r[0].split("[")[0]
+            if deep:
+                while path and path not in order:
+                    path = path.rpartition(".")[0]
+                return order.get(path, len(order))
+            return order.get(path.split(".")[0], len(order))
 
         return Translation(self.kind, self.recipe, sorted(self.rows, key=rank), source)
 
@@ -180,6 +186,16 @@ class Builder:
 
     def unknown(self, path: str, keys: Sequence[str], what: str) -> RecipeError:
         return self.fail(path, f"unknown {what} key; known: {', '.join(keys)}")
+
+
+def _paths(d: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every key path of a nested mapping, parents before their children, in the file's order."""
+    out: list[str] = []
+    for k, v in d.items():
+        out.append(prefix + str(k))
+        if isinstance(v, dict):
+            out += _paths(v, f"{prefix}{k}.")
+    return out
 
 
 def box_side(lo: float, hi: float) -> int:
