@@ -16,6 +16,12 @@ Base classes and helpers:
 * :class:`Composition` and :func:`compose` -- ``A @ B``;
 * :func:`conjugate_gradient`, :func:`batch_dot` -- the batched solver behind the fallbacks.
 
+Every operator class also states what the front door reads before building it: ``task`` (the
+restoration task that picks the default method), ``y_range`` (the range of ``A(x)`` for ``x`` in
+[0, 1]; ``None`` when the measurement is not an image, e.g. :class:`PhaseRetrieval`) and
+``x_shape_for(y_shape, **params)`` (the image's shape for a measurement's); an instance gives
+``x_shape(y_shape)`` from its own parameters (see :class:`~pnpdiff.operators.base.ImageModule`).
+
 Blur and kernels:
 
 * :class:`Blur` (any kernel, circular or with a boundary), :class:`GaussianBlur`,

@@ -246,3 +246,22 @@ def test_schedule_as_a_list_y_with_a_graph_and_a_broadcast_x_init() -> None:
     d = pnpdiff.solve(y, op, schedule=sig, x_init=x0, **kw)
     e = pnpdiff.solve(y, op, schedule=sig, x_init=x0.expand(2, -1, -1, -1).clone(), **kw)
     assert torch.equal(d, e) and not torch.equal(d, a)
+
+
+def test_dps_solves_phase_retrieval_whose_measurement_is_no_image() -> None:
+    # issue 26: solve checked the Fourier magnitude against the image range [0, 1] (its zero
+    # frequency is about 5 here) and started DPS in the padded spectrum's shape; the operator
+    # states y_range = None and the image's shape (x_shape), so the solve runs in x's shape
+    from pnpdiff.operators import PhaseRetrieval
+
+    x = _photo(16)
+    op = PhaseRetrieval(2.0)
+    y = _observe(x, op, sigma_y=0.01)
+    assert y.shape == (1, 3, 24, 24) and float(y.max()) > 2.0
+    out = pnpdiff.solve(y, op, method="dps", steps=3, sigma_y=0.01, seed=0, progress=False)
+    assert out.shape == x.shape
+    assert bool(torch.isfinite(out).all()) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert pnpdiff.api.default_method(pnpdiff.api.task_of(op)) == "dps"  # also the default method
+    # the measurement is still checked for NaN / inf
+    with pytest.raises(pnpdiff.ValueRangeError, match="NaN or infinite"):
+        pnpdiff.solve(y * float("nan"), op, method="dps", steps=3, sigma_y=0.01, progress=False)

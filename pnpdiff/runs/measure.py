@@ -122,10 +122,9 @@ def measurement_shapes(recipe: Recipe, spec: str, batch: int = 1) -> tuple[tuple
 
 
 def x_shape_guess(op_spec: dict[str, Any], y_shape: tuple[int, ...]) -> tuple[int, ...]:
-    if op_spec.get("name") == "Downsample":
-        f = op_spec.get("factor", 1)
-        f = f if isinstance(f, int) and not isinstance(f, bool) and f > 0 else 1
-        return (*y_shape[:-2], y_shape[-2] * f, y_shape[-1] * f)
-    if op_spec.get("name") == "Colorize":
-        return (*y_shape[:-3], 3, *y_shape[-2:])
-    return y_shape
+    """The image shape for a measurement of ``y_shape`` under a recipe's operator, from the
+    operator class's own rule (``x_shape_for``), before anything is validated or built."""
+    cls = getattr(operators, str(op_spec.get("name")), None)
+    if cls is None or not hasattr(cls, "x_shape_for"):
+        return tuple(y_shape)
+    return tuple(cls.x_shape_for(tuple(y_shape), **{k: v for k, v in op_spec.items() if k != "name"}))
