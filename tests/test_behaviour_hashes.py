@@ -21,7 +21,8 @@ import hashes  # noqa: E402
 
 #: entry -> why its output changed on purpose (issue 26's defects, fixed in the new layout)
 INTENDED: dict[str, str] = {
-    "recipes/peers/diffpir_sisr.yaml#dry-run": "the translation table now says that DiffPIR's scripts sweep lambda_ and "
+    "recipes/peers/diffpir_sisr.yaml#dry-run": "the translation table now says that DiffPIR's scripts sweep "
+                                                "lambda_ and "
                                                 "run zeta 0.25 for this task whatever the config writes (issue 26)",
 }
 
