@@ -336,7 +336,8 @@ def test_daps_published_task_configs_translate_per_operator(name: str) -> None:
     r = parse_recipe({**tr.recipe, "image": "skimage:astronaut", "prior": "natural"})
     assert r.method == "daps" and r.options == opts
     if name != "phase_retrieval":
-        _builds({**tr.recipe, "size": 64})
+        side = 256 if name.startswith("inpainting") else 64  # DAPS's 128-pixel box needs its 256 image
+        _builds({**tr.recipe, "size": side}, (1, 3, side, side))
 
 
 def test_daps_capped_step_is_said_in_the_table() -> None:

@@ -345,12 +345,12 @@ def _beta_and_lr(b: Builder, path: str, tau: float, lr: float, linear: bool, tau
     formula = "2 lr / tau^2" if linear else "lr / (2 tau^2)"
     why = ("DAPS's absolute step lr on [-1, 1] is lr / 4 on [0, 1], pnpdiff's is lr beta_y^2"
            + ("" if linear else " / ||J||^2, ||J||^2 about 1 for phase retrieval"))
-    if rel > 1:
+    if rel > 1 + 1e-9:  # (2 * 5e-5 / 0.01^2 is 1 plus a rounding error: not capped)
         options["lr"] = 1.0
         note = (f"1, capped: {formula} = {rel:.6g} is DAPS's step ({why}), but pnpdiff's daps takes lr in (0, 1]; "
                 f"its step is {1 / rel:.3g} of DAPS's at every level")
     else:
-        options["lr"] = rel
+        options["lr"] = min(rel, 1.0)
         note = f"{rel:.6g} (= {formula}: {why})"
     b.row(f"{path}.lr", lr_given, "options.lr", note)
 
