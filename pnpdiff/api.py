@@ -592,9 +592,6 @@ def solve(
     its noise is copied across the channels too, which a colour denoiser would under-estimate
     by ``sqrt(3)`` on the grey axis.
     """
-
-    if method is not None and (not isinstance(method, str) or method not in SOLVERS):
-        raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
                           guidance={"label": label, "cfg": cfg, "classifier": classifier,
                                     "classifier_scale": classifier_scale},
@@ -637,6 +634,8 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
                    guidance: dict[str, Any], precision: str, compile: bool, options: dict[str, Any]) -> _SolvePlan:
     """Step 1 of ``solve``: read every argument (each checked as it is read) and resolve the names:
     the prior, the measurement as a tensor, the device, the operator, the method and its options."""
+    if method is not None and (not isinstance(method, str) or method not in SOLVERS):
+        raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
     if sigma_y is not None:
         sigma_y = check_real("sigma_y", sigma_y, minimum=0.0, maximum=MAX_SIGMA_Y)
@@ -820,8 +819,8 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
     except torch.OutOfMemoryError:
         raise MemoryLimitError(
             f"the {method} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
-            "use a smaller image, a method without backpropagation (diffpir, dpir, ddnm) or a "
-            "device with more memory"
+            f"use a smaller image, a method without backpropagation ({', '.join(costs.NO_BACKPROP_ALTERNATIVES)}) "
+            "or a device with more memory"
         ) from None
     check_finite_result(out, method, op_name)
     if grey_rgb:

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from pnpdiff.errors import PnPError, ValueRangeError
 from pnpdiff.priors.base import Prior, as_sigma
+from pnpdiff.priors.trained import load_classifier, weights_path
 
 __all__ = ["GuidedPrior", "load_classifier_spec", "guided"]
 
@@ -58,8 +59,6 @@ def load_classifier_spec(spec: Any, device: torch.device | str | None = None) ->
         For anything else; a missing or unreadable file raises the loader's error
         (:class:`~pnpdiff.InputFileError`, :class:`~pnpdiff.ChecksumError`, ...).
     """
-    from pnpdiff.priors.trained import load_classifier, weights_path
-
     if spec is None or isinstance(spec, torch.nn.Module) and hasattr(spec, "log_probs"):
         return spec if device is None or spec is None else spec.to(device)
     if isinstance(spec, str):

@@ -1,7 +1,7 @@
 """Peer configs (DPS task configs, DiffPIR-style configs) read as pnpdiff recipes.
 
 The unit conversions are checked against transcriptions of the official loops, not against the
-formulas of :mod:`pnpdiff.peers`: a DPS config's ``scale`` must give pnpdiff's ``dps`` the
+formulas of :mod:`pnpdiff.config.peers`: a DPS config's ``scale`` must give pnpdiff's ``dps`` the
 trajectory of the official DPS loop (``tests/test_official_loops.py``), and a DiffPIR config's
 ``lambda_`` / ``zeta`` / ``noise_level_img`` must give pnpdiff's ``diffpir`` the trajectory of the
 official DiffPIR loop (transcribed below in its [-1, 1] VP variables). The operator claims of the
@@ -22,10 +22,10 @@ import yaml
 from posterior_utils import gaussian_problem
 from test_official_loops import _official_dps
 
+from pnpdiff.config.peers import PeerLoader, Translation, load_yaml, translate
 from pnpdiff.config.restore import parse_recipe
 from pnpdiff.errors import RecipeError
 from pnpdiff.operators import Downsample, Matrix, gaussian_kernel
-from pnpdiff.peers import PeerLoader, Translation, load_yaml, translate
 from pnpdiff.runs.measure import build_operator
 from pnpdiff.schedules import ddpm, ddpm_sigma_table, karras
 from pnpdiff.solvers.diffpir import diffpir

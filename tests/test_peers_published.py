@@ -94,7 +94,8 @@ DIFFPIR_PUBLISHED = {f"{task}-{version}": _diffpir(task, version)
 # ---------------------------------------------------------------------------------------------
 # DPS (DPS2022/diffusion-posterior-sampling, configs/)
 # ---------------------------------------------------------------------------------------------
-_DPS_HEAD = "conditioning:\n  method: ps\n  params:\n    scale: {scale}\n\ndata:\n  name: ffhq\n  root: ./data/samples/\n\n"
+_DPS_HEAD = ("conditioning:\n  method: ps\n  params:\n    scale: {scale}\n\n"
+             "data:\n  name: ffhq\n  root: ./data/samples/\n\n")
 DPS_PUBLISHED = {
     "super_resolution": _DPS_HEAD.format(scale=0.3) + (
         "measurement:\n  operator:\n    name: super_resolution\n    in_shape: !!python/tuple [1, 3, 256, 256]\n"
@@ -114,7 +115,8 @@ DPS_PUBLISHED = {
         "measurement:\n  operator:\n    name: phase_retrieval\n    oversample: 2.0\n\n"
         "  noise: \n    name: gaussian\n    sigma: 0.05\n"),
     "nonlinear_deblur": _DPS_HEAD.format(scale=0.3) + (
-        "measurement:\n  operator:\n    name: nonlinear_blur\n    opt_yml_path: ./bkse/options/generate_blur/default.yml\n"
+        "measurement:\n  operator:\n    name: nonlinear_blur\n"
+        "    opt_yml_path: ./bkse/options/generate_blur/default.yml\n"
         "\n  noise: \n    name: gaussian\n    sigma: 0.05\n"),
 }
 #: the first release's Gaussian-deblur and phase-retrieval configs (Poisson noise; since replaced)
@@ -160,7 +162,8 @@ DAPS_PUBLISHED = {
                         [(100, "5e-5", "0.01", ""), (84, "1.15e-5", "0.014", "0.003"),
                          (15, "9.02e-6", "0.13", "0.74"), (58, "1.11e-6", "0.43", "0.92")]),
     "inpainting_rand": _daps("    name: inpainting\n    mask_type: random  \n"
-                             "    mask_prob_range: [ 0.70, 0.71 ]  # for random\n    resolution: 256\n    sigma: 0.05\n",
+                             "    mask_prob_range: [ 0.70, 0.71 ]  # for random\n"
+                             "    resolution: 256\n    sigma: 0.05\n",
                              [(100, "1e-4", "0.01", ""), (11, "3.56e-5", "0.015", "0.80"),
                               (38, "8.40e-6", "0.013", "0.92"), (15, "3e-5", "1", "0.60")]),
     "phase_retrieval": _daps("    name: phase_retrieval\n    oversample: 2.0\n    sigma: 0.05\n",

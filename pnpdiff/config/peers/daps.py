@@ -139,6 +139,13 @@ def _choose_group(b: Builder, data: dict[str, Any]) -> str:
 
 def _absent_rows(b: Builder, *, ode_steps: bool) -> None:
     b.row(
+        "(data: not in a DAPS task config)",
+        "(absent)",
+        "image",
+        "- (pass image=PATH on the command line: a file, folder or glob; DAPS's data config names its folder, "
+        "e.g. configs/data/demo-ffhq.yaml: root dataset/demo-ffhq)",
+    )
+    b.row(
         "(model: not in a DAPS task config)",
         "(absent)",
         "prior",
