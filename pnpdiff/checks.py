@@ -277,3 +277,52 @@ def count(value: Any, where: str, *, minimum: int = 1, error: Error = ValueRange
 def side(value: Any, where: str = "size", *, minimum: int = 1, error: Error = ValueRangeError) -> int:
     """An image side: an integer in ``minimum .. MAX_SIDE``."""
     return int_(value, where, minimum=minimum, maximum=MAX_SIDE, error=error)
+
+
+# ---------------------------------------------------------------------- memory sizes
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_OFF = ("off", "none", "no", "false", "unlimited", "disable", "disabled")
+_FORMS = ("a number of bytes (123456), a number with a unit K, M, G, T (powers of 1024: '512M', '8G', "
+          "'1.5GiB'; KB/KiB, MB/MiB, GB/GiB also accepted) or 'off' to disable the memory check")
+
+
+def parse_bytes(value: int | float | str | None) -> int | None:
+    """A memory size given by a user, in bytes; ``None`` for ``None`` or ``"off"`` (no limit).
+
+    Units are powers of 1024 whichever way they are written (``"8G"``, ``"8GB"`` and ``"8GiB"``
+    are all 8 GiB), case-insensitive; a plain number is bytes.
+
+    Parameters
+    ----------
+    value : int, float, str or None
+        ``123456``, ``"512M"``, ``"1.5GiB"``, ``"40 G"``, ``"off"`` (or ``False``, which is what
+        YAML makes of an unquoted ``off``), ...
+
+    Raises
+    ------
+    ValueRangeError
+        For anything else (a negative, NaN or empty size, an unknown unit, another type).
+    """
+    if value is None or value is False:  # YAML reads an unquoted ``off`` as false
+        return None
+    if isinstance(value, bool):
+        raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
+    if isinstance(value, numbers.Real):  # numpy scalars too
+        value = float(value) if not isinstance(value, numbers.Integral) else int(value)
+        if not math.isfinite(value) or value < 0:
+            raise ValueRangeError(f"invalid memory size {value!r}: it must be a non-negative number of bytes; "
+                                  f"give {_FORMS}")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _OFF:
+            return None
+        m = _SIZE_RE.match(text)
+        if m is not None:
+            number, exp, unit, suffix = m.groups()
+            if not (suffix.lower() == "ib" and unit == ""):  # "12iB" is no unit
+                n = float(f"{number}e{exp or 0}") * _UNITS[unit.lower()]
+                if math.isfinite(n):
+                    return int(n)
+    raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")

@@ -41,7 +41,7 @@ import yaml
 
 from pnpdiff import checks, config, env, memory, operators, runs
 from pnpdiff._version import __version__
-from pnpdiff.api import _device
+from pnpdiff.api import resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, RECIPE_OPERATORS, Recipe, recipe_to_dict
 from pnpdiff.config.sample import SAMPLE_OPTIONS, SampleRecipe
 from pnpdiff.config.train import TrainConfig
@@ -404,7 +404,7 @@ def _dry_run_checks(recipe: Recipe) -> None:
     """What ``--dry-run`` checks beyond the recipe's own keys, as the run would meet it before any
     work: the device exists, the input image (a batch: its first image) reads, and the operator
     builds for its shape (its parameters' values). Nothing is decoded beyond headers, no prior loaded."""
-    _device(recipe.device, torch.empty(0))
+    resolve_device(recipe.device, torch.empty(0))
     if recipe.is_batch:
         files = list_inputs(recipe.input_spec, exclude=recipe.output)
         if not files:
@@ -440,7 +440,8 @@ def _batch_size_text(recipe: Recipe, todo: list) -> str:
     # loading, so the weights still to load count here
     fixed = recipe.max_memory is not None or env.max_memory() is not None
     extra = -memory.prior_weights_bytes(recipe.prior_name) if fixed else 0
-    sizes = batch_sizes(recipe, todo, recipe.prior_name, _device(recipe.device, torch.empty(0)), world, extra=extra)
+    dev = resolve_device(recipe.device, torch.empty(0))
+    sizes = batch_sizes(recipe, todo, recipe.prior_name, dev, world, extra=extra)
     if len(sizes) == 1:
         return f"{AUTO_BATCH}: {next(iter(sizes.values()))}"
     return f"{AUTO_BATCH}: " + ", ".join(f"{k} ({'x'.join(map(str, shape[1:]))})" for shape, k in sizes.items())

@@ -120,7 +120,7 @@ def max_memory() -> tuple[int | None, str] | None:
     text = _text("PNPDIFF_MAX_MEMORY")
     if text is None:
         return None
-    from pnpdiff.memory import parse_bytes  # the one parser of memory sizes (it imports torch)
+    from pnpdiff.checks import parse_bytes  # the one parser of memory sizes
 
     try:
         return parse_bytes(text), text

@@ -15,16 +15,14 @@ This module is layer L1: it knows no prior and no solver (the estimates that do 
 from __future__ import annotations
 
 import math
-import numbers
 import os
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from pnpdiff.errors import MemoryLimitError, ValueRangeError
+from pnpdiff.checks import parse_bytes
+from pnpdiff.errors import MemoryLimitError
 
 __all__ = [
     "largest_batch",
@@ -189,52 +187,7 @@ def available_bytes(device: str | torch.device | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------- sizes and limits
-_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
-_OFF = ("off", "none", "no", "false", "unlimited", "disable", "disabled")
-_FORMS = ("a number of bytes (123456), a number with a unit K, M, G, T (powers of 1024: '512M', '8G', "
-          "'1.5GiB'; KB/KiB, MB/MiB, GB/GiB also accepted) or 'off' to disable the memory check")
-
-
-def parse_bytes(value: int | float | str | None) -> int | None:
-    """A memory size given by a user, in bytes; ``None`` for ``None`` or ``"off"`` (no limit).
-
-    Units are powers of 1024 whichever way they are written (``"8G"``, ``"8GB"`` and ``"8GiB"``
-    are all 8 GiB), case-insensitive; a plain number is bytes.
-
-    Parameters
-    ----------
-    value : int, float, str or None
-        ``123456``, ``"512M"``, ``"1.5GiB"``, ``"40 G"``, ``"off"`` (or ``False``, which is what
-        YAML makes of an unquoted ``off``), ...
-
-    Raises
-    ------
-    ValueRangeError
-        For anything else (a negative, NaN or empty size, an unknown unit, another type).
-    """
-    if value is None or value is False:  # YAML reads an unquoted ``off`` as false
-        return None
-    if isinstance(value, bool):
-        raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
-    if isinstance(value, numbers.Real):  # numpy scalars too
-        value = float(value) if not isinstance(value, numbers.Integral) else int(value)
-        if not math.isfinite(value) or value < 0:
-            raise ValueRangeError(f"invalid memory size {value!r}: it must be a non-negative number of bytes; "
-                                  f"give {_FORMS}")
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _OFF:
-            return None
-        m = _SIZE_RE.match(text)
-        if m is not None:
-            number, exp, unit, suffix = m.groups()
-            if not (suffix.lower() == "ib" and unit == ""):  # "12iB" is no unit
-                n = float(f"{number}e{exp or 0}") * _UNITS[unit.lower()]
-                if math.isfinite(n):
-                    return int(n)
-    raise ValueRangeError(f"invalid memory size {value!r}; give {_FORMS}")
+# parse_bytes is a value check, in the validator kit (layer 0: pnpdiff.env reads PNPDIFF_MAX_MEMORY with it)
 
 
 def format_bytes(n: float) -> str:
@@ -364,19 +317,3 @@ def check_memory(need_bytes: int, device: str | torch.device | None, *, what: st
 # old names, removed by the lead after the move: the estimates live in pnpdiff.costs (layer L5).
 # Until every importer reads them there, this function-level import is an upward edge (L1 -> L5)
 # that tests/test_architecture.py reports; delete from here to the end of the file then.
-_MOVED_TO_COSTS = frozenset({
-    "largest_fitting_batch", "estimate_solve_bytes", "estimate_denoise_bytes", "prior_bytes_per_pixel",
-    "prior_weights_bytes", "adm_activation_units", "PriorCost", "BACKPROP_METHODS", "METHOD_BUFFERS",
-    "METHOD_COSTS", "PRIOR_COSTS", "DEFAULT_METHOD_COST", "DEFAULT_PRIOR_COST", "NO_BACKPROP_ALTERNATIVES",
-    "Y_BUFFERS", "SCHEDULE_BYTES_PER_STEP", "SCHEDULE_FREE_STEPS", "HEAP_THRESHOLD", "ADM_NO_GRAD_FACTOR",
-    "ADM_GRAD_FACTOR", "ADM_OVERHEAD_MIB", "ADM_ATTENTION_NO_GRAD", "ADM_ATTENTION_GRAD",
-})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_COSTS:
-        from pnpdiff import costs
-
-        return getattr(costs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

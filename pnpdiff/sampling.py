@@ -129,8 +129,8 @@ def setup_sampling(prior: Any, n: int, label: Any, cfg: float | None, classifier
            ) -> tuple[int, int, torch.device, Any, Any]:
     """:func:`sample`'s checks and set-up, everything before the first network call:
     ``(n, steps, device, prior, guided model)``."""
-    from pnpdiff import memory
-    from pnpdiff.api import MAX_COUNT, MAX_STEPS, _device, check_int, check_real
+    from pnpdiff import costs, memory
+    from pnpdiff.api import MAX_COUNT, MAX_STEPS, check_int, check_real, resolve_device
     from pnpdiff.priors import load_prior
     from pnpdiff.priors.runtime import with_runtime
 
@@ -139,13 +139,13 @@ def setup_sampling(prior: Any, n: int, label: Any, cfg: float | None, classifier
     check_real("eta", eta, minimum=0.0)
     if method not in SAMPLERS:
         raise UnknownNameError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
-    dev = _device(device, torch.zeros(()))
+    dev = resolve_device(device, torch.zeros(()))
     p = load_prior(prior, device=dev)
     if p.size is None or p.channels is None:
         raise UnknownNameError(f"prior '{p.name}' states no image size; sample() needs a prior trained at one size "
                                "(e.g. 'digits' or a prior from pnpdiff train)")
     shape = (n, int(p.channels), *(int(v) for v in p.size))  # all n are drawn in one batch: refuse what cannot fit
-    need = memory.estimate_solve_bytes(shape, None, p, method, steps=steps)
+    need = costs.estimate_solve_bytes(shape, None, p, method, steps=steps)
     memory.check_memory(need, dev, what=f"sampling {memory.describe_shape(shape)} with {method} and the "
                         f"'{p.name}' prior", smaller="fewer samples per call (n)")
     model = guided(with_runtime(p, precision, compile, dev), label=label, cfg=cfg, classifier=classifier,

@@ -73,7 +73,7 @@ def loss_weight(prediction: str, sigma: Tensor, sigma_data: float) -> Tensor:
 
 
 def train_device(cfg: Any) -> torch.device:
-    from pnpdiff.api import _device as resolve
+    from pnpdiff.api import resolve_device as resolve
 
     return resolve(cfg.device, torch.zeros(()))
 

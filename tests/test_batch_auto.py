@@ -24,7 +24,7 @@ from PIL import Image
 import pnpdiff.runs.batch
 from pnpdiff.config.restore import load_recipe
 from pnpdiff.errors import MemoryLimitError
-from pnpdiff.memory import estimate_solve_bytes
+from pnpdiff.costs import estimate_solve_bytes
 from pnpdiff.outputs import MANIFEST
 from pnpdiff.runs.single import run_recipe
 
@@ -228,7 +228,7 @@ def test_dry_run_shows_the_sizes_the_run_picks_under_a_fixed_budget(tmp_path: Pa
     budget = _need(4, 16) + (_need(5, 16) - _need(4, 16)) // 2
     expected = _expected(budget, 16, 6)
     assert expected == 4
-    from pnpdiff.memory import prior_weights_bytes
+    from pnpdiff.costs import prior_weights_bytes
 
     assert _need(expected, 16) + prior_weights_bytes("natural") > budget  # the old plan's count would not fit
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PNPDIFF_MAX_MEMORY": str(budget)}

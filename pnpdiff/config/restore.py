@@ -519,10 +519,6 @@ def _check_options(c: RecipeChecker, options: dict[str, Any], method: str | None
 
 def _check_memory_value(c: RecipeChecker, v: Any) -> None:
     try:
-        from pnpdiff.memory import parse_bytes
-    except ImportError:  # pragma: no cover
-        return
-    try:
-        parse_bytes(v)
+        checks.parse_bytes(v)
     except PnPError as err:
         raise c.fail("max_memory", str(err)) from None

@@ -52,11 +52,11 @@ from typing import Any
 
 import torch
 
-from pnpdiff.api import _check_memory, _device, _is_grey_rgb
+from pnpdiff.api import check_solve_memory, is_grey_rgb, resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, Recipe, recipe_to_dict
 from pnpdiff.errors import InputFileError, MemoryLimitError, OutputFolderError, PnPError, RecipeError
 from pnpdiff.io import IMAGE_SUFFIXES
-from pnpdiff.memory import largest_fitting_batch
+from pnpdiff.costs import largest_fitting_batch
 from pnpdiff.outputs import OutputFolder, file_sha256
 from pnpdiff.priors import load_prior
 from pnpdiff.runs.distributed import Ranks, distributed
@@ -219,7 +219,7 @@ def batch_sizes(recipe: Recipe, todo: list[_Item], prior: Any, device: str | tor
     """The batch size of each image shape among ``todo`` (the ``x`` shape of one image -> size).
 
     An integer ``batch_size`` applies to every shape. ``batch_size: auto`` gives, per shape, the
-    largest batch whose estimated peak memory (:func:`pnpdiff.memory.estimate_solve_bytes`) fits
+    largest batch whose estimated peak memory (:func:`pnpdiff.costs.estimate_solve_bytes`) fits
     the run's budget (``max_memory``, else ``PNPDIFF_MAX_MEMORY``, else the usable memory of
     ``device``: :func:`pnpdiff.memory.memory_limit`), at most the number of images of that shape
     (split among ``world`` processes, so that each gets a batch), and at most
@@ -312,7 +312,7 @@ def run_batch(
         # memory, and every rank must form the same batches (or images are skipped / duplicated)
         batches: list[list[_Item]] = []
         if todo:
-            dev = _device(dev_spec, torch.empty(0))
+            dev = resolve_device(dev_spec, torch.empty(0))
             shapes = [measurement_shapes(recipe, str(item[1]))[0] for item in todo]
             sizes = batch_sizes(recipe, todo, prior, dev, ranks.world, shapes=shapes)
             if recipe.batch_size == AUTO_BATCH:
@@ -326,7 +326,7 @@ def run_batch(
             for spec, b in largest.values():
                 x_shape, y_shape = measurement_shapes(recipe, spec, batch=b)
                 try:
-                    _check_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32,
+                    check_solve_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32,
                                   recipe.max_memory)
                 except MemoryLimitError as err:
                     refused = err if b == 1 else MemoryLimitError(
@@ -367,7 +367,7 @@ def run_batch(
         failure: Exception | None = None
         try:
             for batch in mine:
-                for row_name, row in _solve_batch(recipe, batch, prior, n_steps, dev_spec, progress, _is_grey_rgb):
+                for row_name, row in _solve_batch(recipe, batch, prior, n_steps, dev_spec, progress, is_grey_rgb):
                     computed[row_name] = rows[row_name] = row
                     if bar is not None:
                         bar.update(1)

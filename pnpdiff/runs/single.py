@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff.api import _check_memory, _device
+from pnpdiff.api import check_solve_memory, resolve_device
 from pnpdiff.config.restore import Recipe
 from pnpdiff.errors import PnPError
 from pnpdiff.outputs import OutputFolder
@@ -61,8 +61,8 @@ def _run_one(recipe: Recipe, out: Any, target: Path, steps: int | None, dev_spec
     spec = recipe.input_spec
     x_shape, y_shape = measurement_shapes(recipe, spec)
     prior = load_prior(recipe.prior)
-    dev = _device(dev_spec, torch.empty(0))
-    _check_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32, recipe.max_memory)
+    dev = resolve_device(dev_spec, torch.empty(0))
+    check_solve_memory(x_shape, y_shape, prior, recipe.resolved_method, dev, torch.float32, recipe.max_memory)
 
     m = measure(recipe, spec, recipe.noise_seed)
     n_steps = steps if steps is not None else recipe.steps

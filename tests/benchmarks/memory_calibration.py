@@ -1,5 +1,5 @@
 """Measure the peak memory of FFDNet denoising and of ``pnpdiff.solve`` on the CPU, against
-:func:`pnpdiff.memory.estimate_solve_bytes`.
+:func:`pnpdiff.costs.estimate_solve_bytes`.
 
 Each case runs in a fresh Python process that imports pnpdiff, loads the ``natural`` prior and
 builds the operator and the measurement (and imports what torch imports lazily on first use:
@@ -38,14 +38,14 @@ CASES = ("denoise", "denoise_grad", "diffpir", "dpir", "dps", "pigdm", "ddrm", "
 OPS = ("blur", "sr", "inpaint", "identity")
 #: priors: the FFDNet ``natural`` prior; a randomly initialised ADM UNet of :data:`SMALL_ADM`'s
 #: architecture (no checkpoint is available offline; the cost per pixel of the published ones is
-#: computed from their architecture by :func:`pnpdiff.memory.adm_activation_units`); deepinv's
+#: computed from their architecture by :func:`pnpdiff.costs.adm_activation_units`); deepinv's
 #: DRUNet with random weights (the model behind a typical :class:`~pnpdiff.priors.DeepinvPrior`)
 PRIORS = ("natural", "adm", "adm-b", "drunet")
 #: the ADM architecture measured (ffhq's layout, narrower and shallower, at the measured size)
 SMALL_ADM = {"model_channels": 32, "num_res_blocks": 1, "channel_mult": (1, 2, 2, 4), "attention_resolutions": (8,),
              "num_head_channels": 32}
 #: a second layout (imagenet's: two residual blocks per level, attention at two levels), to check
-#: that the architecture walk of :func:`pnpdiff.memory.adm_activation_units` carries over
+#: that the architecture walk of :func:`pnpdiff.costs.adm_activation_units` carries over
 SMALL_ADM_B = {"model_channels": 32, "num_res_blocks": 2, "channel_mult": (1, 1, 2, 2, 4),
                "num_head_channels": 32}
 
@@ -141,7 +141,7 @@ def _work(case: str, op: Any, y: Any, prior: Any, steps: int) -> None:
 
 def estimate(case: str, x_shape: tuple[int, ...], y_shape: tuple[int, ...], prior: Any) -> int:
     """The estimate of :mod:`pnpdiff.memory` for a case: the prior alone for the denoiser cases."""
-    from pnpdiff import memory
+    from pnpdiff import costs as memory
 
     if case in ("denoise", "denoise_grad"):
         return memory.estimate_denoise_bytes(x_shape, prior, grad=case == "denoise_grad")
@@ -203,7 +203,7 @@ def measure(case: str, size: int, op_name: str = "blur", steps: int = 2, prior_n
     -------
     dict
         ``measured`` (peak RSS above the baseline), ``estimate`` (of
-        :func:`pnpdiff.memory.estimate_solve_bytes`; for the denoiser-only cases the prior's
+        :func:`pnpdiff.costs.estimate_solve_bytes`; for the denoiser-only cases the prior's
         part), ``x_shape``, ``y_shape``, ``how`` (``"clear_refs"`` or ``"baseline process"``).
     """
     out = _run_child(case, size, op_name, steps, prior_name=prior_name)
