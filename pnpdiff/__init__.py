@@ -32,7 +32,7 @@ install_if_cli()  # first, before torch loads: a command-line run interrupted du
 ensure_operators()
 
 from pnpdiff import operators, schedules  # noqa: E402
-from pnpdiff._version import __version__  # noqa: E402
+from pnpdiff._version import __version__ as __version__  # noqa: E402 - re-exported
 from pnpdiff.api import solve  # noqa: E402
 from pnpdiff.posterior import sample_posterior  # noqa: E402
 from pnpdiff.priors import Prior, load_prior  # noqa: E402

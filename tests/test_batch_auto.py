@@ -23,8 +23,8 @@ from PIL import Image
 
 import pnpdiff.runs.batch
 from pnpdiff.config.restore import load_recipe
-from pnpdiff.errors import MemoryLimitError
 from pnpdiff.costs import estimate_solve_bytes
+from pnpdiff.errors import MemoryLimitError
 from pnpdiff.outputs import MANIFEST
 from pnpdiff.runs.single import run_recipe
 

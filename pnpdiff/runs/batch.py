@@ -54,9 +54,9 @@ import torch
 
 from pnpdiff.api import check_solve_memory, is_grey_rgb, resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, Recipe, recipe_to_dict
+from pnpdiff.costs import largest_fitting_batch
 from pnpdiff.errors import InputFileError, MemoryLimitError, OutputFolderError, PnPError, RecipeError
 from pnpdiff.io import IMAGE_SUFFIXES
-from pnpdiff.costs import largest_fitting_batch
 from pnpdiff.outputs import OutputFolder, file_sha256
 from pnpdiff.priors import load_prior
 from pnpdiff.runs.distributed import Ranks, distributed

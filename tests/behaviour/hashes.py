@@ -9,8 +9,9 @@ after it by ``tests/test_behaviour_hashes.py``: a refactor that changes what a r
 
 Floating-point results depend on the CPU's vector units and on the torch build, so the file records
 the machine it was made on and the comparison runs only on a machine with the same fingerprint.
-Everything runs on one CPU thread (see :func:`current`). Times (``seconds``), the output folder's absolute path and the manifest (its timestamp) are
-normalised away; everything else is hashed byte for byte.
+Everything runs on one CPU thread (see :func:`current`). Times (``seconds``), the output folder's
+absolute path and the manifest (its timestamp) are normalised away; everything else is hashed byte
+for byte.
 """
 
 from __future__ import annotations
