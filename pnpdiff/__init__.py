@@ -86,7 +86,7 @@ _OPERATOR_EXPORTS = {"Blur", "GaussianBlur", "Downsample", "Inpaint", "UniformBl
 
 #: sub-modules reachable as ``pnpdiff.<name>`` after a bare ``import pnpdiff`` (imported on first use)
 _LAZY_MODULES = {"metrics", "datasets", "baselines", "guidance", "training", "unet", "sampling", "posterior",
-                 "solvers", "priors", "memory", "recipes", "batch", "io", "peers", "errors"}
+                 "solvers", "priors", "memory", "costs", "checks", "config", "runs", "io", "errors"}
 
 
 def __getattr__(name: str) -> Any:

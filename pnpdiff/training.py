@@ -55,7 +55,22 @@ def ddpm_sigmas() -> Tensor:
 
 
 def draw_sigma(cfg: Any, n: int, gen: torch.Generator) -> Tensor:
-    """Noise levels of one batch, ``(n,)`` float32 on the CPU (see the module docstring)."""
+    """Noise levels of one batch (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's settings: ``sigma_sampling``, ``sigma_min``, ``sigma_max``.
+    n : int
+        The batch size.
+    gen : torch.Generator
+        The run's CPU generator.
+
+    Returns
+    -------
+    Tensor
+        ``(n,)`` float32 noise levels on the CPU, in ``[sigma_min, sigma_max]``.
+    """
     if cfg.sigma_sampling == "edm":
         s = torch.exp(-1.2 + 1.2 * torch.randn(n, generator=gen, dtype=torch.float64)) / 2
     else:
@@ -64,7 +79,22 @@ def draw_sigma(cfg: Any, n: int, gen: torch.Generator) -> Tensor:
 
 
 def loss_weight(prediction: str, sigma: Tensor, sigma_data: float) -> Tensor:
-    """``lambda(sigma)`` of the denoising loss ``lambda ||D - x0||^2`` for each parameterisation."""
+    """``lambda(sigma)`` of the denoising loss ``lambda ||D - x0||^2`` for each parameterisation.
+
+    Parameters
+    ----------
+    prediction : str
+        ``"edm"``, ``"x0"`` or ``"eps"``.
+    sigma : Tensor
+        The noise levels.
+    sigma_data : float
+        The standard deviation of the data.
+
+    Returns
+    -------
+    Tensor
+        The weights, shaped like ``sigma``.
+    """
     if prediction == "edm":
         return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
     if prediction == "x0":

@@ -59,14 +59,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("front", ("pnpdiff.cli", "pnpdiff", "pnpdiff.__main__")),
 )
 
-#: Modules of the old layout, at the layer they belong to until the refactor of issue 26 removes
-#: them (then delete these lines). Not listed in docs/architecture.md.
-TRANSITIONAL: dict[str, int] = {
-    "pnpdiff.recipes": 7,   # schema + runner in one file: the runner is the highest part
-    "pnpdiff.batch": 7,
-    "pnpdiff.peers": 6,
-    "pnpdiff.yamlfile": 6,
-}
+TRANSITIONAL: dict[str, int] = {}  # modules of an old layout on their way out (none now)
 
 FACADE = "pnpdiff"
 

@@ -376,6 +376,7 @@ def test_daps_operators_pnpdiff_does_not_have_are_refused(name: str, match: str)
     (lambda d: d["pixel"]["operator"].update(resolution=250), "^pixel.operator.resolution: 250 is not a multiple"),
     (lambda d: d["pixel"].pop("mcmc_sampler_config"), "^pixel.mcmc_sampler_config: missing"),
     (lambda d: d.update(steps=10), "^steps: a pnpdiff recipe key in a DAPS task config"),
+    (lambda d: d.update(task_group="pixel"), "^task_group: not a DAPS task group"),
 ])
 def test_daps_error_cases(edit, match: str) -> None:
     data = load_yaml(DAPS_PUBLISHED["down_sampling"])

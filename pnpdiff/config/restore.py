@@ -80,6 +80,7 @@ from pnpdiff.config.files import (
     read_recipe_data,
     resolve_path,
 )
+from pnpdiff.config.peers import translate
 from pnpdiff.errors import PnPError, RecipeError, UnknownNameError, UnknownRecipeNameError, ValueRangeError
 from pnpdiff.priors.registry import _parse
 from pnpdiff.priors.runtime import PRECISIONS
@@ -101,7 +102,7 @@ NOISE_KEYS = ("sigma_y", "seed")
 
 #: operators a recipe can build (the others take tensors or objects: use the Python API)
 RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
-                    "Identity", "SaturatedBlur")
+                    "Identity", "SaturatedBlur", "PhaseRetrieval")
 
 MASK_KINDS = ("random", "box", "freeform")
 
@@ -140,7 +141,7 @@ class Recipe:
     #: how the denoiser runs (``solve(precision=, compile=)``)
     precision: str = "fp32"
     compile: bool = False
-    #: the :class:`pnpdiff.peers.Translation` when the file was a DPS / DiffPIR config
+    #: the :class:`pnpdiff.config.peers.Translation` when the file was a DPS / DiffPIR / DAPS config
     translation: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -237,13 +238,11 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None, dat
     """Read and validate a recipe file (see the module docstring for keys and path rules).
 
     ``overrides`` are command-line ``KEY=VALUE`` strings applied before validation (see
-    :func:`apply_overrides`). A config of the DPS or DiffPIR code bases is translated first
-    (:mod:`pnpdiff.peers`; the translation is kept as ``recipe.translation``), so overrides are
+    :func:`apply_overrides`). A config of the DPS, DiffPIR or DAPS code bases is translated
+    first (:mod:`pnpdiff.config.peers`; the translation is kept as ``recipe.translation``), so overrides are
     pnpdiff keys in either case. ``data``: the file's parsed YAML when the caller has read it
     already (:func:`pnpdiff.config.load`).
     """
-    from pnpdiff.peers import translate
-
     p = Path(path).expanduser()
     if data is None:
         data = read_recipe_data(p)
@@ -251,7 +250,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None, dat
     if task in ("train", "train-classifier", "sample"):
         raise RecipeError(f"{p}: a task: {task} recipe, not a restoration; run it with python -m pnpdiff "
                           f"{'train ' if task == 'train' else 'train-classifier ' if task != 'sample' else ''}{p}")
-    translation = translate(data, p)  # a DPS or DiffPIR config: its pnpdiff recipe
+    translation = translate(data, p, recipe_keys=TOP_KEYS)  # a DPS, DiffPIR or DAPS config: its pnpdiff recipe
     if translation is not None:
         data = translation.recipe
     if overrides:

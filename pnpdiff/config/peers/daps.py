@@ -107,6 +107,9 @@ def translate_daps(data: dict[str, Any], source: Path | None = None) -> Translat
 
     group = _choose_group(b, data)
     for name in data:
+        if name != group and not isinstance(data[name], dict):
+            raise b.fail(name, f"not a DAPS task group (a mapping of mcmc_sampler_config and operator), got "
+                               f"{fmt(data[name])}")
         if name != group:
             what = DAPS_GROUPS.get(name, "another task group")
             b.ignored(name, "{...}", f"DAPS reads this group only with task_group={name}: {what}")
