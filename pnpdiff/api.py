@@ -862,15 +862,3 @@ def check_solve_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev:
     need = costs.estimate_solve_bytes(tuple(x_shape), tuple(y_shape), prior, method, dtype, steps=steps) + int(extra)
     what = f"{memory.describe_shape(x_shape)} with {method} and the '{getattr(prior, 'name', 'custom')}' prior"
     memory.check_memory(need, dev, what=what, limit=max_memory, advice=costs.memory_advice(method))
-
-
-# old names, removed by the lead after the move
-_device = resolve_device
-_check_memory = check_solve_memory
-_is_grey_rgb = is_grey_rgb
-_acts_per_channel = acts_per_channel
-_check_option = check_option
-_check_schedule_options = check_schedule_options
-_as_operator = resolve_operator
-_SET_BY_SOLVE = SET_BY_SOLVE
-_SCHEDULE_KEYS = SCHEDULE_KEYS

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import yaml
 
-from pnpdiff import checks, config, env, memory, operators, runs
+from pnpdiff import checks, config, costs, env, memory, operators, runs
 from pnpdiff._version import __version__
 from pnpdiff.api import resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, RECIPE_OPERATORS, Recipe, recipe_to_dict
@@ -439,7 +439,7 @@ def _batch_size_text(recipe: Recipe, todo: list) -> str:
     # loaded, as the real run sizes them; a budget read from the free memory is read there after
     # loading, so the weights still to load count here
     fixed = recipe.max_memory is not None or env.max_memory() is not None
-    extra = -memory.prior_weights_bytes(recipe.prior_name) if fixed else 0
+    extra = -costs.prior_weights_bytes(recipe.prior_name) if fixed else 0
     dev = resolve_device(recipe.device, torch.empty(0))
     sizes = batch_sizes(recipe, todo, recipe.prior_name, dev, world, extra=extra)
     if len(sizes) == 1:
