@@ -39,7 +39,7 @@ from typing import Any
 import torch
 import yaml
 
-from pnpdiff import checks, config, costs, env, memory, operators, runs
+from pnpdiff import checks, config, costs, env, operators, runs
 from pnpdiff._version import __version__
 from pnpdiff.api import resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, RECIPE_OPERATORS, Recipe, recipe_to_dict
