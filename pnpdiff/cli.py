@@ -258,10 +258,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _close_bars() -> None:
-    """Close the progress bars a stopped run left open, so that its last line starts a line."""
+    """Close the progress bars a stopped run left open, so that its last line starts a line.
+
+    A bar stopped inside its constructor, after drawing itself but before it noted the time of
+    that drawing (a signal arriving just then), is one that ``close()`` does not clear: it is
+    cleared here as ``close()`` would (before, the last line was glued to the end of the bar)."""
     tqdm = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
         try:
+            if not getattr(bar, "disable", True) and not hasattr(bar, "last_print_t"):
+                pos = abs(getattr(bar, "pos", 0))
+                if bar.display(msg="", pos=pos) and not pos:
+                    bar.fp.write("\r")
             bar.close()
         except Exception:  # noqa: BLE001 - a bar that cannot close is only cosmetic
             pass
