@@ -80,17 +80,12 @@ from pnpdiff.config.files import (
     read_recipe_data,
     resolve_path,
 )
+from pnpdiff.config.keys import TOP_KEYS
 from pnpdiff.config.peers import translate
 from pnpdiff.errors import PnPError, RecipeError, UnknownNameError, UnknownRecipeNameError, ValueRangeError
 from pnpdiff.priors.registry import _parse
 from pnpdiff.priors.runtime import PRECISIONS
 from pnpdiff.solvers import SOLVERS
-
-TOP_KEYS = (
-    "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
-    "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
-    "samples", "precision", "compile",
-)
 
 #: the ``batch_size`` of a batch run that picks, per image shape, the largest batch that fits the memory budget
 AUTO_BATCH = "auto"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pnpdiff import checks
+from pnpdiff.config.keys import TOP_KEYS
 from pnpdiff.errors import RecipeError
 
 __all__ = ["Row", "Translation", "Builder", "fmt", "RECIPE_KEYS", "top_keys"]
@@ -26,11 +27,8 @@ Row = tuple[str, str, str, str]
 #: (:func:`pnpdiff.config.peers.translate`'s ``recipe_keys``). A copy of
 #: ``pnpdiff.config.restore.TOP_KEYS``, which this package may not import (``config.restore``
 #: imports it: an import cycle); ``tests/test_peers_detect.py`` checks that the two agree.
-RECIPE_KEYS: tuple[str, ...] = (
-    "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
-    "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
-    "samples", "precision", "compile",
-)
+#: the top-level keys of a pnpdiff recipe (:data:`pnpdiff.config.keys.TOP_KEYS`, the same tuple)
+RECIPE_KEYS: tuple[str, ...] = TOP_KEYS
 
 
 def top_keys(keys: Sequence[str] | None) -> tuple[str, ...]:
