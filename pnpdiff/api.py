@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff import costs, memory, operators, schedules
+from pnpdiff import costs, memory, operators, problem, schedules
 from pnpdiff.checks import MAX_COUNT, MAX_PARTICLES, MAX_SEED, MAX_SIDE, MAX_SIGMA_Y, MAX_STEPS
 from pnpdiff.errors import (
     MemoryLimitError,
@@ -43,6 +43,7 @@ from pnpdiff.solvers.descriptor import DerivedTable
 
 __all__ = ["solve", "task_of", "default_method", "default_options", "default_steps", "DEFAULTS", "OPTION_RANGES",
            "MAX_STEPS", "MAX_SIGMA_Y"]
+__all__ += ["choose_method"]
 __all__ += ["resolve_device", "resolve_operator", "check_solve_memory", "check_option", "check_schedule_options",
             "is_grey_rgb", "acts_per_channel", "measurement_range", "SET_BY_SOLVE", "SCHEDULE_KEYS"]
 
@@ -187,6 +188,58 @@ def default_method(task: str) -> str:
         return "dps"
     return "mmse" if task == "denoise" and "mmse" in SOLVERS else "diffpir"
 
+
+
+def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: Any,
+                  options: Mapping[str, Any] | None = None) -> problem.Choice:
+    """What ``solve`` runs when no method is named: :func:`pnpdiff.problem.choose` on the problem.
+
+    Parameters
+    ----------
+    operator : operator
+        The resolved operator.
+    y : Tensor
+        The measurement (its shape gives ``x``'s; its noise level is estimated when ``sigma_y``
+        is None).
+    sigma_y : float or None
+        The noise level, if known.
+    prior : Prior
+        The prior (its name and noise range).
+    options : mapping, optional
+        The caller's solver options: options the rule's method does not take (e.g. DiffPIR's
+        ``zeta`` where the rule picks HQS) keep the task's default method, which takes them.
+
+    Returns
+    -------
+    pnpdiff.problem.Choice
+    """
+    task = task_of(operator)
+    fallback = default_method(task)
+    x_shape = tuple(y.shape)
+    if callable(getattr(operator, "x_shape", None)):
+        try:
+            x_shape = tuple(operator.x_shape(tuple(y.shape)))
+        except (PnPError, RuntimeError, TypeError, ValueError):
+            pass
+    sig = float(sigma_y) if sigma_y is not None else (estimate_noise_level(y) if y.dim() >= 2 else 0.0)
+    choice = problem.choose(operator, x_shape, sig, task, fallback,
+                            float(getattr(prior, "sigma_max", math.inf) or math.inf))
+    if options and choice.method != fallback:
+        params = inspect.signature(SOLVERS[choice.method]).parameters
+        foreign = sorted(k for k in options if k not in SCHEDULE_KEYS and k not in params)
+        if foreign:
+            return problem.Choice(fallback, {}, "task default", choice.informative, sig,
+                                  f"the options {', '.join(foreign)} are {fallback}'s: the task's default method")
+    return choice
+
+
+def _defaults(plan: Any) -> dict[str, Any]:
+    """The settings a solve starts from: the method's defaults, then the rule's (no method named)."""
+    name = getattr(plan.prior, "name", "custom")
+    base = default_options(name, task_of(plan.operator), plan.method)
+    if plan.rule is not None and plan.rule.method == plan.method:
+        base = {**base, **plan.rule.options}
+    return base
 
 #: ranges of the integer arguments and recipe keys, one place for ``solve``, ``sample`` and recipes
 #: (docs/recipes.md lists them; defined in :mod:`pnpdiff.checks`): ``steps`` 1 .. MAX_STEPS (a
@@ -511,6 +564,8 @@ def solve(
     classifier_scale: float | None = None,
     precision: str = "fp32",
     compile: bool = False,
+    calibrate: bool = False,
+    return_info: bool = False,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -565,6 +620,17 @@ def solve(
         (:mod:`pnpdiff.priors.runtime`).
     compile : bool
         Run the denoiser through ``torch.compile`` (cached per shape; pays off on long solves).
+    calibrate : bool
+        Choose the settings from a few candidates using only ``y``, the operator and ``sigma_y``
+        (:mod:`pnpdiff.calibrate`: Stein's unbiased risk estimate, projected where the operator
+        has a spectral view, with the divergence by random probes; or the discrepancy principle).
+        Costs one solve per candidate and per probe; what was chosen and why is in the info
+        (``return_info=True``). Not for ``method="smc"`` or guided solves.
+    return_info : bool
+        Return ``(x_hat, info)``: ``info`` is a dict of what ran -- ``method``, its ``options``,
+        ``steps``, ``sigma_y``, ``rule`` (why the method was chosen, when ``method`` was not
+        given: :mod:`pnpdiff.problem`), ``calibration`` (the candidates' scores and the
+        choice) and ``denoiser_calls``.
     **options
         Solver hyper-parameters (e.g. ``lam``, ``zeta`` for DiffPIR), ``schedule`` (a name from
         :mod:`pnpdiff.schedules` or an explicit decreasing tensor of sigmas) and its range
@@ -573,7 +639,8 @@ def solve(
 
     Returns
     -------
-    The restored image, of the same kind as ``y`` (a path gives a PIL image).
+    The restored image, of the same kind as ``y`` (a path gives a PIL image); with
+    ``return_info=True`` the pair ``(image, info)``.
 
     Raises
     ------
@@ -595,9 +662,12 @@ def solve(
     plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
                           guidance={"label": label, "cfg": cfg, "classifier": classifier,
                                     "classifier_scale": classifier_scale},
-                          precision=precision, compile=compile, options=options)
+                          precision=precision, compile=compile, options=options, calibrate=calibrate)
     _check_solve(plan)
-    return _run_solve(plan, stacklevel=3)
+    out, info = _run_solve(plan, stacklevel=3)
+    if not isinstance(return_info, bool):
+        raise ValueRangeError(f"return_info must be true or false, got {return_info!r}")
+    return (out, info) if return_info else out
 
 
 @dataclass
@@ -627,11 +697,14 @@ class _SolvePlan:
     start_shape: torch.Size | None = None  # a nonlinear operator's x shape that differs from y's
     schedule_steps: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    rule: problem.Choice | None = None  # what the rule chose when no method was named
+    calibrate: bool = False
 
 
 def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps: int | None, sigma_y: float | None,
                    seed: int | Sequence[int] | None, device: Any, progress: bool, max_memory: int | str | None, *,
-                   guidance: dict[str, Any], precision: str, compile: bool, options: dict[str, Any]) -> _SolvePlan:
+                   guidance: dict[str, Any], precision: str, compile: bool, options: dict[str, Any],
+                   calibrate: bool = False) -> _SolvePlan:
     """Step 1 of ``solve``: read every argument (each checked as it is read) and resolve the names:
     the prior, the measurement as a tensor, the device, the operator, the method and its options."""
     if method is not None and (not isinstance(method, str) or method not in SOLVERS):
@@ -647,6 +720,8 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
         seed = check_int("seed", seed, minimum=0, maximum=MAX_SEED)
     if not isinstance(progress, bool):
         raise ValueRangeError(f"progress must be true or false, got {progress!r}")
+    if not isinstance(calibrate, bool):
+        raise ValueRangeError(f"calibrate must be true or false, got {calibrate!r}")
     check_schedule_options(options)
     prior_obj = load_prior(prior)
     data_range = getattr(prior_obj, "data_range", (0.0, 1.0))
@@ -662,8 +737,10 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
     dev = resolve_device(device, x_y)
     check_range(x_y, "y", measurement_range(operator, data_range), sigma_y)
     op = resolve_operator(operator)
+    rule = None
     if method is None:
-        method = default_method(task_of(op))
+        rule = choose_method(op, x_y, sigma_y, prior_obj, options)
+        method = rule.method
     solver = SOLVERS[method]
     params = inspect.signature(solver).parameters
     for key in options:
@@ -681,7 +758,7 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
     return _SolvePlan(y=x_y, back=back, operator=op, prior=prior_obj, method=method, solver=solver, params=params,
                       options=options, device=dev, data_range=data_range, steps=n_steps_arg, sigma_y=sigma_y,
                       seed=seed, seeds=seeds, progress=progress, max_memory=max_memory, guidance=guidance,
-                      precision=precision, compile=compile)
+                      precision=precision, compile=compile, rule=rule, calibrate=calibrate)
 
 
 def _check_solve(plan: _SolvePlan) -> None:
@@ -721,7 +798,7 @@ def _check_solve(plan: _SolvePlan) -> None:
         options["x_init"] = x_init.detach().to(dev, x_y.dtype).expand(x_shape).clone()
     schedule_arg = options.get("schedule")
     n_sched = (int(schedule_arg.numel()) if torch.is_tensor(schedule_arg) else plan.steps
-               or default_steps(getattr(prior_obj, "name", "custom"), task_of(op), plan.method))
+               or int(_defaults(plan).get("steps", FALLBACK_STEPS)))
     mem_shape, extra = tuple(x_shape), 0
     info = descriptor(plan.method)
     if info is not None and info.plan_memory is not None:
@@ -765,13 +842,6 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
     if grey_rgb:
         x_y = x_y.mean(1, keepdim=True)
 
-    params = plan.params
-    opts = {**default_options(getattr(prior_obj, "name", "custom"), task_of(op), method), **options}
-    n_steps = plan.steps if plan.steps is not None else int(opts.get("steps", FALLBACK_STEPS))
-    schedule = opts.get("schedule", "ddpm")
-    sched_max, sched_min = opts.get("schedule_max"), opts.get("schedule_min")
-    opts = {k: v for k, v in opts.items() if k in params and k not in SET_BY_SOLVE}
-
     sigma_y = plan.sigma_y
     if sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
@@ -786,48 +856,81 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
             PnPWarning,
             stacklevel=stacklevel,
         )
-
-    if torch.is_tensor(schedule):
-        sigmas = schedule.to(torch.float64)
-    else:
-        p_min = float(getattr(prior_obj, "sigma_min", 0.0) or 0.0)
-        p_max = float(getattr(prior_obj, "sigma_max", 40.0))
-        s_max = min(float(sched_max), p_max) if sched_max is not None else p_max
-        if sched_min == "sigma_y":  # end at the measurement's noise level (DPIR), at least 1/255
-            sched_min = max(float(sigma_y), 1 / 255)
-        s_min = max(float(sched_min), p_min) if sched_min is not None else (p_min or None)
-        if s_min is not None:
-            s_min = min(s_min, s_max)
-        sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
-    generator: torch.Generator | list[torch.Generator] | None = None
-    if plan.seeds is not None:
-        if len(plan.seeds) != x_y.shape[0]:
-            raise ShapeError(f"{len(plan.seeds)} seeds for a batch of {x_y.shape[0]} images; give one seed per image")
-        generator = [torch.Generator(device=dev).manual_seed(s) for s in plan.seeds]
-    elif plan.seed is not None:
-        generator = torch.Generator(device=dev).manual_seed(int(plan.seed))
-    if plan.start_shape is not None and "x_init" in params and opts.get("x_init") is None:
-        # a forward model whose x differs in shape from y: start from the prior's mean in x's shape
-        # (what the solver starts from for a y-shaped x)
-        opts["x_init"] = prior_obj.data_moments(torch.empty(plan.start_shape, device=dev, dtype=x_y.dtype))[0].clone()
     # every denoiser call is checked for NaN / inf (the prior's, or the iterate's), and so is the result
     op_name = type(op).__name__ if isinstance(op, torch.nn.Module) else getattr(op, "__name__", type(op).__name__)
     prior_obj = FiniteGuard(prior_obj, method, op_name)
-    try:
-        out = plan.solver(x_y, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=plan.progress,
-                          **opts)
-    except torch.OutOfMemoryError:
-        raise MemoryLimitError(
-            f"the {method} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
-            f"use a smaller image, a method without backpropagation ({', '.join(costs.NO_BACKPROP_ALTERNATIVES)}) "
-            "or a device with more memory"
-        ) from None
-    check_finite_result(out, method, op_name)
+    seed = plan.seed
+    if plan.calibrate and seed is None and plan.seeds is None:
+        # every candidate and probe must see the same noise (SURE differentiates y -> x_hat)
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+
+    def run(y_in: torch.Tensor, name: str, settings: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One solve of ``y_in`` with method ``name`` and ``settings`` (defaults included)."""
+        solver = SOLVERS[name]
+        params = inspect.signature(solver).parameters
+        n_steps = plan.steps if plan.steps is not None else int(settings.get("steps", FALLBACK_STEPS))
+        schedule = settings.get("schedule", "ddpm")
+        sched_max, sched_min = settings.get("schedule_max"), settings.get("schedule_min")
+        opts = {k: v for k, v in settings.items() if k in params and k not in SET_BY_SOLVE}
+        if torch.is_tensor(schedule):
+            sigmas = schedule.to(torch.float64)
+        else:
+            p_min = float(getattr(prior_obj, "sigma_min", 0.0) or 0.0)
+            p_max = float(getattr(prior_obj, "sigma_max", 40.0))
+            s_max = min(float(sched_max), p_max) if sched_max is not None else p_max
+            if sched_min == "sigma_y":  # end at the measurement's noise level (DPIR), at least 1/255
+                sched_min = max(float(sigma_y), 1 / 255)
+            s_min = max(float(sched_min), p_min) if sched_min is not None else (p_min or None)
+            if s_min is not None:
+                s_min = min(s_min, s_max)
+            sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
+        generator: torch.Generator | list[torch.Generator] | None = None
+        if plan.seeds is not None:
+            if len(plan.seeds) != y_in.shape[0]:
+                raise ShapeError(f"{len(plan.seeds)} seeds for a batch of {y_in.shape[0]} images; give one seed per "
+                                 "image")
+            generator = [torch.Generator(device=dev).manual_seed(s) for s in plan.seeds]
+        elif seed is not None:
+            generator = torch.Generator(device=dev).manual_seed(int(seed))
+        if plan.start_shape is not None and "x_init" in params and opts.get("x_init") is None:
+            # a forward model whose x differs in shape from y: start from the prior's mean in x's shape
+            # (what the solver starts from for a y-shaped x)
+            opts["x_init"] = prior_obj.data_moments(
+                torch.empty(plan.start_shape, device=dev, dtype=y_in.dtype))[0].clone()
+        try:
+            out = solver(y_in, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=plan.progress,
+                         **opts)
+        except torch.OutOfMemoryError:
+            raise MemoryLimitError(
+                f"the {name} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
+                f"use a smaller image, a method without backpropagation "
+                f"({', '.join(costs.NO_BACKPROP_ALTERNATIVES)}) or a device with more memory"
+            ) from None
+        check_finite_result(out, name, op_name)
+        if plan.data_range is not None:
+            out = out.clamp(*plan.data_range)
+        shown = {k: v for k, v in settings.items() if k in params or k in SCHEDULE_KEYS}
+        shown = {k: (v if isinstance(v, (int, float, str, bool)) or v is None else type(v).__name__)
+                 for k, v in shown.items() if k not in ("callback", "x_init")}
+        return out, {"method": name, "steps": int(sigmas.numel() - 1 if torch.is_tensor(schedule) else n_steps),
+                     "options": shown}
+
+    settings = {**_defaults(plan), **options}
+    calibration = None
+    if plan.calibrate:
+        from pnpdiff.calibrate import calibrate_solve  # L5, imported here to keep the import graph flat
+
+        out, ran, calibration = calibrate_solve(x_y, op, float(sigma_y), method, settings, plan, run)
+    else:
+        out, ran = run(x_y, method, settings)
     if grey_rgb:
         out = out.expand(-1, 3, -1, -1)
-    if plan.data_range is not None:
-        out = out.clamp(*plan.data_range)
-    return plan.back(out)
+    info = {**ran, "sigma_y": float(sigma_y), "sigma_y_estimated": plan.sigma_y is None,
+            "rule": None if plan.rule is None else plan.rule.reason,
+            "regime": None if plan.rule is None else plan.rule.regime,
+            "informative_fraction": None if plan.rule is None else plan.rule.informative,
+            "calibration": calibration, "denoiser_calls": int(prior_obj.calls)}
+    return plan.back(out), info
 
 
 def check_solve_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,

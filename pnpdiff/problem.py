@@ -1,0 +1,237 @@
+"""What ``solve`` runs when no method is named: settings chosen from the problem, not a benchmark.
+
+The rule reads only what is known without the ground truth -- the task the operator declares, its
+spectrum, the noise level ``sigma_y`` (given, or estimated from ``y``) and the prior's range -- and
+reduces the spectrum to one number, the **informative fraction**
+
+    d = the share of the singular values s of A (zeros on the null space included, one per
+        coefficient of x) with s / s_max > REL = 0.1,
+
+the part of the image the measurement sees at better than -20 dB of its best gain (for a circular
+blur ``s`` is the modulus of the transfer function, for a mask the observed pixels, for
+``Downsample(f)`` at most ``1 / f^2`` of the coefficients; a blur with another boundary is read
+through its kernel's transfer function on the image's grid, a downsampler without a spectral view
+as ``1 / f^2``). Then, for a denoiser prior (noise levels up to at most 1, e.g. ``natural``):
+
+==========  =====================================  ==========================================
+task        when                                   runs
+==========  =====================================  ==========================================
+denoise     always                                 ``mmse``: one denoiser call at ``sigma_y``
+deblur      ``d >= 0.2``                           HQS (``dpir``), lam 0.23, 8 steps (16 if d < 0.5)
+deblur      ``d < 0.2`` and ``sigma_y < 0.04``     ``diffpir``, lam 0.5, zeta 1, 20 steps
+deblur      ``d < 0.2`` and ``sigma_y >= 0.04``    HQS, lam 0.1, 24 steps
+sr          ``0.03 <= d < 0.1``, ``sigma_y < 0.04``  ``diffpir``, lam 0.5, zeta 1, 20 steps
+sr          otherwise                              HQS, lam 0.1, 24 steps
+inpaint     always                                 HQS, lam 0.05, 40 steps
+==========  =====================================  ==========================================
+
+In a paragraph: where the measurement determines most of the image (a mild blur), half-quadratic
+splitting with DPIR's own settings is best -- a diffusion sampler's re-noising only throws the data
+away; where most of the image must come from the prior (a heavy blur, x4 super-resolution at low
+noise), DiffPIR's stochastic sampling pays. A spectrum that is all-or-nothing (a mask, a
+decimation) has no weak band whose noise a data step could amplify, so it takes a weaker coupling
+to the denoiser (a smaller ``lam``: the data step trusts ``y`` where it sees anything) and more
+steps to carry what it sees into the holes. More noise moves the heavy problems back to HQS.
+Every choice keeps the cost within 1.5 times the 20 (50 for inpainting) denoiser calls of the
+previous default. Any other prior (a diffusion model over the whole noise range), an operator
+without a spectral view and the other tasks keep the task's default method
+(:func:`pnpdiff.api.default_method`) with its defaults.
+
+The thresholds come from a sweep of 10 blurs, 6 super-resolutions and 4 masks x 3 noise levels on
+3 tuning photos at 128 px and the tuning half of ``tests/benchmarks/generalisation.py``; the tables
+are in ``docs/quality.md`` ("Defaults from the problem").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from pnpdiff.errors import PnPError
+
+__all__ = ["REL", "RULE", "Choice", "informative_fraction", "relative_spectrum", "choose"]
+
+#: a coefficient counts as seen when its gain is above REL times the operator's best (-20 dB)
+REL = 0.1
+#: the thresholds and settings of the rule (the module's table), one place
+RULE: dict[str, Any] = {
+    "deblur_well_posed": 0.2,  # d at or above: HQS with DPIR's lam
+    "deblur_many": 0.5,  # d at or above: 8 steps, below 16
+    "noisy": 0.04,  # sigma_y at or above: the ill-posed problems go back to HQS
+    "sr_diffpir": (0.03, 0.1),  # d in [lo, hi) and not noisy: DiffPIR
+    "hqs_paper": {"lam": 0.23},
+    "hqs_weak": {"lam": 0.1, "steps": 24},
+    "hqs_inpaint": {"lam": 0.05, "steps": 40},
+    "diffpir": {"lam": 0.5, "zeta": 1.0, "steps": 20, "schedule": "ddpm"},
+}
+#: DPIR's schedule: log-spaced from 49/255 down to sigma_y
+HQS_SCHEDULE = {"schedule": "geometric", "schedule_max": 49 / 255, "schedule_min": "sigma_y"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the rule chose, and why.
+
+    Attributes
+    ----------
+    method : str
+        The solver.
+    options : dict
+        Its settings (``steps`` included); ``solve``'s own arguments override them.
+    regime : str
+        ``"denoise"``, ``"well-posed"``, ``"ill-posed"`` or ``"task default"``.
+    informative : float or None
+        The informative fraction ``d`` (None without a spectral view).
+    sigma_y : float
+        The noise level the rule read.
+    reason : str
+        One line for people.
+    """
+
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    regime: str = "task default"
+    informative: float | None = None
+    sigma_y: float = 0.0
+    reason: str = ""
+
+
+def relative_spectrum(operator: Any, x_shape: Sequence[int]) -> torch.Tensor | None:
+    """The singular values of ``A`` over one image's ``n`` coefficients, divided by the largest.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        The degradation.
+    x_shape : sequence of int
+        Shape of the image ``x`` (``(B, C, H, W)``; only one image is read).
+
+    Returns
+    -------
+    Tensor or None
+        Float64 values in [0, 1], one per coefficient of one image (zeros on the null space);
+        None when the operator offers no spectral view (no SVD, not a convolution).
+    """
+    shape = tuple(int(v) for v in x_shape)
+    if len(shape) != 4:
+        return None
+    one = (1, *shape[1:])
+    s: torch.Tensor | None = None
+    try:
+        if getattr(operator, "has_svd", False):
+            s = torch.as_tensor(operator.singular_values(one)).to(torch.float64).expand(one).reshape(-1)
+        elif torch.is_tensor(getattr(operator, "kernel", None)) and getattr(operator, "boundary", None) is not None:
+            # a blur with another boundary: its kernel's transfer function on the image's grid
+            k = operator.kernel.detach().to(torch.float64)
+            k = k if k.ndim == 3 else k.reshape(1, *k.shape[-2:])
+            c, kh, kw = k.shape
+            h, w = shape[-2:]
+            if kh > h or kw > w:
+                return None
+            pad = torch.zeros(c, h, w, dtype=torch.float64, device=k.device)
+            pad[:, :kh, :kw] = k
+            s = torch.fft.fft2(pad).abs().expand(shape[1], h, w).reshape(-1)
+    except (PnPError, RuntimeError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+    if s is None or s.numel() == 0:
+        return None
+    s_max = float(s.max())
+    if not math.isfinite(s_max) or s_max <= 0:
+        return None
+    return s / s_max
+
+
+def informative_fraction(operator: Any, x_shape: Sequence[int], rel: float = REL) -> float | None:
+    """The rule's one number ``d``: the share of coefficients with ``s / s_max > rel``.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        The degradation.
+    x_shape : sequence of int
+        Shape of ``x``.
+    rel : float
+        The relative gain a coefficient needs to count.
+
+    Returns
+    -------
+    float or None
+        ``d`` in [0, 1]; None without a spectral view (a downsampler without one: ``1 / f^2``).
+    """
+    spectrum = relative_spectrum(operator, x_shape)
+    if spectrum is not None:
+        return float((spectrum > rel).to(torch.float64).mean())
+    factor = getattr(operator, "factor", None)
+    if getattr(operator, "task", None) == "sr" and isinstance(factor, (int, float)) and factor >= 1:
+        return 1.0 / float(factor) ** 2
+    return None
+
+
+def _hqs(extra: dict[str, Any], steps: int | None = None) -> dict[str, Any]:
+    opts = {**HQS_SCHEDULE, **extra}
+    if steps is not None:
+        opts["steps"] = steps
+    return opts
+
+
+def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fallback: str,
+           prior_sigma_max: float = 75 / 255) -> Choice:
+    """The method and settings ``solve`` runs when no method is named (the module's table).
+
+    Parameters
+    ----------
+    operator : LinearOperator or callable
+        The degradation.
+    x_shape : sequence of int
+        Shape of ``x``.
+    sigma_y : float
+        Noise level (given or estimated), [0, 1] units.
+    task : str
+        The operator's task (:func:`pnpdiff.api.task_of`).
+    fallback : str
+        The task's default method, run when the rule does not apply.
+    prior_sigma_max : float
+        The prior's largest noise level: the rule is for denoiser priors (at most 1).
+
+    Returns
+    -------
+    Choice
+    """
+    sigma_y = float(sigma_y)
+    r = RULE
+    if task == "denoise":
+        return Choice("mmse", {}, "denoise", None, sigma_y, "denoising: one denoiser call at sigma_y (Tweedie)")
+    if not (prior_sigma_max <= 1.0):
+        return Choice(fallback, {}, "task default", None, sigma_y,
+                      f"a prior over noise levels up to {prior_sigma_max:.4g}: the task's default method {fallback}")
+    if task not in ("deblur", "sr", "inpaint") or not hasattr(operator, "adjoint"):
+        return Choice(fallback, {}, "task default", None, sigma_y, f"task '{task}': its default method {fallback}")
+    d = informative_fraction(operator, x_shape)
+    if task == "inpaint":  # a mask: always the same (its d is the observed share, reported only)
+        opts = _hqs(r["hqs_inpaint"])
+        share = "" if d is None else f" ({100 * d:.1f} % observed)"
+        return Choice("dpir", opts, "mask", d, sigma_y,
+                      f"inpainting{share}: HQS, lam {opts['lam']}, {opts['steps']} steps")
+    if d is None:
+        return Choice(fallback, {}, "task default", None, sigma_y,
+                      f"no spectral view of {type(operator).__name__}: the task's default method {fallback}")
+    noisy = sigma_y >= r["noisy"]
+    seen = f"d = {100 * d:.1f} % of the spectrum above {100 * REL:g} % of its peak, sigma_y = {sigma_y:.4g}"
+    if task == "deblur" and d >= r["deblur_well_posed"]:
+        steps = 8 if d >= r["deblur_many"] else 16
+        opts = _hqs(r["hqs_paper"], steps)
+        return Choice("dpir", opts, "well-posed", d, sigma_y,
+                      f"mild blur ({seen}): HQS with DPIR's lam {opts['lam']}, {steps} steps")
+    lo, hi = r["sr_diffpir"]
+    if not noisy and (task == "deblur" or lo <= d < hi):
+        opts = dict(r["diffpir"])
+        return Choice("diffpir", opts, "ill-posed", d, sigma_y,
+                      f"ill posed ({seen}): diffpir, lam {opts['lam']}, zeta {opts['zeta']}, {opts['steps']} steps")
+    opts = _hqs(r["hqs_weak"])
+    why = "noisy and ill posed" if noisy and task == "deblur" else ("super-resolution" if task == "sr" else "ill posed")
+    return Choice("dpir", opts, "weak coupling", d, sigma_y,
+                  f"{why} ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
