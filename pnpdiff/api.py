@@ -583,9 +583,13 @@ def solve(
         the file), ``"name:/path/to/checkpoint"``, a :class:`~pnpdiff.Prior`, a deepinv denoiser
         or a callable ``(x, sigma) -> x0``.
     method : str, optional
-        Solver name, a key of :data:`pnpdiff.solvers.SOLVERS`. Default: ``"mmse"`` (the prior's
-        posterior mean at ``sigma_y``, one denoiser call) for denoising (``Identity``), else
-        ``"diffpir"``.
+        Solver name, a key of :data:`pnpdiff.solvers.SOLVERS`, or ``"auto"``. Default (or
+        ``"auto"``): chosen from the problem by :func:`pnpdiff.problem.choose` -- ``"mmse"`` (the
+        prior's posterior mean at ``sigma_y``, one denoiser call) for denoising (``Identity``);
+        for a denoiser prior such as ``"natural"``, half-quadratic splitting (``"dpir"``) or
+        ``"diffpir"`` with settings read from the operator's spectrum and ``sigma_y``; the task's
+        default method (``"diffpir"``, ``"dps"`` for a nonlinear model) otherwise. What was chosen
+        and why: ``return_info=True``.
     steps : int, optional
         Number of denoiser evaluations; default per task and method.
     sigma_y : float, optional
@@ -659,14 +663,14 @@ def solve(
     its noise is copied across the channels too, which a colour denoiser would under-estimate
     by ``sqrt(3)`` on the grey axis.
     """
+    if not isinstance(return_info, bool):
+        raise ValueRangeError(f"return_info must be true or false, got {return_info!r}")
     plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
                           guidance={"label": label, "cfg": cfg, "classifier": classifier,
                                     "classifier_scale": classifier_scale},
                           precision=precision, compile=compile, options=options, calibrate=calibrate)
     _check_solve(plan)
     out, info = _run_solve(plan, stacklevel=3)
-    if not isinstance(return_info, bool):
-        raise ValueRangeError(f"return_info must be true or false, got {return_info!r}")
     return (out, info) if return_info else out
 
 
@@ -707,6 +711,8 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
                    calibrate: bool = False) -> _SolvePlan:
     """Step 1 of ``solve``: read every argument (each checked as it is read) and resolve the names:
     the prior, the measurement as a tensor, the device, the operator, the method and its options."""
+    if method == "auto":  # chosen from the problem (pnpdiff.problem), as when no method is named
+        method = None
     if method is not None and (not isinstance(method, str) or method not in SOLVERS):
         raise UnknownNameError(f"unknown method {method!r}; known: {', '.join(sorted(SOLVERS))}")
     n_steps_arg = None if steps is None else check_int("steps", steps, minimum=1, maximum=MAX_STEPS)
@@ -918,9 +924,7 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
     settings = {**_defaults(plan), **options}
     calibration = None
     if plan.calibrate:
-        from pnpdiff.calibrate import calibrate_solve  # L5, imported here to keep the import graph flat
-
-        out, ran, calibration = calibrate_solve(x_y, op, float(sigma_y), method, settings, plan, run)
+        out, ran, calibration = _calibrate_solve(plan, x_y, float(sigma_y), settings, run)
     else:
         out, ran = run(x_y, method, settings)
     if grey_rgb:
@@ -931,6 +935,47 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
             "informative_fraction": None if plan.rule is None else plan.rule.informative,
             "calibration": calibration, "denoiser_calls": int(prior_obj.calls)}
     return plan.back(out), info
+
+
+def _calibrate_solve(plan: _SolvePlan, y: torch.Tensor, sigma_y: float, settings: dict[str, Any],
+                     run: Callable[[torch.Tensor, str, dict[str, Any]], tuple[torch.Tensor, dict[str, Any]]]
+                     ) -> tuple[torch.Tensor, dict[str, Any], dict[str, Any]]:
+    """``solve(calibrate=True)``: run each candidate of :func:`pnpdiff.problem.candidates` (the
+    caller's own options fixed in all of them; with a named method, only that method's rows) and
+    keep the one :func:`pnpdiff.calibrate.select` scores best from ``y``, ``A`` and ``sigma_y``."""
+    if plan.method == "smc" or any(v is not None for v in plan.guidance.values()):
+        raise ValueRangeError("calibrate=True chooses among point-estimate settings; it does not apply to "
+                              "method 'smc' or to guided solves")
+    task = task_of(plan.operator)
+    choice = plan.rule or problem.Choice(plan.method, {}, "named", None, sigma_y, f"method {plan.method!r} named")
+    name = getattr(plan.prior, "name", "custom")
+    cands: list[dict[str, Any]] = []
+    for m, opts in problem.candidates(choice, task):
+        if plan.rule is None and m != plan.method:
+            continue
+        full = {"method": m, **default_options(name, task, m), **opts, **plan.options}
+        if plan.steps is not None:
+            full["steps"] = plan.steps
+        if all(full != c for c in cands):
+            cands.append(full)
+    if not cands:
+        cands = [{"method": plan.method, **settings}]
+    last: dict[str, Any] = {}
+
+    def f(y_in: torch.Tensor, cand: dict[str, Any]) -> torch.Tensor:
+        m = cand["method"]
+        out, last["ran"] = run(y_in, m, {k: v for k, v in cand.items() if k != "method"})
+        return out
+
+    from pnpdiff.calibrate import select as select_calibration  # (L5; only calibrated solves need it)
+
+    cal = select_calibration(y, plan.operator, sigma_y, cands, f)
+    best = cands[cal.index]
+    ran = {"method": best["method"], "steps": int(best.get("steps", FALLBACK_STEPS)) if plan.steps is None
+           else int(plan.steps),
+           "options": {k: v for k, v in best.items() if k != "method" and isinstance(v, (int, float, str, bool))}}
+    shown = cal.as_dict() if hasattr(cal, "as_dict") else {"reason": cal.reason}
+    return cal.x_hat, ran, shown
 
 
 def check_solve_memory(x_shape: Any, y_shape: Any, prior: Any, method: str, dev: torch.device,

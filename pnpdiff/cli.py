@@ -459,7 +459,7 @@ def _batch_summary(m: dict, out: object) -> str:
     """The one line printed at the end of a batch run."""
     n = m["images"]
     parts = [f"{n} image{'s' if n != 1 else ''}" + (f" ({m['resumed']} finished earlier)" if m["resumed"] else ""),
-             f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
+             _method_text(m)]
     if "psnr_restored_mean" in m:
         parts.append(f"mean PSNR {m['psnr_restored_mean']:.2f} dB (observed {m['psnr_observed_mean']:.2f})"
                      + (f", SSIM {m['ssim_restored_mean']:.3f}" if "ssim_restored_mean" in m else ""))
@@ -469,9 +469,23 @@ def _batch_summary(m: dict, out: object) -> str:
     return f"pnpdiff: {', '.join(parts)} -> {out}/"
 
 
+def _method_text(m: dict) -> str:
+    """``dpir, 16 steps`` -- with ``(auto)`` when the rule chose it, the calibration's choice, or
+    ``auto per image`` for a batch whose images may differ."""
+    if m.get("steps") is None:  # a batch without method: (pnpdiff.problem chose per image; see metrics.json)
+        methods = sorted({str(r.get("method")) for r in m.get("per_image", []) if r.get("method")})
+        return f"method auto ({', '.join(methods) or 'per image'})"
+    auto = " (auto)" if m.get("method_rule") else ""
+    text = f"{m['method']}{auto}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"
+    cal = m.get("calibration")
+    if isinstance(cal, dict) and cal.get("summary"):
+        text += f", calibrated: {cal['summary']}"
+    return text
+
+
 def _summary(m: dict, out: object) -> str:
     """The one line printed at the end of a run (the numbers are also in metrics.json)."""
-    parts = ["1 image", f"{m['method']}, {m['steps']} step{'s' if m['steps'] != 1 else ''}"]
+    parts = ["1 image", _method_text(m)]
     if "psnr_restored" in m:
         parts.append(f"PSNR {m['psnr_restored']:.2f} dB (observed {m['psnr_observed']:.2f})"
                      + (f", SSIM {m['ssim_restored']:.3f}" if "ssim_restored" in m else ""))

@@ -53,7 +53,7 @@ import torch
 
 from pnpdiff.errors import PnPError
 
-__all__ = ["REL", "RULE", "Choice", "informative_fraction", "relative_spectrum", "choose"]
+__all__ = ["REL", "RULE", "Choice", "informative_fraction", "relative_spectrum", "choose", "candidates"]
 
 #: a coefficient counts as seen when its gain is above REL times the operator's best (-20 dB)
 REL = 0.1
@@ -235,3 +235,40 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
     why = "noisy and ill posed" if noisy and task == "deblur" else ("super-resolution" if task == "sr" else "ill posed")
     return Choice("dpir", opts, "weak coupling", d, sigma_y,
                   f"{why} ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
+
+
+def candidates(choice: Choice, task: str) -> list[tuple[str, dict[str, Any]]]:
+    """The settings ``solve(calibrate=True)`` chooses among: the rule's choice first, then every other
+    row of the rule's table for the task (so that a calibration can overrule the rule where the
+    rule's one number misreads a problem).
+
+    Parameters
+    ----------
+    choice : Choice
+        What the rule chose (or the task default when it did not apply).
+    task : str
+        The operator's task.
+
+    Returns
+    -------
+    list of (method, options)
+        Distinct candidates, the rule's choice first; only the rule's choice for the tasks and
+        priors the rule does not cover (denoising included: one denoiser call has no setting).
+    """
+    first = (choice.method, dict(choice.options))
+    if choice.regime in ("denoise", "task default") or task not in ("deblur", "sr", "inpaint"):
+        return [first]
+    r = RULE
+    steps_inpaint = r["hqs_inpaint"]["steps"]
+    rows = [
+        ("dpir", _hqs(r["hqs_paper"], 8)),
+        ("dpir", _hqs(r["hqs_paper"], 16)),
+        ("dpir", _hqs(r["hqs_weak"])),
+        ("dpir", _hqs({**r["hqs_inpaint"], "steps": 24 if task != "inpaint" else steps_inpaint})),
+        ("diffpir", {**r["diffpir"], "steps": 50 if task == "inpaint" else r["diffpir"]["steps"]}),
+    ]
+    out = [first]
+    for row in rows:
+        if all(row != seen for seen in out):
+            out.append(row)
+    return out

@@ -53,7 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("pnpdiff.unet", "pnpdiff.priors.*")),
     ("solvers", ("pnpdiff.solvers.*", "pnpdiff.guidance")),
     ("library", ("pnpdiff.costs", "pnpdiff.api", "pnpdiff.posterior", "pnpdiff.sampling", "pnpdiff.training",
-                 "pnpdiff.baselines")),
+                 "pnpdiff.baselines", "pnpdiff.problem", "pnpdiff.calibrate")),
     ("config", ("pnpdiff.config.*",)),
     ("runs", ("pnpdiff.runs.*",)),
     ("front", ("pnpdiff.cli", "pnpdiff", "pnpdiff.__main__")),

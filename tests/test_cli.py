@@ -153,7 +153,7 @@ def test_dry_run_prints_the_resolved_recipe_and_writes_nothing(tmp_path: Path, c
     out = capsys.readouterr().out
     d = yaml.safe_load(out)
     assert d["steps"] == 7 and d["operator"] == {"name": "GaussianBlur", "sigma": 2.5}
-    assert d["method"] == "diffpir" and d["output"] == str((tmp_path / "out").resolve())
+    assert d["method"] == "auto" and d["output"] == str((tmp_path / "out").resolve())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
 
 

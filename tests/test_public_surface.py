@@ -313,7 +313,7 @@ def test_schedule_options_reach_the_solver(spy, opts, want) -> None:
     # catches: an option ignored (default schedule used), the prior's range not applied to
     # schedule_max, "sigma_y" not substituted, an explicit schedule rebuilt or re-clipped
     seen = spy("diffpir")
-    pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), steps=4, sigma_y=0.05, progress=False,
+    pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), method="diffpir", steps=4, sigma_y=0.05, progress=False,
                   **{**opts})
     assert seen["sigmas"].dtype == F64
     assert seen["sigmas"].tolist() == pytest.approx(want, rel=1e-6, abs=1e-12)
@@ -322,7 +322,7 @@ def test_schedule_options_reach_the_solver(spy, opts, want) -> None:
 def test_schedule_min_sigma_y_has_a_floor_of_one_level(spy) -> None:
     # catches: a schedule ending at a tiny sigma_y (the denoiser is useless below 1/255)
     seen = spy("diffpir")
-    pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), steps=3, sigma_y=1e-4, progress=False,
+    pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), method="diffpir", steps=3, sigma_y=1e-4, progress=False,
                   schedule="geometric", schedule_max=0.2, schedule_min="sigma_y")
     assert seen["sigmas"].tolist() == pytest.approx(_geom(0.2, 1 / 255, 3), rel=1e-6)
 
@@ -332,7 +332,8 @@ def test_schedule_name_and_max_change_the_ddpm_schedule(spy) -> None:
     seen = spy("diffpir")
     runs = {}
     for key, opts in {"default": {}, "max": {"schedule_max": 0.2}, "karras": {"schedule": "karras"}}.items():
-        pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), steps=5, sigma_y=0.05, progress=False, **opts)
+        pnpdiff.solve(_y(), GaussianBlur(1.0), prior=_GaussPrior(), method="diffpir", steps=5, sigma_y=0.05,
+                      progress=False, **opts)
         runs[key] = seen["sigmas"]
     assert float(runs["default"][0]) == pytest.approx(0.5)  # the prior's sigma_max
     assert float(runs["max"][0]) == pytest.approx(0.2, rel=1e-9)

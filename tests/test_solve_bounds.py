@@ -180,7 +180,7 @@ def test_meta_tensors_and_wrong_labels_are_pnperrors() -> None:
         pnpdiff.sample_posterior(meta, op, n=2, **KW)
     y = op(_image(8))
     with pytest.raises(ValueRangeError, match="x_init' of method 'diffpir' is a meta tensor"):
-        pnpdiff.solve(y, op, x_init=meta, **KW)
+        pnpdiff.solve(y, op, method="diffpir", x_init=meta, **KW)
     with pytest.raises(ValueRangeError, match=r"label must be integers in 0\.\.9.*'three'"):
         pnpdiff.sample("digits", 2, label="three", steps=2)
 

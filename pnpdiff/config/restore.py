@@ -136,6 +136,8 @@ class Recipe:
     #: how the denoiser runs (``solve(precision=, compile=)``)
     precision: str = "fp32"
     compile: bool = False
+    #: choose the solver's settings from candidates by SURE / the discrepancy principle (``solve(calibrate=)``)
+    calibrate: bool = False
     #: the :class:`pnpdiff.config.peers.Translation` when the file was a DPS / DiffPIR / DAPS config
     translation: Any = field(default=None, repr=False, compare=False)
 
@@ -275,10 +277,15 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     if isinstance(recipe.prior, dict) and isinstance(recipe.prior.get("path"), str):
         d["prior"] = {**recipe.prior, "path": absolute_spec(recipe.prior["path"])}
 
-    method = recipe.resolved_method
-    d["method"] = method
-    d["steps"] = recipe.steps if recipe.steps is not None else default_steps(
-        recipe.prior_name, task_of(str(recipe.operator["name"])), method)
+    if recipe.method is None and not recipe.samples:  # chosen at run time from the problem (pnpdiff.problem)
+        d["method"] = "auto"
+        if recipe.steps is not None:
+            d["steps"] = recipe.steps
+    else:
+        method = recipe.resolved_method
+        d["method"] = method
+        d["steps"] = recipe.steps if recipe.steps is not None else default_steps(
+            recipe.prior_name, task_of(str(recipe.operator["name"])), method)
     if recipe.options:
         d["options"] = recipe.options
     d["seed"] = recipe.seed
@@ -298,6 +305,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         d["precision"] = recipe.precision
     if recipe.compile:
         d["compile"] = True
+    if recipe.calibrate:
+        d["calibrate"] = True
     d["output"] = str(Path(recipe.output).resolve())
     return d
 
@@ -380,6 +389,8 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     _check_prior_name(c, prior)
 
     method = data.get("method")
+    if method == "auto":  # what a resolved.yaml says when the rule chose (pnpdiff.problem)
+        method = None
     if method is not None:
         method = c.known("method", c.str_("method", method), sorted(SOLVERS), kind="method")
     steps = data.get("steps")
@@ -433,6 +444,9 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
 
     precision = c.choice("precision", data.get("precision", "fp32"), tuple(PRECISIONS))
     compile_ = c.bool_("compile", data.get("compile", False))
+    calibrate = c.bool_("calibrate", data.get("calibrate", False))
+    if calibrate and samples:
+        raise c.fail("calibrate", "calibration chooses one restoration's settings; it does not apply to 'samples:'")
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -457,6 +471,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         samples=samples,
         precision=precision,
         compile=compile_,
+        calibrate=calibrate,
     )
 
 

@@ -439,8 +439,8 @@ def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any,
         y = torch.cat([it[3].y for it in group])
         seeds = [derive_seed(recipe.seed, it[0], "solver") for it in group]
         t0 = time.perf_counter()
-        x_hat, frames, _ = restore(recipe, y, group[0][3].operator, group[0][3].sigma_y, seeds, prior=prior,
-                                   steps=n_steps, device=device, progress=progress)
+        x_hat, frames, _, what = restore(recipe, y, group[0][3].operator, group[0][3].sigma_y, seeds, prior=prior,
+                                         steps=n_steps, device=device, progress=progress)
         seconds = (time.perf_counter() - t0) / len(group)
         for b, (name, path, folder, m) in enumerate(group):
             row: dict[str, Any] = {
@@ -452,6 +452,7 @@ def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any,
                 "sigma_y_estimated": m.sigma_estimated,
                 "image_size": [int(x_hat.shape[-2]), int(x_hat.shape[-1])],
                 "bits": m.bits,
+                **what,
             }
             strip = frames.strip(b, recipe.intermediates) if frames is not None else []
             with folder.transaction() as tmp:

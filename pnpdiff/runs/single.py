@@ -72,10 +72,11 @@ def _run_one(recipe: Recipe, out: Any, target: Path, steps: int | None, dev_spec
                                       device=dev_spec, progress=progress)
         x_hat, frames = draws[0], None
     else:
-        x_hat, frames, seconds = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior,
-                                         steps=n_steps, device=dev_spec, progress=progress)
+        x_hat, frames, seconds, what = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior,
+                                               steps=n_steps, device=dev_spec, progress=progress)
     metrics: dict[str, Any] = {
         **run_settings(recipe, steps),
+        **({} if recipe.samples else what),
         "sigma_y": round(float(m.sigma_y), 6),
         "sigma_y_estimated": m.sigma_estimated,
         "image_size": [int(x_hat.shape[-2]), int(x_hat.shape[-1])],

@@ -40,18 +40,33 @@ class Frames:
 
 def restore(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int | list[int], *,
             prior: Any, steps: int | None, device: str | None, progress: bool
-            ) -> tuple[torch.Tensor, Frames | None, float]:
+            ) -> tuple[torch.Tensor, Frames | None, float, dict[str, Any]]:
     """Run the recipe's solver on ``y`` (one image or a batch); return the restored images on the
-    CPU, the intermediate frames (when the recipe asks for them) and the seconds taken."""
+    CPU, the intermediate frames (when the recipe asks for them), the seconds taken and what ran
+    (:func:`ran`). Without ``method:`` the rule of :mod:`pnpdiff.problem` chooses (``solve``'s
+    default)."""
     frames = Frames() if recipe.intermediates else None
     options = dict(recipe.options)
     if frames is not None:
         options["callback"] = frames
     t0 = time.perf_counter()
-    x_hat = solve(y, op, prior=prior, method=recipe.resolved_method, steps=steps, sigma_y=sigma_y, seed=seed,
-                  device=device, progress=progress, max_memory=recipe.max_memory, precision=recipe.precision,
-                  compile=recipe.compile, **options)
-    return x_hat.cpu(), frames, time.perf_counter() - t0
+    x_hat, info = solve(y, op, prior=prior, method=recipe.method, steps=steps, sigma_y=sigma_y, seed=seed,
+                        device=device, progress=progress, max_memory=recipe.max_memory, precision=recipe.precision,
+                        compile=recipe.compile, calibrate=recipe.calibrate, return_info=True, **options)
+    return x_hat.cpu(), frames, time.perf_counter() - t0, ran(info)
+
+
+def ran(info: dict[str, Any]) -> dict[str, Any]:
+    """What ``metrics.json`` records of a solve's info: the method and steps that ran, why (the
+    rule, when the recipe names no method) and the calibration's choice."""
+    out: dict[str, Any] = {"method": info["method"], "steps": int(info["steps"])}
+    if info.get("rule"):
+        out["method_rule"] = info["rule"]
+    cal = info.get("calibration")
+    if cal:
+        out["calibration"] = cal
+    out["denoiser_calls"] = int(info.get("denoiser_calls", 0))
+    return out
 
 
 def draw_samples(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int, *, prior: Any,
@@ -68,8 +83,11 @@ def draw_samples(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed:
 def run_settings(recipe: Recipe, steps: int | None) -> dict[str, Any]:
     """What every image of a run shares, as recorded in ``metrics.json``."""
     task = task_of(str(recipe.operator["name"]))
-    method = recipe.resolved_method
     n = steps if steps is not None else recipe.steps
+    if recipe.method is None and not recipe.samples:  # the rule chooses per image (pnpdiff.problem)
+        return {"task": recipe.task if recipe.task is not None else task, "method": "auto", "prior": recipe.prior_name,
+                "operator": recipe.operator, "steps": None if n is None else int(n)}
+    method = recipe.resolved_method
     return {
         "task": recipe.task if recipe.task is not None else task,
         "method": method,

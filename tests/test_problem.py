@@ -1,0 +1,115 @@
+"""The default rule (pnpdiff.problem): its number ``d`` against independent computations, its choices
+as a function of the operator and sigma_y, and that ``solve`` runs what it chose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pnpdiff
+from pnpdiff import problem
+from pnpdiff.operators import Blur, Downsample, GaussianBlur, Identity, Inpaint, MotionBlur, random_mask
+
+SHAPE = (1, 3, 64, 64)
+
+
+def _numpy_fraction(kernel: torch.Tensor, h: int, w: int, rel: float) -> float:
+    """d from numpy: the kernel's |FFT| on the image grid, relative to its peak (independent of torch)."""
+    k = kernel.detach().cpu().double().numpy().reshape(kernel.shape[-2:])
+    pad = np.zeros((h, w))
+    pad[: k.shape[0], : k.shape[1]] = k
+    mag = np.abs(np.fft.fft2(pad))
+    return float((mag / mag.max() > rel).mean())
+
+
+@pytest.mark.parametrize("op", [GaussianBlur(1.0), GaussianBlur(2.5), MotionBlur(15, 0.5, seed=3)])
+def test_fraction_of_a_blur_is_its_transfer_function_above_ten_percent(op: Blur) -> None:
+    expected = _numpy_fraction(op.kernel, 64, 64, problem.REL)
+    assert problem.informative_fraction(op, SHAPE) == pytest.approx(expected, abs=1e-12)
+    # another boundary: the same kernel, read through its transfer function on the grid
+    reflect = Blur(op.kernel, boundary="reflect")
+    assert problem.informative_fraction(reflect, SHAPE) == pytest.approx(expected, abs=1e-12)
+
+
+def test_fraction_of_masks_decimation_and_identity() -> None:
+    mask = random_mask((1, 1, 64, 64), 0.7, seed=0)
+    assert problem.informative_fraction(Inpaint(mask), SHAPE) == pytest.approx(float(mask.float().mean()))
+    assert problem.informative_fraction(Downsample(2), SHAPE) == pytest.approx(0.25)  # m / n: 1 / f^2
+    assert problem.informative_fraction(Downsample(4), SHAPE) == pytest.approx(1 / 16)
+    assert problem.informative_fraction(Identity(), SHAPE) == pytest.approx(1.0)
+    delta = torch.zeros(5, 5)
+    delta[2, 2] = 1.0
+    assert problem.informative_fraction(Blur(delta), SHAPE) == pytest.approx(1.0)
+
+
+def _choose(op, sigma_y: float, sigma_max: float = 75 / 255) -> problem.Choice:
+    return problem.choose(op, SHAPE, sigma_y, op.task, "diffpir", sigma_max)
+
+
+def test_a_stronger_blur_gives_the_documented_settings() -> None:
+    """d falls as the blur grows, and the settings follow the table of the module's docstring."""
+    ds, picks = [], []
+    for sigma in (0.5, 1.0, 2.0, 3.0, 4.0):
+        c = _choose(GaussianBlur(sigma), 0.025)
+        ds.append(c.informative)
+        picks.append((c.method, c.options.get("lam"), c.options.get("steps")))
+    assert ds == sorted(ds, reverse=True) and ds[0] > ds[-1]
+    assert picks[0] == ("dpir", 0.23, 8)  # d >= 0.5: DPIR's own settings
+    assert picks[1] == ("dpir", 0.23, 16)  # 0.2 <= d < 0.5
+    assert picks[2:] == [("diffpir", 0.5, 20)] * 3  # d < 0.2 at low noise
+
+
+def test_a_higher_noise_sends_an_ill_posed_blur_back_to_hqs() -> None:
+    op = GaussianBlur(3.0)
+    low, high = _choose(op, 0.02), _choose(op, 0.05)
+    assert (low.method, low.regime) == ("diffpir", "ill-posed")
+    assert (high.method, high.options["lam"], high.options["steps"]) == ("dpir", 0.1, 24)
+    # a mild blur stays with DPIR's settings at any noise level
+    assert {_choose(GaussianBlur(0.5), s).options["lam"] for s in (0.005, 0.025, 0.1)} == {0.23}
+
+
+def test_super_resolution_inpainting_and_denoising() -> None:
+    assert (_choose(Downsample(2), 0.01).method, _choose(Downsample(2), 0.01).options["lam"]) == ("dpir", 0.1)
+    assert _choose(Downsample(4), 0.01).method == "diffpir"  # 0.03 <= d < 0.1, low noise
+    assert _choose(Downsample(4), 0.05).method == "dpir"
+    assert _choose(Downsample(8), 0.01).method == "dpir"  # d = 1/64 < 0.03
+    inp = _choose(Inpaint(random_mask((1, 1, 64, 64), 0.5, seed=0)), 0.01)
+    assert (inp.method, inp.options["lam"], inp.options["steps"]) == ("dpir", 0.05, 40)
+    assert _choose(Identity(), 0.05).method == "mmse"
+
+
+def test_a_diffusion_prior_keeps_the_task_default() -> None:
+    c = _choose(GaussianBlur(0.5), 0.025, sigma_max=80.0)
+    assert (c.method, c.options, c.regime) == ("diffpir", {}, "task default")
+
+
+def test_solve_runs_what_the_rule_chose(tmp_path) -> None:
+    """The default is the rule's choice, bit for bit, and the info says so."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32)
+    op = GaussianBlur(0.7)
+    y = op(x) + 0.02 * torch.randn_like(x)
+    prior = pnpdiff.load_prior("natural")
+    out, info = pnpdiff.solve(y, op, prior, sigma_y=0.02, seed=0, progress=False, return_info=True)
+    c = problem.choose(op, (1, 3, 32, 32), 0.02, "deblur", "diffpir")
+    assert info["method"] == c.method == "dpir" and info["steps"] == c.options["steps"]
+    assert info["rule"] == c.reason and info["denoiser_calls"] == c.options["steps"]
+    ref = pnpdiff.solve(y, op, prior, method="dpir", lam=0.23, steps=c.options["steps"], sigma_y=0.02, seed=0,
+                        progress=False, schedule="geometric", schedule_max=49 / 255, schedule_min="sigma_y")
+    assert torch.equal(out, ref)
+    # an option only the task's default method takes keeps that method
+    _, info2 = pnpdiff.solve(y, op, prior, sigma_y=0.02, seed=0, progress=False, return_info=True, zeta=0.5,
+                             steps=2)
+    assert info2["method"] == "diffpir" and "zeta" in info2["rule"]
+    # method="auto" is the same as no method
+    out3 = pnpdiff.solve(y, op, prior, method="auto", sigma_y=0.02, seed=0, progress=False)
+    assert torch.equal(out3, out)
+
+
+def test_return_info_and_calibrate_must_be_bools() -> None:
+    y = torch.rand(1, 1, 16, 16)
+    with pytest.raises(pnpdiff.ValueRangeError, match="calibrate must be true or false"):
+        pnpdiff.solve(y, GaussianBlur(1.0), sigma_y=0.02, calibrate="yes", progress=False)
+    with pytest.raises(pnpdiff.ValueRangeError, match="return_info must be true or false"):
+        pnpdiff.solve(y, GaussianBlur(1.0), sigma_y=0.02, steps=1, return_info=1, progress=False)
