@@ -960,21 +960,34 @@ def _calibrate_solve(plan: _SolvePlan, y: torch.Tensor, sigma_y: float, settings
             cands.append(full)
     if not cands:
         cands = [{"method": plan.method, **settings}]
-    last: dict[str, Any] = {}
-
     def f(y_in: torch.Tensor, cand: dict[str, Any]) -> torch.Tensor:
-        m = cand["method"]
-        out, last["ran"] = run(y_in, m, {k: v for k, v in cand.items() if k != "method"})
-        return out
+        return run(y_in, cand["method"], {k: v for k, v in cand.items() if k != "method"})[0]
 
     from pnpdiff.calibrate import select as select_calibration  # (L5; only calibrated solves need it)
 
     cal = select_calibration(y, plan.operator, sigma_y, cands, f)
-    best = cands[cal.index]
-    ran = {"method": best["method"], "steps": int(best.get("steps", FALLBACK_STEPS)) if plan.steps is None
-           else int(plan.steps),
-           "options": {k: v for k, v in best.items() if k != "method" and isinstance(v, (int, float, str, bool))}}
-    shown = cal.as_dict() if hasattr(cal, "as_dict") else {"reason": cal.reason}
+    first = cands[cal.index[0]]
+    ran = {"method": first["method"],
+           "steps": int(plan.steps if plan.steps is not None else first.get("steps", FALLBACK_STEPS)),
+           "options": {k: v for k, v in first.items()
+                       if k not in ("method", "steps") and isinstance(v, (int, float, str, bool))}}
+
+    def short(c: dict[str, Any]) -> str:
+        keys = ", ".join(f"{k} {c[k]:g}" for k in ("lam", "zeta") if isinstance(c.get(k), (int, float)))
+        return f"{c['method']} {keys}, {int(plan.steps or c.get('steps', FALLBACK_STEPS))} steps"
+
+    chosen = sorted({short(cands[i]) for i in cal.index})
+    shown = {
+        "criterion": cal.criterion,
+        "summary": f"{' / '.join(chosen)} of {len(cands)} candidates by {cal.criterion}"
+                   + (" SURE" if cal.criterion in ("denoise", "projected", "predicted") else ""),
+        "reason": cal.reason,
+        "chosen": [int(i) for i in cal.index],
+        "candidates": [short(c) for c in cands],
+        "scores": [[float(v) for v in row] for row in cal.scores.tolist()],
+        "discrepancy": [[float(v) for v in row] for row in cal.discrepancy.tolist()],
+        "solves": int(cal.calls),
+    }
     return cal.x_hat, ran, shown
 
 

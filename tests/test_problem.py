@@ -113,3 +113,92 @@ def test_return_info_and_calibrate_must_be_bools() -> None:
         pnpdiff.solve(y, GaussianBlur(1.0), sigma_y=0.02, calibrate="yes", progress=False)
     with pytest.raises(pnpdiff.ValueRangeError, match="return_info must be true or false"):
         pnpdiff.solve(y, GaussianBlur(1.0), sigma_y=0.02, steps=1, return_info=1, progress=False)
+
+
+# ------------------------------------------------------------------------------ recipes and the CLI
+RECIPE = """
+image: skimage:astronaut
+size: 32
+operator: {name: GaussianBlur, sigma: 0.7}
+noise: {sigma_y: 0.02, seed: 0}
+seed: 0
+output: out
+"""
+
+
+def _write(tmp_path, text: str):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_a_recipe_without_method_runs_the_rule_and_records_it(tmp_path, capsys) -> None:
+    import json
+
+    import yaml
+
+    from pnpdiff.cli import main
+
+    recipe = _write(tmp_path, RECIPE)
+    assert main([str(recipe), "--dry-run"]) == 0
+    d = yaml.safe_load(capsys.readouterr().out)
+    assert d["method"] == "auto" and "steps" not in d
+    assert main([str(recipe), "--no-progress"]) == 0
+    line = capsys.readouterr().out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    c = problem.choose(GaussianBlur(0.7), (1, 3, 32, 32), 0.02, "deblur", "diffpir")
+    assert (m["method"], m["steps"], m["method_rule"]) == (c.method, c.options["steps"], c.reason)
+    assert m["denoiser_calls"] == c.options["steps"]
+    assert f"{c.method} (auto), {c.options['steps']} steps" in line
+    # the resolved recipe.yaml reruns the same thing (method: auto is accepted)
+    resolved = yaml.safe_load((tmp_path / "out" / "recipe.yaml").read_text())
+    assert resolved["method"] == "auto"
+    assert main([str(tmp_path / "out" / "recipe.yaml"), "--output", str(tmp_path / "again"), "--no-progress"]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["psnr_restored"] == m["psnr_restored"]
+
+
+@pytest.mark.parametrize("value", ["yes please", "3", "[true]"])
+def test_a_bad_calibrate_value_is_one_line_and_exit_2(tmp_path, capsys, value: str) -> None:
+    from pnpdiff.cli import main
+
+    rc = main([str(_write(tmp_path, RECIPE + f"calibrate: {value}\n")), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "calibrate" in err, err
+
+
+def test_calibrate_with_samples_is_refused(tmp_path, capsys) -> None:
+    from pnpdiff.cli import main
+
+    rc = main([str(_write(tmp_path, RECIPE + "calibrate: true\nsamples: 2\n")), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "samples" in err, err
+
+
+def test_calibrate_returns_the_candidate_it_names_and_its_scores(tmp_path, capsys) -> None:
+    """solve(calibrate=True): the result is the chosen candidate's own solve, bit for bit; the choice
+    is the lowest score; every candidate ran with its probes; recipes record it."""
+    import json
+
+    from pnpdiff.calibrate import DEFAULT_PROBES
+    from pnpdiff.cli import main
+
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 32, 32)
+    op = GaussianBlur(1.2)
+    y = op(x) + 0.03 * torch.randn_like(x)
+    prior = pnpdiff.load_prior("natural")
+    out, info = pnpdiff.solve(y, op, prior, sigma_y=0.03, seed=0, progress=False, return_info=True,
+                              calibrate=True)
+    cal = info["calibration"]
+    scores = [row[0] for row in cal["scores"]]
+    assert cal["chosen"] == [min(range(len(scores)), key=scores.__getitem__)]
+    assert cal["solves"] == len(cal["candidates"]) * (1 + DEFAULT_PROBES) and len(cal["candidates"]) >= 4
+    ref = pnpdiff.solve(y, op, prior, method=info["method"], steps=info["steps"], sigma_y=0.03, seed=0,
+                        progress=False, **info["options"])
+    assert torch.equal(out, ref)
+    rc = main([str(_write(tmp_path, RECIPE + "calibrate: true\n")), "--no-progress"])
+    assert rc == 0
+    line = capsys.readouterr().out
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["calibration"]["summary"] in line and "SURE" in m["calibration"]["summary"]

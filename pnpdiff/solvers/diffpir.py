@@ -98,6 +98,9 @@ def diffpir(
 #: holes from the prior alone and gains from more steps: 70 % random mask, 5 photos, 20 -> 50
 #: steps +0.26 to +0.54 dB (100 steps: no better than 50); a 128^2 box -0.24 to +0.09 dB (mean
 #: -0.04). Tuned on scikit-image photos at 256x256 with sigma_y = 0.025 (see docs/quality.md).
+#: These are diffpir's defaults when it is named; ``solve()`` without a method runs diffpir only
+#: for ill-posed problems (pnpdiff.problem: a blur with d < 0.2, x4 super-resolution, at sigma_y
+#: < 0.04), where they are the best of the grid or within 0.13 dB of it (docs/quality.md, section 5).
 INFO = SolverInfo(
     "diffpir",
     diffpir,

@@ -103,6 +103,9 @@ def dpir(
 
 #: DPIR (Zhang et al. 2021): 8 iterations, sigma log-spaced from 49/255 down to the noise level; a
 #: point estimate (no noise is drawn)
+#: ``solve()`` without a method runs this HQS loop, with lam 0.23 / 0.1 / 0.05 and 8 to 40 steps read
+#: from the operator's spectrum and sigma_y, for every well-posed blur, super-resolution other than
+#: x4 at low noise, and inpainting (pnpdiff.problem; the tables are in docs/quality.md, section 5).
 INFO = SolverInfo(
     "dpir",
     dpir,

@@ -71,6 +71,8 @@ CLASSICAL = "classical"
 DEEPINV_DPIR = "deepinv-dpir"
 DEEPINV_DIFFPIR = "deepinv-diffpir"
 EXTRA_METHODS = (CLASSICAL, DEEPINV_DPIR, DEEPINV_DIFFPIR)
+#: ``solve`` with no method: what pnpdiff.problem chooses for the problem
+DEFAULT = "default"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -287,7 +289,7 @@ def render_table(
                     ss = f"**{ss}**"
                 cells.append(f"{ps} / {ss}")
         lines.append(f"| {t} | {p} | " + " | ".join(cells) + " |")
-    lines += margin_table(results, tasks, photos, methods)
+    lines += margin_table(results, tasks, photos, methods, DEFAULT if DEFAULT in methods else "diffpir")
     lines += ["", "### Seconds per run", ""]
     lines.append("| task | photo | " + " | ".join(methods) + " |")
     lines.append("|---|---|" + "---|" * len(methods))
@@ -332,6 +334,9 @@ def run_one(
     """Run one method on one measurement and score it (see :func:`measure`)."""
     from pnpdiff.solvers import SOLVERS
 
+    if method == DEFAULT:
+        return measure(lambda: pnpdiff.solve(y, op, prior=prior, steps=steps, sigma_y=sigma_y, seed=seed,
+                                             device=device, progress=False, precision=precision), x)
     if method in SOLVERS:
         return measure(lambda: pnpdiff.solve(y, op, prior=prior, method=method, steps=steps, sigma_y=sigma_y,
                                              seed=seed, device=device, progress=False, precision=precision), x)
@@ -362,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     from pnpdiff.solvers import SOLVERS
 
-    all_methods = [*(m for m in SOLVERS if m != "mmse"), *EXTRA_METHODS]  # mmse: denoising only
+    all_methods = [DEFAULT, *(m for m in SOLVERS if m != "mmse"), *EXTRA_METHODS]  # mmse: denoising only
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", help=f"tasks or groups (default all): {', '.join([*TASKS, *TASK_GROUPS])}")
