@@ -76,7 +76,7 @@ HQS_SCHEDULE = {"schedule": "geometric", "schedule_max": 49 / 255, "schedule_min
 class Choice:
     """What the rule chose, and why.
 
-    Attributes
+    Parameters
     ----------
     method : str
         The solver.

@@ -42,6 +42,8 @@ EXTRA_MODULES = [
     "pnpdiff.unet",
     "pnpdiff.datasets",
     "pnpdiff.solvers",
+    "pnpdiff.calibrate",
+    "pnpdiff.problem",
 ]
 
 #: methods of ``torch.nn.Module`` subclasses that the library user does not call
@@ -103,6 +105,11 @@ PAPERS: dict[str, str] = {
     "pnpdiff.guidance.GuidedPrior": "Salimans",
     "pnpdiff.guidance.guided": "Salimans",
     "pnpdiff.unet.NoiseClassifier": "Dhariwal",
+    # calibration without ground truth
+    "pnpdiff.calibrate.sure_denoise": "Stein",
+    "pnpdiff.calibrate.mc_divergence": "Ramani",
+    "pnpdiff.calibrate.sure_projected": "Eldar",
+    "pnpdiff.calibrate.select": "Ramani",
 }
 
 
