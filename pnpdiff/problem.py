@@ -13,17 +13,23 @@ blur ``s`` is the modulus of the transfer function, for a mask the observed pixe
 through its kernel's transfer function on the image's grid, a downsampler without a spectral view
 as ``1 / f^2``). Then, for a denoiser prior (noise levels up to at most 1, e.g. ``natural``):
 
-==========  =====================================  ==========================================
-task        when                                   runs
-==========  =====================================  ==========================================
-denoise     always                                 ``mmse``: one denoiser call at ``sigma_y``
-deblur      ``d >= 0.2``                           HQS (``dpir``), lam 0.23, 8 steps (16 if d < 0.5)
-deblur      ``d < 0.2`` and ``sigma_y < 0.04``     ``diffpir``, lam 0.5, zeta 1, 20 steps
-deblur      ``d < 0.2`` and ``sigma_y >= 0.04``    HQS, lam 0.1, 24 steps
-sr          ``0.03 <= d < 0.1``, ``sigma_y < 0.04``  ``diffpir``, lam 0.5, zeta 1, 20 steps
-sr          otherwise                              HQS, lam 0.1, 24 steps
-inpaint     always                                 HQS, lam 0.05, 40 steps
-==========  =====================================  ==========================================
+==========  ==========================================  ==========================================
+task        when                                        runs
+==========  ==========================================  ==========================================
+denoise     always                                      ``mmse``: one denoiser call at ``sigma_y``
+deblur      ``d >= 0.2``                                HQS (``dpir``), lam 0.23, 8 steps (16 if d < 0.5)
+deblur      ``d < 0.2``, ``sigma_y < 0.04``             ``diffpir``, lam 0.5, zeta 1, 20 steps
+deblur      ``d < 0.2``, noisy, ``w < 0.15``            HQS, lam 0.1, 24 steps
+deblur      ``d < 0.2``, noisy, ``w >= 0.15``           ``diffpir`` (sidelobes: a box, a disk)
+sr          ``sigma_y >= 0.04``                         HQS, lam 0.23, 24 steps
+sr          ``0.03 <= d < 0.1`` (x4)                    ``diffpir``, lam 0.5, zeta 1, 20 steps
+sr          otherwise (x2, x3, x8)                      HQS, lam 0.1, 24 steps
+inpaint     always                                      HQS, lam 0.05, 40 steps
+==========  ==========================================  ==========================================
+
+with ``w`` the share of the spectrum in the weak band just below what counts as seen, ``0.03 <
+s / s_max <= 0.1`` (:func:`weak_fraction`): a blur with sidelobes has many weak frequencies there,
+which a small ``lam`` amplifies (8.7 dB lost on a defocus disk of the tuning half).
 
 In a paragraph: where the measurement determines most of the image (a mild blur), half-quadratic
 splitting with DPIR's own settings is best -- a diffusion sampler's re-noising only throws the data
@@ -31,7 +37,8 @@ away; where most of the image must come from the prior (a heavy blur, x4 super-r
 noise), DiffPIR's stochastic sampling pays. A spectrum that is all-or-nothing (a mask, a
 decimation) has no weak band whose noise a data step could amplify, so it takes a weaker coupling
 to the denoiser (a smaller ``lam``: the data step trusts ``y`` where it sees anything) and more
-steps to carry what it sees into the holes. More noise moves the heavy problems back to HQS.
+steps to carry what it sees into the holes -- unless the noise is strong, where that trust costs
+more than it brings. More noise moves the heavy blurs without sidelobes back to HQS.
 Every choice keeps the cost within 1.5 times the 20 (50 for inpainting) denoiser calls of the
 previous default. Any other prior (a diffusion model over the whole noise range), an operator
 without a spectral view and the other tasks keep the task's default method
@@ -53,7 +60,8 @@ import torch
 
 from pnpdiff.errors import PnPError
 
-__all__ = ["REL", "RULE", "Choice", "informative_fraction", "relative_spectrum", "choose", "candidates"]
+__all__ = ["REL", "RULE", "Choice", "informative_fraction", "weak_fraction", "relative_spectrum", "choose",
+           "candidates"]
 
 #: a coefficient counts as seen when its gain is above REL times the operator's best (-20 dB)
 REL = 0.1
@@ -61,10 +69,13 @@ REL = 0.1
 RULE: dict[str, Any] = {
     "deblur_well_posed": 0.2,  # d at or above: HQS with DPIR's lam
     "deblur_many": 0.5,  # d at or above: 8 steps, below 16
-    "noisy": 0.04,  # sigma_y at or above: the ill-posed problems go back to HQS
+    "noisy": 0.04,  # sigma_y at or above: noisy (ill-posed blurs go back to HQS, super-resolution to lam 0.23)
+    "weak_band": (0.03, 0.1),  # the band of the spectrum just below what counts as seen ...
+    "sidelobes": 0.15,  # ... holding this share or more: a box / disk / defocus blur (never a small lam)
     "sr_diffpir": (0.03, 0.1),  # d in [lo, hi) and not noisy: DiffPIR
     "hqs_paper": {"lam": 0.23},
     "hqs_weak": {"lam": 0.1, "steps": 24},
+    "hqs_noisy_sr": {"lam": 0.23, "steps": 24},
     "hqs_inpaint": {"lam": 0.05, "steps": 40},
     "diffpir": {"lam": 0.5, "zeta": 1.0, "steps": 20, "schedule": "ddpm"},
 }
@@ -171,6 +182,30 @@ def informative_fraction(operator: Any, x_shape: Sequence[int], rel: float = REL
     return None
 
 
+def weak_fraction(operator: Any, x_shape: Sequence[int]) -> float | None:
+    """The share of coefficients in the weak band, ``0.03 < s / s_max <= 0.1``: large for a blur
+    with sidelobes (a box, a disk), whose many weak frequencies a small ``lam`` amplifies, small
+    for a Gaussian or motion blur and zero for a mask or a decimation.
+
+    Parameters
+    ----------
+    operator : LinearOperator
+        The degradation.
+    x_shape : sequence of int
+        Shape of ``x``.
+
+    Returns
+    -------
+    float or None
+        The share in [0, 1]; None without a spectral view.
+    """
+    spectrum = relative_spectrum(operator, x_shape)
+    if spectrum is None:
+        return None
+    lo, hi = RULE["weak_band"]
+    return float(((spectrum > lo) & (spectrum <= hi)).to(torch.float64).mean())
+
+
 def _hqs(extra: dict[str, Any], steps: int | None = None) -> dict[str, Any]:
     opts = {**HQS_SCHEDULE, **extra}
     if steps is not None:
@@ -227,15 +262,29 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
         return Choice("dpir", opts, "well-posed", d, sigma_y,
                       f"mild blur ({seen}): HQS with DPIR's lam {opts['lam']}, {steps} steps")
     lo, hi = r["sr_diffpir"]
-    if not noisy and (task == "deblur" or lo <= d < hi):
-        opts = dict(r["diffpir"])
-        return Choice("diffpir", opts, "ill-posed", d, sigma_y,
-                      f"ill posed ({seen}): diffpir, lam {opts['lam']}, zeta {opts['zeta']}, {opts['steps']} steps")
-    opts = _hqs(r["hqs_weak"])
-    why = "noisy and ill posed" if noisy and task == "deblur" else ("super-resolution" if task == "sr" else "ill posed")
-    return Choice("dpir", opts, "weak coupling", d, sigma_y,
-                  f"{why} ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
-
+    if task == "sr":
+        if noisy:
+            opts = _hqs(r["hqs_noisy_sr"])
+            return Choice("dpir", opts, "noisy super-resolution", d, sigma_y,
+                          f"noisy super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
+        if lo <= d < hi:
+            opts = dict(r["diffpir"])
+            return Choice("diffpir", opts, "ill-posed", d, sigma_y,
+                          f"x4-like super-resolution ({seen}): diffpir, lam {opts['lam']}, zeta {opts['zeta']}, "
+                          f"{opts['steps']} steps")
+        opts = _hqs(r["hqs_weak"])
+        return Choice("dpir", opts, "weak coupling", d, sigma_y,
+                      f"super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
+    w = weak_fraction(operator, x_shape) or 0.0
+    if noisy and w < r["sidelobes"]:
+        opts = _hqs(r["hqs_weak"])
+        return Choice("dpir", opts, "weak coupling", d, sigma_y,
+                      f"noisy ill-posed blur ({seen}, {100 * w:.1f} % in the weak band): HQS, lam {opts['lam']}, "
+                      f"{opts['steps']} steps")
+    opts = dict(r["diffpir"])
+    why = "ill posed" if not noisy else f"noisy ill-posed blur with sidelobes ({100 * w:.1f} % in the weak band)"
+    return Choice("diffpir", opts, "ill-posed", d, sigma_y,
+                  f"{why} ({seen}): diffpir, lam {opts['lam']}, zeta {opts['zeta']}, {opts['steps']} steps")
 
 def candidates(choice: Choice, task: str) -> list[tuple[str, dict[str, Any]]]:
     """The settings ``solve(calibrate=True)`` chooses among: the rule's choice first, then every other
@@ -264,6 +313,7 @@ def candidates(choice: Choice, task: str) -> list[tuple[str, dict[str, Any]]]:
         ("dpir", _hqs(r["hqs_paper"], 8)),
         ("dpir", _hqs(r["hqs_paper"], 16)),
         ("dpir", _hqs(r["hqs_weak"])),
+        *([("dpir", _hqs(r["hqs_noisy_sr"]))] if task == "sr" else []),
         ("dpir", _hqs({**r["hqs_inpaint"], "steps": 24 if task != "inpaint" else steps_inpaint})),
         ("diffpir", {**r["diffpir"], "steps": 50 if task == "inpaint" else r["diffpir"]["steps"]}),
     ]
