@@ -21,9 +21,9 @@ deblur      ``d >= 0.2``                                HQS (``dpir``), lam 0.23
 deblur      ``d < 0.2``, ``sigma_y < 0.04``             ``diffpir``, lam 0.5, zeta 1, 20 steps
 deblur      ``d < 0.2``, noisy, ``w < 0.15``            HQS, lam 0.1, 24 steps
 deblur      ``d < 0.2``, noisy, ``w >= 0.15``           ``diffpir`` (sidelobes: a box, a disk)
-sr          ``sigma_y >= 0.04``                         HQS, lam 0.23, 24 steps
 sr          ``0.03 <= d < 0.1`` (x4)                    ``diffpir``, lam 0.5, zeta 1, 20 steps
-sr          otherwise (x2, x3, x8)                      HQS, lam 0.1, 24 steps
+sr          ``d >= 0.1`` (x2, x3), ``sigma_y >= 0.04``  HQS, lam 0.23, 24 steps
+sr          otherwise (x2, x3 at low noise, x8)         HQS, lam 0.1, 24 steps
 inpaint     always                                      HQS, lam 0.05, 40 steps
 ==========  ==========================================  ==========================================
 
@@ -263,15 +263,15 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
                       f"mild blur ({seen}): HQS with DPIR's lam {opts['lam']}, {steps} steps")
     lo, hi = r["sr_diffpir"]
     if task == "sr":
-        if noisy:
-            opts = _hqs(r["hqs_noisy_sr"])
-            return Choice("dpir", opts, "noisy super-resolution", d, sigma_y,
-                          f"noisy super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
-        if lo <= d < hi:
+        if lo <= d < hi:  # x4: DiffPIR at any noise level
             opts = dict(r["diffpir"])
             return Choice("diffpir", opts, "ill-posed", d, sigma_y,
                           f"x4-like super-resolution ({seen}): diffpir, lam {opts['lam']}, zeta {opts['zeta']}, "
                           f"{opts['steps']} steps")
+        if noisy and d >= hi:  # x2, x3 in strong noise: DPIR's lam
+            opts = _hqs(r["hqs_noisy_sr"])
+            return Choice("dpir", opts, "noisy super-resolution", d, sigma_y,
+                          f"noisy super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
         opts = _hqs(r["hqs_weak"])
         return Choice("dpir", opts, "weak coupling", d, sigma_y,
                       f"super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
