@@ -18,9 +18,10 @@ task        when                                        runs
 ==========  ==========================================  ==========================================
 denoise     always                                      ``mmse``: one denoiser call at ``sigma_y``
 deblur      ``d >= 0.2``                                HQS (``dpir``), lam 0.23, 8 steps (16 if d < 0.5)
-deblur      ``d < 0.2``, ``sigma_y < 0.04``             ``diffpir``, lam 0.5, zeta 1, 20 steps
+deblur      ``d < 0.2``, low noise, ``w < 0.15``        ``diffpir``, lam 0.5, zeta 1, 20 steps
+deblur      ``d < 0.2``, low noise, ``w >= 0.15``       HQS, lam 0.23, 24 steps (sidelobes: box, disk)
 deblur      ``d < 0.2``, noisy, ``w < 0.15``            HQS, lam 0.1, 24 steps
-deblur      ``d < 0.2``, noisy, ``w >= 0.15``           ``diffpir`` (sidelobes: a box, a disk)
+deblur      ``d < 0.2``, noisy, ``w >= 0.15``           ``diffpir``, lam 0.5, zeta 1, 20 steps
 sr          ``0.03 <= d < 0.1`` (x4)                    ``diffpir``, lam 0.5, zeta 1, 20 steps
 sr          ``d >= 0.1`` (x2, x3), ``sigma_y >= 0.04``  HQS, lam 0.23, 24 steps
 sr          otherwise (x2, x3 at low noise, x8)         HQS, lam 0.1, 24 steps
@@ -75,7 +76,7 @@ RULE: dict[str, Any] = {
     "sr_diffpir": (0.03, 0.1),  # d in [lo, hi) and not noisy: DiffPIR
     "hqs_paper": {"lam": 0.23},
     "hqs_weak": {"lam": 0.1, "steps": 24},
-    "hqs_noisy_sr": {"lam": 0.23, "steps": 24},
+    "hqs_noisy_sr": {"lam": 0.23, "steps": 24},  # also a low-noise ill-posed blur with sidelobes
     "hqs_inpaint": {"lam": 0.05, "steps": 40},
     "diffpir": {"lam": 0.5, "zeta": 1.0, "steps": 20, "schedule": "ddpm"},
 }
@@ -281,6 +282,11 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
         return Choice("dpir", opts, "weak coupling", d, sigma_y,
                       f"noisy ill-posed blur ({seen}, {100 * w:.1f} % in the weak band): HQS, lam {opts['lam']}, "
                       f"{opts['steps']} steps")
+    if not noisy and w >= r["sidelobes"]:  # a heavy box / disk / motion blur at low noise: DPIR's lam, longer
+        opts = _hqs(r["hqs_noisy_sr"])
+        return Choice("dpir", opts, "sidelobes", d, sigma_y,
+                      f"ill-posed blur with sidelobes ({seen}, {100 * w:.1f} % in the weak band): HQS, "
+                      f"lam {opts['lam']}, {opts['steps']} steps")
     opts = dict(r["diffpir"])
     why = "ill posed" if not noisy else f"noisy ill-posed blur with sidelobes ({100 * w:.1f} % in the weak band)"
     return Choice("diffpir", opts, "ill-posed", d, sigma_y,
@@ -313,7 +319,7 @@ def candidates(choice: Choice, task: str) -> list[tuple[str, dict[str, Any]]]:
         ("dpir", _hqs(r["hqs_paper"], 8)),
         ("dpir", _hqs(r["hqs_paper"], 16)),
         ("dpir", _hqs(r["hqs_weak"])),
-        *([("dpir", _hqs(r["hqs_noisy_sr"]))] if task == "sr" else []),
+        ("dpir", _hqs(r["hqs_noisy_sr"])),
         ("dpir", _hqs({**r["hqs_inpaint"], "steps": 24 if task != "inpaint" else steps_inpaint})),
         ("diffpir", {**r["diffpir"], "steps": 50 if task == "inpaint" else r["diffpir"]["steps"]}),
     ]

@@ -90,6 +90,9 @@ def test_weak_band_tells_sidelobes_from_a_gaussian() -> None:
     assert problem.weak_fraction(Inpaint(random_mask((1, 1, 64, 64), 0.5, seed=0)), SHAPE) == 0.0
     assert problem.informative_fraction(disk, SHAPE) < 0.2  # ill posed
     assert _choose(disk, 0.05).method == "diffpir"
+    low = _choose(disk, 0.01)  # at low noise the sidelobes take DPIR's lam, for longer
+    assert (low.method, low.options["lam"], low.options["steps"]) == ("dpir", 0.23, 24)
+    assert _choose(gauss, 0.01).method == "diffpir"
     assert (_choose(gauss, 0.05).method, _choose(gauss, 0.05).options["lam"]) == ("dpir", 0.1)
 
 
