@@ -319,7 +319,7 @@ def candidates(choice: Choice, task: str) -> list[tuple[str, dict[str, Any]]]:
         ("dpir", _hqs(r["hqs_paper"], 8)),
         ("dpir", _hqs(r["hqs_paper"], 16)),
         ("dpir", _hqs(r["hqs_weak"])),
-        ("dpir", _hqs(r["hqs_noisy_sr"])),
+        *([("dpir", _hqs(r["hqs_noisy_sr"]))] if task == "sr" else []),  # (a blur gets it as the rule's choice)
         ("dpir", _hqs({**r["hqs_inpaint"], "steps": 24 if task != "inpaint" else steps_inpaint})),
         ("diffpir", {**r["diffpir"], "steps": 50 if task == "inpaint" else r["diffpir"]["steps"]}),
     ]
