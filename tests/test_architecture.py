@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pnpdiff._version", "pnpdiff.errors", "pnpdiff._docs", "pnpdiff.checks", "pnpdiff.env",
               "pnpdiff.interrupts", "pnpdiff._operators_path")),
     ("data", ("pnpdiff.io", "pnpdiff.metrics", "pnpdiff.memory", "pnpdiff.schedules", "pnpdiff.outputs",
-              "pnpdiff.datasets")),
+              "pnpdiff.datasets", "pnpdiff.noise")),
     ("operators", ("pnpdiff.operators.*",)),
     ("models", ("pnpdiff.unet", "pnpdiff.priors.*")),
     ("solvers", ("pnpdiff.solvers.*", "pnpdiff.guidance")),
