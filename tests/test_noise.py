@@ -82,3 +82,18 @@ def test_bad_parameters_are_pnperrors() -> None:
         inverse_anscombe(torch.ones(2), sigma=-1.0)
     with pytest.raises(ValueRangeError, match="peak"):
         poisson_prox(torch.ones(2), torch.ones(2), 1.0, float("nan"))
+
+
+@pytest.mark.parametrize("gain, sigma", [(0.01, 0.02), (0.02, 0.05), (0.005, 0.04), (0.03, 0.06)])
+def test_poisson_gaussian_parameters_within_15_percent_at_256(gain: float, sigma: float) -> None:
+    """The fit recovers planted parameters on a 256^2 image with smooth regions and edges (the
+    issue's bar: within 15 %)."""
+    from pnpdiff.noise import estimate_poisson_gaussian
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 256, dtype=torch.float64),
+                            torch.linspace(0, 1, 256, dtype=torch.float64), indexing="ij")
+    x = 0.1 + 0.8 * (0.5 * xx + 0.3 * yy + 0.2 * ((xx - 0.5) ** 2 + (yy - 0.4) ** 2 < 0.05))
+    g = torch.Generator().manual_seed(3)
+    z = gain * torch.poisson(x / gain, generator=g) + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    a, s = estimate_poisson_gaussian(z)
+    assert a == pytest.approx(gain, rel=0.15) and s == pytest.approx(sigma, rel=0.15), (a, s)
