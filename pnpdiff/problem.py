@@ -174,9 +174,18 @@ def informative_fraction(operator: Any, x_shape: Sequence[int], rel: float = REL
     float or None
         ``d`` in [0, 1]; None without a spectral view (a downsampler without one: ``1 / f^2``).
     """
-    spectrum = relative_spectrum(operator, x_shape)
+    return _informative(operator, relative_spectrum(operator, x_shape), rel)
+
+
+def _share(spectrum: torch.Tensor, lo: float, hi: float = 1.0) -> float:
+    """The share of the (relative) spectrum in ``(lo, hi]``."""
+    return float(((spectrum > lo) & (spectrum <= hi)).to(torch.float64).mean())
+
+
+def _informative(operator: Any, spectrum: torch.Tensor | None, rel: float) -> float | None:
+    """:func:`informative_fraction` from a spectrum already read (``None``: a downsampler's ``1 / f^2``)."""
     if spectrum is not None:
-        return float((spectrum > rel).to(torch.float64).mean())
+        return _share(spectrum, rel)
     factor = getattr(operator, "factor", None)
     if getattr(operator, "task", None) == "sr" and isinstance(factor, (int, float)) and factor >= 1:
         return 1.0 / float(factor) ** 2
@@ -201,10 +210,7 @@ def weak_fraction(operator: Any, x_shape: Sequence[int]) -> float | None:
         The share in [0, 1]; None without a spectral view.
     """
     spectrum = relative_spectrum(operator, x_shape)
-    if spectrum is None:
-        return None
-    lo, hi = RULE["weak_band"]
-    return float(((spectrum > lo) & (spectrum <= hi)).to(torch.float64).mean())
+    return None if spectrum is None else _share(spectrum, *RULE["weak_band"])
 
 
 def _hqs(extra: dict[str, Any], steps: int | None = None) -> dict[str, Any]:
@@ -246,7 +252,8 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
                       f"a prior over noise levels up to {prior_sigma_max:.4g}: the task's default method {fallback}")
     if task not in ("deblur", "sr", "inpaint") or not hasattr(operator, "adjoint"):
         return Choice(fallback, {}, "task default", None, sigma_y, f"task '{task}': its default method {fallback}")
-    d = informative_fraction(operator, x_shape)
+    spectrum = relative_spectrum(operator, x_shape)  # read once: d and the weak band w both come from it
+    d = _informative(operator, spectrum, REL)
     if task == "inpaint":  # a mask: always the same (its d is the observed share, reported only)
         opts = _hqs(r["hqs_inpaint"])
         share = "" if d is None else f" ({100 * d:.1f} % observed)"
@@ -276,7 +283,7 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
         opts = _hqs(r["hqs_weak"])
         return Choice("dpir", opts, "weak coupling", d, sigma_y,
                       f"super-resolution ({seen}): HQS, lam {opts['lam']}, {opts['steps']} steps")
-    w = weak_fraction(operator, x_shape) or 0.0
+    w = 0.0 if spectrum is None else _share(spectrum, *RULE["weak_band"])
     if noisy and w < r["sidelobes"]:
         opts = _hqs(r["hqs_weak"])
         return Choice("dpir", opts, "weak coupling", d, sigma_y,
