@@ -34,6 +34,7 @@ from pnpdiff.errors import (
 )
 from pnpdiff.guidance import guided
 from pnpdiff.io import check_range, to_tensor
+from pnpdiff.noise import NoiseModel, Stabilised, noise_model
 from pnpdiff.operators import as_operator
 from pnpdiff.priors import load_prior
 from pnpdiff.priors.runtime import with_runtime
@@ -191,7 +192,7 @@ def default_method(task: str) -> str:
 
 
 def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: Any,
-                  options: Mapping[str, Any] | None = None) -> problem.Choice:
+                  options: Mapping[str, Any] | None = None, noise: NoiseModel | None = None) -> problem.Choice:
     """What ``solve`` runs when no method is named: :func:`pnpdiff.problem.choose` on the problem.
 
     Parameters
@@ -208,6 +209,9 @@ def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: 
     options : mapping, optional
         The caller's solver options: options the rule's method does not take (e.g. DiffPIR's
         ``zeta`` where the rule picks HQS) keep the task's default method, which takes them.
+    noise : NoiseModel, optional
+        A Poisson(-Gaussian) model (``sigma_y`` is then its matched Gaussian level): the rule's
+        choice for it (:func:`pnpdiff.problem.choose`).
 
     Returns
     -------
@@ -223,7 +227,8 @@ def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: 
             pass
     sig = float(sigma_y) if sigma_y is not None else (estimate_noise_level(y) if y.dim() >= 2 else 0.0)
     choice = problem.choose(operator, x_shape, sig, task, fallback,
-                            float(getattr(prior, "sigma_max", math.inf) or math.inf))
+                            float(getattr(prior, "sigma_max", math.inf) or math.inf),
+                            noise=None if noise is None else noise.model)
     if options and choice.method != fallback:
         params = inspect.signature(SOLVERS[choice.method]).parameters
         foreign = sorted(k for k in options if k not in SCHEDULE_KEYS and k not in params)
@@ -231,6 +236,30 @@ def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: 
             return problem.Choice(fallback, {}, "task default", choice.informative, sig,
                                   f"the options {', '.join(foreign)} are {fallback}'s: the task's default method")
     return choice
+
+
+def noise_methods(model: str) -> list[str]:
+    """The methods whose own likelihood is the noise model ``model`` (their descriptors say so)."""
+    return [name for name, info in DESCRIPTORS.items() if model in info.noise_models]
+
+
+def check_noise_model(method: str, noise: NoiseModel, task: str) -> None:
+    """Refuse a method that cannot take the noise model: one that assumes Gaussian noise, on a task
+    other than denoising (where the variance-stabilising transform makes the noise Gaussian).
+
+    Raises
+    ------
+    ValueRangeError
+        Naming the methods that take the model.
+    """
+    info = descriptor(method)
+    if info is not None and noise.model in info.noise_models:
+        return
+    if task == "denoise":
+        return
+    raise ValueRangeError(f"method {method!r} assumes Gaussian noise and cannot take the {noise.model} noise model "
+                          f"on a {task} task; use {', '.join(noise_methods(noise.model))} (denoising also takes "
+                          "every method, through the Anscombe transform)")
 
 
 def _defaults(plan: Any) -> dict[str, Any]:
@@ -566,6 +595,7 @@ def solve(
     compile: bool = False,
     calibrate: bool = False,
     return_info: bool = False,
+    noise: Any = None,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -630,6 +660,17 @@ def solve(
         has a spectral view, with the divergence by random probes; or the discrepancy principle).
         Costs one solve per candidate and per probe; what was chosen and why is in the info
         (``return_info=True``). Not for ``method="smc"`` or guided solves.
+    noise : str, mapping or NoiseModel, optional
+        The measurement's noise model (:mod:`pnpdiff.noise`): ``{"model": "poisson", "peak": 10}``
+        (photon counts; ``peak`` photons at white), ``{"model": "poisson-gaussian", "gain": 0.01,
+        "sigma_y": 0.02}`` (shot noise and read noise), ``{"model": "gaussian", "sigma_y": s}``
+        (the same as ``sigma_y=s``), or a model name alone: its numbers are then estimated from
+        ``y`` (:func:`pnpdiff.noise.estimate_poisson_gaussian`). ``dpir`` and ``diffpir`` take the
+        prox of its negative log-likelihood as their data step and ``dps`` its weighted residual;
+        the other methods assume Gaussian noise: for denoising they run on the generalised Anscombe
+        transform of ``y`` (Gaussian noise of unit variance) and map back with its exact unbiased
+        inverse (Makitalo and Foi 2013), otherwise they refuse the model. Default: Gaussian noise
+        of level ``sigma_y``.
     return_info : bool
         Return ``(x_hat, info)``: ``info`` is a dict of what ran -- ``method``, its ``options``,
         ``steps``, ``sigma_y``, ``rule`` (why the method was chosen, when ``method`` was not
@@ -668,7 +709,8 @@ def solve(
     plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
                           guidance={"label": label, "cfg": cfg, "classifier": classifier,
                                     "classifier_scale": classifier_scale},
-                          precision=precision, compile=compile, options=options, calibrate=calibrate)
+                          precision=precision, compile=compile, options=options, calibrate=calibrate,
+                          noise=noise)
     _check_solve(plan)
     out, info = _run_solve(plan, stacklevel=3)
     return (out, info) if return_info else out
@@ -703,12 +745,13 @@ class _SolvePlan:
     extra: dict[str, Any] = field(default_factory=dict)
     rule: problem.Choice | None = None  # what the rule chose when no method was named
     calibrate: bool = False
+    noise: NoiseModel | None = None  # a Poisson(-Gaussian) model, its numbers known (None: Gaussian, sigma_y)
 
 
 def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps: int | None, sigma_y: float | None,
                    seed: int | Sequence[int] | None, device: Any, progress: bool, max_memory: int | str | None, *,
                    guidance: dict[str, Any], precision: str, compile: bool, options: dict[str, Any],
-                   calibrate: bool = False) -> _SolvePlan:
+                   calibrate: bool = False, noise: Any = None) -> _SolvePlan:
     """Step 1 of ``solve``: read every argument (each checked as it is read) and resolve the names:
     the prior, the measurement as a tensor, the device, the operator, the method and its options."""
     if method == "auto":  # chosen from the problem (pnpdiff.problem), as when no method is named
@@ -741,12 +784,33 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
         raise ShapeError(f"y is empty (shape {tuple(x_y.shape)}); pass an image with at least one pixel")
     x_y = x_y.detach()  # solving is not differentiable in y: a y from a network keeps no graph here
     dev = resolve_device(device, x_y)
-    check_range(x_y, "y", measurement_range(operator, data_range), sigma_y)
+    model = None if noise is None else noise_model(noise)
+    if model is not None and model.is_gaussian:  # the same as sigma_y
+        if model.sigma is not None:
+            if sigma_y is not None and sigma_y != model.sigma:
+                raise ValueRangeError(f"sigma_y = {sigma_y:g} and noise sigma_y = {model.sigma:g} disagree; give one")
+            sigma_y = model.sigma
+        model = None
+    elif model is not None and sigma_y is not None:
+        raise ValueRangeError(f"sigma_y is the level of Gaussian noise; with the {model.model} noise model give the "
+                              "read noise as noise={'model': 'poisson-gaussian', 'sigma_y': ...}")
+    if model is not None:
+        if calibrate:
+            raise ValueRangeError(f"calibrate=True scores candidates by Gaussian risk estimates; it does not apply to "
+                                  f"the {model.model} noise model")
+        check_range(x_y, "y", None)  # NaN / inf before the fit
+        model = model.resolve(x_y)
+    # counts stray further from [0, 1] than Gaussian noise: 1.5 x their standard deviation at white
+    spread = sigma_y if model is None else 1.5 * math.sqrt(model.variance(torch.ones(())).item())
+    check_range(x_y, "y", measurement_range(operator, data_range), min(spread, 10.0) if model else spread)
     op = resolve_operator(operator)
     rule = None
     if method is None:
-        rule = choose_method(op, x_y, sigma_y, prior_obj, options)
+        rule = choose_method(op, x_y, sigma_y if model is None else model.matched_sigma(x_y), prior_obj, options,
+                             noise=model)
         method = rule.method
+    if model is not None:
+        check_noise_model(method, model, task_of(op))
     solver = SOLVERS[method]
     params = inspect.signature(solver).parameters
     for key in options:
@@ -764,7 +828,7 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
     return _SolvePlan(y=x_y, back=back, operator=op, prior=prior_obj, method=method, solver=solver, params=params,
                       options=options, device=dev, data_range=data_range, steps=n_steps_arg, sigma_y=sigma_y,
                       seed=seed, seeds=seeds, progress=progress, max_memory=max_memory, guidance=guidance,
-                      precision=precision, compile=compile, rule=rule, calibrate=calibrate)
+                      precision=precision, compile=compile, rule=rule, calibrate=calibrate, noise=model)
 
 
 def _check_solve(plan: _SolvePlan) -> None:
@@ -849,7 +913,9 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
         x_y = x_y.mean(1, keepdim=True)
 
     sigma_y = plan.sigma_y
-    if sigma_y is None:
+    if plan.noise is not None:  # the Gaussian level of the same mean variance (schedule end, initial estimate)
+        sigma_y = plan.noise.matched_sigma(x_y)
+    elif sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
     p_max_noise = float(getattr(prior_obj, "sigma_max", math.inf))
     if sigma_y > p_max_noise:
@@ -890,6 +956,9 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
             if s_min is not None:
                 s_min = min(s_min, s_max)
             sigmas = schedules.get_schedule(str(schedule), n_steps, sigma_min=s_min, sigma_max=s_max)
+        noise_arg: dict[str, Any] = {}
+        if plan.noise is not None and plan.noise.model in descriptor(name).noise_models:
+            noise_arg = {"noise": plan.noise}
         generator: torch.Generator | list[torch.Generator] | None = None
         if plan.seeds is not None:
             if len(plan.seeds) != y_in.shape[0]:
@@ -905,7 +974,7 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
                 torch.empty(plan.start_shape, device=dev, dtype=y_in.dtype))[0].clone()
         try:
             out = solver(y_in, op, prior_obj, sigmas, float(sigma_y), generator=generator, progress=plan.progress,
-                         **opts)
+                         **opts, **noise_arg)
         except torch.OutOfMemoryError:
             raise MemoryLimitError(
                 f"the {name} solve of {memory.describe_shape(x_shape)} ran out of memory on {dev}; "
@@ -925,6 +994,13 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
     calibration = None
     if plan.calibrate:
         out, ran, calibration = _calibrate_solve(plan, x_y, float(sigma_y), settings, run)
+    elif plan.noise is not None and plan.noise.model not in descriptor(method).noise_models:
+        # a Gaussian-noise method on a denoising task: the variance-stabilising route
+        stab = Stabilised(plan.noise)
+        sigma_y = stab.sigma
+        out, ran = run(stab.forward(x_y), method, settings)
+        out = stab.inverse(out)
+        ran["stabilised"] = "generalised Anscombe transform, exact unbiased inverse"
     else:
         out, ran = run(x_y, method, settings)
     if grey_rgb:
@@ -933,7 +1009,8 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
             "rule": None if plan.rule is None else plan.rule.reason,
             "regime": None if plan.rule is None else plan.rule.regime,
             "informative_fraction": None if plan.rule is None else plan.rule.informative,
-            "calibration": calibration, "denoiser_calls": int(prior_obj.calls)}
+            "calibration": calibration, "denoiser_calls": int(prior_obj.calls),
+            "noise": None if plan.noise is None else plan.noise.as_dict()}
     return plan.back(out), info
 
 

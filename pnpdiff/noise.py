@@ -1,7 +1,11 @@
 """Poisson and Poisson-Gaussian noise: the variance-stabilising transform and the Poisson prox.
 
-The first pieces of issue 28 (real sensor noise), not yet wired into ``solve`` or the recipes:
+What ``solve(..., noise=...)`` and the recipes' ``noise: {model: ...}`` key are made of:
 
+* :class:`NoiseModel` -- Gaussian, Poisson (``peak`` photons at white) or Poisson-Gaussian (``gain``
+  per photon and read noise ``sigma``) noise in [0, 1] image units, with its draw, its negative
+  log-likelihood, its variance and the prox of the likelihood (:meth:`NoiseModel.prox`);
+  :func:`noise_model` reads one from a mapping (the one validator of the API and the recipes);
 * :func:`anscombe` -- the generalised Anscombe transform of a Poisson-Gaussian measurement
   ``z = gain * p + n``, ``p ~ Poisson(x / gain)``, ``n ~ N(mu, sigma^2)``, which makes the noise
   approximately Gaussian with unit variance (Starck, Murtagh and Bijaoui 1998; Makitalo and Foi 2013);
@@ -23,13 +27,17 @@ Poisson-Gaussian noise", IEEE Trans. Image Processing 22(1), 2013, https://doi.o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from pnpdiff.errors import ValueRangeError
+from pnpdiff import checks
+from pnpdiff.errors import PnPError, UnknownNameError, ValueRangeError
 
-__all__ = ["anscombe", "inverse_anscombe", "poisson_prox", "estimate_poisson_gaussian"]
+__all__ = ["NoiseModel", "noise_model", "NOISE_MODELS", "anscombe", "inverse_anscombe", "poisson_prox",
+           "estimate_poisson_gaussian"]
 
 _R = math.sqrt(1.5)
 #: the variance of a standard normal truncated at +-4 (what the clipped variance estimates of it)
@@ -209,3 +217,242 @@ def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
     sol = torch.linalg.lstsq(design, (var * n.sqrt())[:, None]).solution[:, 0]
     gain, s2 = float(sol[0]), float(sol[1])
     return max(gain, 0.0), math.sqrt(max(s2, 0.0))
+
+
+#: the noise models ``solve(noise=...)`` and the recipes' ``noise: {model: ...}`` know
+NOISE_MODELS = ("gaussian", "poisson", "poisson-gaussian")
+#: the keys of a noise mapping (``model`` and its numbers)
+NOISE_MODEL_KEYS = ("model", "sigma_y", "peak", "gain")
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Measurement noise in [0, 1] image units: ``y = gain * Poisson(A x / gain) + N(0, sigma^2)``.
+
+    ``model="gaussian"``: ``gain = 0`` (``y = A x + N(0, sigma^2)``); ``"poisson"``: ``sigma = 0`` and
+    ``gain = 1 / peak`` (``peak``: the photons a white pixel collects; ``y`` counts / peak);
+    ``"poisson-gaussian"``: both (a camera's shot noise and read noise, Foi et al. 2008). A number
+    left ``None`` is estimated from the measurement by :meth:`resolve`.
+
+    Parameters
+    ----------
+    model : {"gaussian", "poisson", "poisson-gaussian"}
+        The family.
+    sigma : float, optional
+        Standard deviation of the Gaussian part (the read noise), image units.
+    gain : float, optional
+        Image units per photon (``1 / peak``).
+    """
+
+    model: str
+    sigma: float | None = 0.0
+    gain: float | None = 0.0
+
+    @property
+    def peak(self) -> float:
+        """Photons at white, ``1 / gain`` (``inf`` for Gaussian noise)."""
+        return math.inf if not self.gain else 1.0 / float(self.gain)
+
+    @property
+    def is_gaussian(self) -> bool:
+        """Whether the noise is plain Gaussian (every solver's own likelihood)."""
+        return self.model == "gaussian"
+
+    @property
+    def resolved(self) -> bool:
+        """Whether every number is known (nothing left to estimate from ``y``)."""
+        return self.sigma is not None and self.gain is not None
+
+    def resolve(self, y: Tensor) -> NoiseModel:
+        """The model with its unknown numbers estimated from ``y`` alone: ``sigma`` of Gaussian
+        noise by the wavelet median absolute deviation, ``gain`` and ``sigma`` of Poisson(-Gaussian)
+        noise by :func:`estimate_poisson_gaussian` (a Poisson model keeps ``sigma = 0``)."""
+        if self.resolved:
+            return self
+        if self.model == "gaussian":  # (solve estimates a Gaussian sigma_y itself, as without a model)
+            return self
+        gain, sigma = estimate_poisson_gaussian(y)
+        if gain <= 0:
+            raise ValueRangeError("the noise fit found no signal-dependent noise in y (its variance does not grow "
+                                  "with its brightness): give the noise's numbers, or use model 'gaussian'")
+        if self.model == "poisson":
+            return NoiseModel("poisson", 0.0, float(self.gain or gain))
+        return NoiseModel("poisson-gaussian", float(sigma if self.sigma is None else self.sigma),
+                          float(gain if self.gain is None else self.gain))
+
+    def _numbers(self) -> tuple[float, float]:
+        if not self.resolved:
+            raise ValueRangeError(f"the {self.model} noise model has unknown numbers; resolve it from y first")
+        return float(self.gain), float(self.sigma)
+
+    def variance(self, ax: Tensor) -> Tensor:
+        """The noise variance of each entry of a measurement of mean ``ax``: ``gain ax + sigma^2``."""
+        gain, sigma = self._numbers()
+        return gain * ax.clamp_min(0) + sigma**2
+
+    def matched_sigma(self, y: Tensor) -> float:
+        """The Gaussian noise level of the same mean variance, ``sqrt(mean(gain y + sigma^2))``
+        (what a Gaussian-only step, a schedule's end or an initial estimate uses)."""
+        gain, sigma = self._numbers()
+        return math.sqrt(float((gain * y.clamp_min(0)).mean()) + sigma**2)
+
+    def sample(self, ax: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A measurement ``gain * Poisson(ax / gain) + sigma n`` (``ax`` clipped at 0 for the counts)."""
+        gain, sigma = self._numbers()
+        out = ax.clone() if not gain else gain * torch.poisson(ax.clamp_min(0) / gain, generator=generator)
+        if sigma:
+            out = out + sigma * torch.randn(ax.shape, generator=generator, dtype=ax.dtype, device=ax.device)
+        return out
+
+    def weights(self, y: Tensor) -> Tensor:
+        """``1 / sqrt(var_i)`` with the variance read off ``y`` (floored at one photon), scaled to a
+        root-mean-square of 1 -- the weighted residual of DPS for Poisson noise (Chung et al. 2023,
+        Sec. 3.2: ``||y - A x||_Lambda`` with ``Lambda = diag(1 / (2 y))``), normalised so that
+        Gaussian noise gives weight 1 everywhere and the step size keeps its meaning."""
+        gain, sigma = self._numbers()
+        var = gain * y.clamp_min(gain) + sigma**2
+        w = var.rsqrt()
+        return w / w.pow(2).mean().sqrt()
+
+    def nll(self, y: Tensor, ax: Tensor) -> Tensor:
+        """The negative log-likelihood per sample, up to a constant (Poisson-Gaussian: the shifted
+        Poisson approximation, ``(y + s) / gain ~ Poisson((A x + s) / gain)`` with ``s = sigma^2 /
+        gain``, which has the right mean and variance)."""
+        gain, sigma = self._numbers()
+        if not gain:
+            return ((y - ax) ** 2).flatten(1).sum(1) / (2 * sigma**2)
+        s = sigma**2 / gain
+        lam = (ax + s).clamp_min(torch.finfo(ax.dtype).tiny)
+        return ((lam - (y + s).clamp_min(0) * lam.log()) / gain).flatten(1).sum(1)
+
+    def prox(self, v: Tensor, y: Tensor, rho: float | Tensor, mask: Tensor | None = None) -> Tensor:
+        """``argmin_x NLL(y | x) + rho / 2 ||x - v||^2`` entrywise, in closed form (``mask``: the
+        entries observed; elsewhere ``v``).
+
+        Gaussian: ``(y / sigma^2 + rho v) / (1 / sigma^2 + rho)``; Poisson and Poisson-Gaussian (the
+        shifted Poisson likelihood of :meth:`nll`): :func:`poisson_prox` at ``v + s`` on the counts
+        ``(y + s) / gain``, shifted back.
+        """
+        gain, sigma = self._numbers()
+        if not gain:
+            inv = 1.0 / max(sigma, 1e-3) ** 2
+            x = (inv * y + rho * v) / (inv + rho)
+            return x if mask is None else torch.where(mask.to(torch.bool), x, v)
+        s = sigma**2 / gain
+        return _poisson_prox_t(v + s, (y + s) / gain, rho, 1.0 / gain, mask) - s
+
+    def describe(self) -> str:
+        """One line: ``poisson, peak 10``, ``poisson-gaussian, gain 0.01, read noise 0.02``."""
+        if self.model == "gaussian":
+            return f"gaussian, sigma_y {self.sigma:.4g}" if self.sigma is not None else "gaussian"
+        parts = [self.model]
+        if self.gain is not None:
+            parts.append(f"peak {self.peak:.4g}" if self.model == "poisson" else f"gain {self.gain:.4g}")
+        if self.model == "poisson-gaussian" and self.sigma is not None:
+            parts.append(f"read noise {self.sigma:.4g}")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The recipe form (``{model: poisson, peak: 10}``)."""
+        d: dict[str, Any] = {"model": self.model}
+        if self.model == "gaussian":
+            d["sigma_y"] = self.sigma
+        elif self.model == "poisson":
+            d["peak"] = None if self.gain is None else self.peak
+        else:
+            d["gain"], d["sigma_y"] = self.gain, self.sigma
+        return d
+
+
+def _poisson_prox_t(v: Tensor, counts: Tensor, rho: float | Tensor, peak: float, mask: Tensor | None) -> Tensor:
+    """:func:`poisson_prox` with ``rho`` a number or a per-sample tensor (no checks: internal)."""
+    b = peak - rho * v
+    yc = counts.clamp_min(0)
+    root = (b * b + 4.0 * rho * yc).sqrt()
+    x = torch.where(b > 0, 2.0 * yc / (b + root).clamp_min(torch.finfo(root.dtype).tiny), (root - b) / (2.0 * rho))
+    return x if mask is None else torch.where(mask.to(torch.bool), x, v)
+
+
+def noise_model(spec: Any, where: str = "noise", error: type[PnPError] = ValueRangeError) -> NoiseModel:
+    """Read a noise model: a :class:`NoiseModel`, a model name (its numbers estimated from ``y``)
+    or a mapping ``{model: poisson, peak: 10}``, ``{model: poisson-gaussian, gain: 0.01, sigma_y:
+    0.02}`` (``peak`` may stand for ``gain = 1 / peak``), ``{model: gaussian, sigma_y: 0.025}``.
+
+    Parameters
+    ----------
+    spec : NoiseModel, str or mapping
+        The model.
+    where : str
+        Where it was given, for the message (``"noise"``, ``"r.yaml: noise"``).
+    error : type
+        The :class:`~pnpdiff.errors.PnPError` subclass to raise (the recipes pass ``RecipeError``).
+
+    Returns
+    -------
+    NoiseModel
+        With ``None`` for the numbers not given.
+    """
+    if isinstance(spec, NoiseModel):
+        return spec
+    if isinstance(spec, str):
+        spec = {"model": spec}
+    d = checks.mapping(spec, where, allowed_keys=NOISE_MODEL_KEYS, required=("model",), kind="noise",
+                       example="{model: poisson, peak: 10}", error=error)
+    model = checks.known(d["model"], checks.key_path(where, "model"), NOISE_MODELS, kind="noise model",
+                         error=UnknownNameError if error is ValueRangeError else error)
+
+    def num(key: str, **bounds: Any) -> float | None:
+        return None if d.get(key) is None else checks.real(d[key], checks.key_path(where, key), error=error, **bounds)
+
+    sigma = num("sigma_y", minimum=0.0, maximum=checks.MAX_SIGMA_Y)
+    peak = num("peak", minimum=0.0, exclusive_minimum=True, maximum=1e9)
+    gain = num("gain", minimum=0.0, exclusive_minimum=True, maximum=1e3)
+    if model == "gaussian":
+        for k in ("peak", "gain"):
+            if k in d:
+                raise error(f"{checks.key_path(where, k)}: Gaussian noise has no {k}; use model poisson or "
+                            "poisson-gaussian")
+        return NoiseModel("gaussian", sigma, 0.0)
+    if peak is not None and gain is not None:
+        raise error(f"{where}: give peak or gain (= 1 / peak), not both")
+    if gain is None and peak is not None:
+        gain = 1.0 / peak
+    if model == "poisson":
+        if "sigma_y" in d:
+            raise error(f"{checks.key_path(where, 'sigma_y')}: Poisson noise has no Gaussian part; use model "
+                        "poisson-gaussian for read noise")
+        return NoiseModel("poisson", 0.0, gain)
+    return NoiseModel("poisson-gaussian", sigma, gain)
+
+
+class Stabilised:
+    """The variance-stabilising route for a method that assumes Gaussian noise: ``forward`` maps a
+    Poisson(-Gaussian) measurement through :func:`anscombe` and rescales it so that [0, 1] images
+    land on [0, 1] again, where its noise is Gaussian of level :attr:`sigma`; ``inverse`` maps a
+    denoised estimate back by :func:`inverse_anscombe`, the exact unbiased inverse (Makitalo and
+    Foi 2013). Valid for denoising (``A = I``): for another operator the transformed measurement
+    is no longer linear in ``x``.
+
+    Parameters
+    ----------
+    noise : NoiseModel
+        A Poisson or Poisson-Gaussian model with its numbers known.
+    """
+
+    def __init__(self, noise: NoiseModel) -> None:
+        gain, sigma = noise._numbers()
+        if not gain:
+            raise ValueRangeError("the variance-stabilising transform is for Poisson(-Gaussian) noise")
+        self.gain, self.read = gain, sigma
+        ends = anscombe(torch.tensor([0.0, 1.0], dtype=torch.float64), gain, sigma)
+        self.low, self.scale = float(ends[0]), float(ends[1] - ends[0])
+        #: the Gaussian noise level of the rescaled transform (unit variance before rescaling)
+        self.sigma = 1.0 / self.scale
+
+    def forward(self, y: Tensor) -> Tensor:
+        """``(f(y) - f(0)) / (f(1) - f(0))``: Gaussian noise of level :attr:`sigma`."""
+        return (anscombe(y, self.gain, self.read) - self.low) / self.scale
+
+    def inverse(self, d: Tensor) -> Tensor:
+        """The estimate of ``x`` from a denoised ``d``: the exact unbiased inverse of the transform."""
+        return inverse_anscombe(d * self.scale + self.low, self.gain, self.read)

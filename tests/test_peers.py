@@ -185,12 +185,11 @@ def test_dps_model_and_diffusion_configs_are_refused_with_a_pointer() -> None:
 
 
 def test_errors_name_the_file_and_the_key_path() -> None:
-    bad = dps_config(measurement__noise={"name": "poisson", "rate": 1.0})
+    bad = dps_config(measurement__noise={"name": "laplace"})
     with pytest.raises(RecipeError) as err:
         translate(bad, Path("configs/deblur.yaml"))
     assert str(err.value) == (
-        "configs/deblur.yaml: measurement.noise.name: poisson noise is not supported; pnpdiff models Gaussian "
-        "noise (use name: gaussian with its sigma on [-1, 1])"
+        "configs/deblur.yaml: measurement.noise.name: expected gaussian, poisson or clean, got 'laplace'"
     )
 
 
@@ -294,11 +293,10 @@ def test_dps_clean_noise_and_default_scale() -> None:
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        (
-            {"measurement__noise": {"name": "poisson", "rate": 1.0}},
-            "measurement.noise.name: poisson noise is not supported; pnpdiff models Gaussian noise",
-        ),
-        ({"measurement__noise": {"name": "laplace"}}, "measurement.noise.name: expected gaussian or clean"),
+        ({"measurement__noise": {"name": "poisson"}}, "measurement.noise.rate: missing"),
+        ({"measurement__noise": {"name": "poisson", "rate": 0}}, r"measurement.noise.rate: expected a number in \(0"),
+        ({"measurement__noise": {"name": "poisson", "rate": 1, "sigma": 0.1}}, "measurement.noise.sigma: DPS's"),
+        ({"measurement__noise": {"name": "laplace"}}, "measurement.noise.name: expected gaussian, poisson or clean"),
         ({"measurement__noise": {"name": "gaussian"}}, "measurement.noise.sigma: missing"),
         ({"measurement__noise": {"name": "gaussian", "sigma": "0.05"}}, "measurement.noise.sigma: expected a number"),
         ({"measurement__noise": {"name": "gaussian", "sigma": 0.05, "rate": 1}}, "measurement.noise.rate: DPS's"),

@@ -96,7 +96,7 @@ def test_diffpir_style_config_runs_unchanged(tmp_path: Path) -> None:
 
 def test_a_peer_config_mistake_is_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(DPS_SR.replace("name: gaussian", "name: poisson"))
+    cfg.write_text(DPS_SR.replace("name: gaussian", "name: laplace"))
     p = _cli([str(cfg)], tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "measurement.noise" in p.stderr, p.stderr
 

@@ -286,9 +286,14 @@ def test_dps_phase_retrieval_oversample_beyond_the_operator_is_one_line() -> Non
 
 
 @pytest.mark.parametrize("name", sorted(DPS_FIRST_RELEASE))
-def test_dps_first_release_poisson_configs_are_refused_naming_the_key(name: str) -> None:
-    with pytest.raises(RecipeError, match="^measurement.noise.name: poisson noise is not supported"):
-        translate(load_yaml(DPS_FIRST_RELEASE[name]))
+def test_dps_first_release_poisson_configs_translate_to_the_poisson_model(name: str) -> None:
+    """DPS's PoissonNoise draws ``Poisson(255 rate x) / (255 rate)`` on [0, 1] images: rate 1 is 255
+    photons at white, and the recipe validates with it (model and peak in the one noise validator)."""
+    tr = translate(load_yaml(DPS_FIRST_RELEASE[name]))
+    assert tr.recipe["noise"] == {"model": "poisson", "peak": 255.0}
+    assert any(r[0] == "measurement.noise.rate" and "255" in r[3] for r in tr.rows), tr.rows
+    recipe = parse_recipe({**tr.recipe, "image": "skimage:camera", "size": 32})
+    assert recipe.noise_model == {"model": "poisson", "peak": 255.0} and recipe.sigma_y is None
 
 
 def test_dps_nonlinear_deblur_is_refused_naming_the_learned_blur() -> None:

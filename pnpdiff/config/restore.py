@@ -32,6 +32,11 @@ Keys
 ``noise``
     ``{sigma_y: s, seed: n}``: Gaussian noise of standard deviation ``s`` in [0, 1] units. With
     ``observed:``, ``sigma_y`` is the known noise level; absent, it is estimated (and recorded).
+    ``model:`` names a sensor noise model (:mod:`pnpdiff.noise`, ``solve(noise=)``):
+    ``{model: poisson, peak: 10}`` (photon counts, ``peak`` photons at white),
+    ``{model: poisson-gaussian, gain: 0.01, sigma_y: 0.02}`` (shot and read noise; ``peak`` may
+    stand for ``gain = 1 / peak``) or ``{model: gaussian, sigma_y: s}``. With ``observed:`` the
+    numbers may be left out: they are then estimated from the photo (and recorded).
 ``prior``, ``method``, ``steps``, ``options``, ``seed``, ``device``
     As in :func:`pnpdiff.solve` (``prior`` may be a mapping ``{name: ..., path: ...}``).
 ``max_memory``
@@ -83,6 +88,7 @@ from pnpdiff.config.files import (
 from pnpdiff.config.keys import TOP_KEYS
 from pnpdiff.config.peers import translate
 from pnpdiff.errors import PnPError, RecipeError, UnknownNameError, UnknownRecipeNameError, ValueRangeError
+from pnpdiff.noise import noise_model
 from pnpdiff.priors.registry import _parse
 from pnpdiff.priors.runtime import PRECISIONS
 from pnpdiff.solvers import SOLVERS
@@ -93,7 +99,7 @@ AUTO_BATCH = "auto"
 #: per-image files a run can save (``save:``); metrics and the resolved recipe are always written
 SAVE_NAMES = ("observed", "restored", "ground_truth", "comparison")
 
-NOISE_KEYS = ("sigma_y", "seed")
+NOISE_KEYS = ("model", "sigma_y", "peak", "gain", "seed")
 
 #: operators a recipe can build (the others take tensors or objects: use the Python API)
 RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
@@ -138,6 +144,8 @@ class Recipe:
     compile: bool = False
     #: choose the solver's settings from candidates by SURE / the discrepancy principle (``solve(calibrate=)``)
     calibrate: bool = False
+    #: a Poisson(-Gaussian) noise model (``NoiseModel.as_dict()``; numbers None: estimated), or None (Gaussian)
+    noise_model: dict[str, Any] | None = None
     #: the :class:`pnpdiff.config.peers.Translation` when the file was a DPS / DiffPIR / DAPS config
     translation: Any = field(default=None, repr=False, compare=False)
 
@@ -272,6 +280,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     noise: dict[str, Any] = {"seed": recipe.noise_seed}
     if recipe.sigma_y is not None:
         noise = {"sigma_y": recipe.sigma_y, **noise}
+    if recipe.noise_model is not None:
+        noise = {**{k: v for k, v in recipe.noise_model.items() if v is not None}, **noise}
     d["noise"] = noise
     d["prior"] = recipe.prior
     if isinstance(recipe.prior, dict) and isinstance(recipe.prior.get("path"), str):
@@ -369,7 +379,23 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     for k in noise:
         if k not in NOISE_KEYS:
             raise c.fail(f"noise.{k}", f"unknown noise key; valid: {', '.join(NOISE_KEYS)}")
-    sigma_y = c.real("noise.sigma_y", noise["sigma_y"]) if "sigma_y" in noise else None
+    model = None
+    if "model" in noise:  # a sensor noise model (pnpdiff.noise): its one validator
+        model = noise_model({k: v for k, v in noise.items() if k != "seed"}, c.at("noise"), RecipeError)
+        if src_key == "image" and not model.resolved:
+            raise c.fail("noise", f"simulating {model.model} noise needs its numbers ("
+                         f"{'peak' if model.model == 'poisson' else 'gain or peak, and sigma_y'}); only an "
+                         "'observed:' photo may leave them to be estimated")
+    else:
+        for k in ("peak", "gain"):
+            if k in noise:
+                raise c.fail(f"noise.{k}", "belongs to a sensor noise model: add model: poisson or poisson-gaussian")
+    if model is not None and model.is_gaussian:
+        sigma_y, model = model.sigma, None
+    elif model is not None:
+        sigma_y = None
+    else:
+        sigma_y = c.real("noise.sigma_y", noise["sigma_y"]) if "sigma_y" in noise else None
     noise_seed = checks.seed(noise.get("seed", 0), c.at("noise.seed"), error=RecipeError)
 
     prior = data.get("prior", "natural")
@@ -447,6 +473,12 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     calibrate = c.bool_("calibrate", data.get("calibrate", False))
     if calibrate and samples:
         raise c.fail("calibrate", "calibration chooses one restoration's settings; it does not apply to 'samples:'")
+    if model is not None and samples:
+        raise c.fail("noise.model", f"posterior sampling assumes Gaussian noise; the {model.model} model restores "
+                     "one image (drop 'samples:')")
+    if model is not None and calibrate:
+        raise c.fail("calibrate", f"calibration scores Gaussian risk estimates; it does not apply to the "
+                     f"{model.model} noise model")
     return Recipe(
         operator=op,
         image=src if src_key == "image" else None,
@@ -454,6 +486,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         size=size,
         sigma_y=sigma_y,
         noise_seed=noise_seed,
+        noise_model=None if model is None else model.as_dict(),
         prior=prior,
         method=method,
         steps=steps,

@@ -440,7 +440,7 @@ def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any,
         seeds = [derive_seed(recipe.seed, it[0], "solver") for it in group]
         t0 = time.perf_counter()
         x_hat, frames, _, what = restore(recipe, y, group[0][3].operator, group[0][3].sigma_y, seeds, prior=prior,
-                                         steps=n_steps, device=device, progress=progress)
+                                         steps=n_steps, device=device, progress=progress, noise=group[0][3].noise)
         seconds = (time.perf_counter() - t0) / len(group)
         for b, (name, path, folder, m) in enumerate(group):
             row: dict[str, Any] = {

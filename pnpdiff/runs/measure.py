@@ -12,6 +12,7 @@ from pnpdiff import operators
 from pnpdiff.config.restore import MASK_KINDS, RECIPE_OPERATORS, Recipe
 from pnpdiff.errors import OperatorError, PnPError, RecipeError
 from pnpdiff.io import load_image, load_source_image, source_image_shape
+from pnpdiff.noise import NoiseModel, noise_model
 from pnpdiff.operators import masks
 from pnpdiff.solvers.common import estimate_noise_level
 
@@ -89,6 +90,8 @@ class Measurement:
     sigma_estimated: bool
     bits: int
     truth: torch.Tensor | None = None
+    #: a Poisson(-Gaussian) noise model, its numbers known (``sigma_y`` is then its matched Gaussian level)
+    noise: NoiseModel | None = None
 
 
 def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
@@ -101,11 +104,22 @@ def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
         g = torch.Generator().manual_seed(noise_seed)
         with torch.no_grad():
             clean = op(truth)
+        if recipe.noise_model is not None:  # photon counts (and read noise) drawn from the same generator
+            model = noise_model(recipe.noise_model)
+            y = model.sample(clean, g)
+            return Measurement(y, op, model.matched_sigma(y), False, bits, truth, model)
         sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
         y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
         return Measurement(y, op, float(sigma_y), False, bits, truth)
     y, bits = load_source_image(spec, recipe.size, None)
     op = build_operator(recipe.operator, x_shape_guess(recipe.operator, tuple(y.shape)))
+    if recipe.noise_model is not None:  # numbers the recipe leaves out are estimated from the photo
+        given = noise_model(recipe.noise_model)
+        try:
+            model = given.resolve(y)
+        except PnPError as err:
+            raise RecipeError(f"noise: {err}") from None
+        return Measurement(y, op, model.matched_sigma(y), not given.resolved, bits, None, model)
     if recipe.sigma_y is not None:
         return Measurement(y, op, float(recipe.sigma_y), False, bits)
     return Measurement(y, op, float(estimate_noise_level(y)), True, bits)

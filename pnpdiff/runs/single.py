@@ -73,7 +73,7 @@ def _run_one(recipe: Recipe, out: Any, target: Path, steps: int | None, dev_spec
         x_hat, frames = draws[0], None
     else:
         x_hat, frames, seconds, what = restore(recipe, m.y, m.operator, m.sigma_y, recipe.seed, prior=prior,
-                                               steps=n_steps, device=dev_spec, progress=progress)
+                                               steps=n_steps, device=dev_spec, progress=progress, noise=m.noise)
     metrics: dict[str, Any] = {
         **run_settings(recipe, steps),
         **({} if recipe.samples else what),

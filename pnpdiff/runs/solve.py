@@ -39,17 +39,19 @@ class Frames:
 
 
 def restore(recipe: Recipe, y: torch.Tensor, op: Any, sigma_y: float, seed: int | list[int], *,
-            prior: Any, steps: int | None, device: str | None, progress: bool
+            prior: Any, steps: int | None, device: str | None, progress: bool, noise: Any = None
             ) -> tuple[torch.Tensor, Frames | None, float, dict[str, Any]]:
     """Run the recipe's solver on ``y`` (one image or a batch); return the restored images on the
     CPU, the intermediate frames (when the recipe asks for them), the seconds taken and what ran
     (:func:`ran`). Without ``method:`` the rule of :mod:`pnpdiff.problem` chooses (``solve``'s
-    default)."""
+    default). ``noise``: a Poisson(-Gaussian) model (``sigma_y`` is then only its matched level)."""
     frames = Frames() if recipe.intermediates else None
     options = dict(recipe.options)
     if frames is not None:
         options["callback"] = frames
     t0 = time.perf_counter()
+    if noise is not None:
+        options["noise"], sigma_y = noise, None
     x_hat, info = solve(y, op, prior=prior, method=recipe.method, steps=steps, sigma_y=sigma_y, seed=seed,
                         device=device, progress=progress, max_memory=recipe.max_memory, precision=recipe.precision,
                         compile=recipe.compile, calibrate=recipe.calibrate, return_info=True, **options)
@@ -66,6 +68,10 @@ def ran(info: dict[str, Any]) -> dict[str, Any]:
     if cal:
         out["calibration"] = cal
     out["denoiser_calls"] = int(info.get("denoiser_calls", 0))
+    if info.get("noise"):
+        out["noise_model"] = info["noise"]
+    if info.get("stabilised"):
+        out["stabilised"] = info["stabilised"]
     return out
 
 

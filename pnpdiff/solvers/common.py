@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from pnpdiff.errors import NonFiniteError, OperatorError, ValueRangeError
-from pnpdiff.operators import GaussianBlur
+from pnpdiff.noise import NoiseModel
+from pnpdiff.operators import GaussianBlur, Identity, Inpaint
 from pnpdiff.priors.base import Prior, standard_normal
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "randn_like",
     "steps_iter",
     "estimate_noise_level",
+    "likelihood_prox",
 ]
 
 #: ``callback(i, sigma, x, x0_hat)`` called once per step with the current iterate and estimate
@@ -276,3 +278,39 @@ def _is_terminal(stream: object) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no stream, a closed one
         return False
+
+
+def likelihood_prox(operator: object, noise: NoiseModel, x: Tensor, y: Tensor, r: float, iters: int = 30,
+                    tol: float = 1e-4) -> Tensor:
+    """``argmin_z NLL(y | A z) + r / 2 ||z - x||^2``: the data step of the splitting solvers for a
+    noise model other than Gaussian (:class:`~pnpdiff.noise.NoiseModel`; for Gaussian noise at
+    ``sigma_y`` it is ``operator.prox(x, y, r sigma_y^2)``).
+
+    Closed form for the identity and an :class:`~pnpdiff.operators.Inpaint` mask (the likelihood
+    separates over pixels: :meth:`~pnpdiff.noise.NoiseModel.prox`). Otherwise ADMM on the split
+    ``u = A z`` (Figueiredo and Bioucas-Dias, "Restoration of Poissonian images using alternating
+    direction optimization", IEEE TIP 2010)::
+
+        z = argmin ||A z - (u - w)||^2 + (r / beta) ||z - x||^2      (operator.prox)
+        u = argmin NLL(y | u) + beta / 2 ||u - (A z + w)||^2          (closed form, per pixel)
+        w = w + A z - u
+
+    with ``beta = 1 / mean variance`` (the likelihood's curvature, so both terms weigh alike),
+    warm-started at ``u = A x``, until ``||A z - u|| <= tol ||u||`` or ``iters`` rounds.
+    """
+    if isinstance(operator, Identity):
+        return noise.prox(x, y, r)
+    if isinstance(operator, Inpaint) and not operator.soft:
+        return noise.prox(x, y, r, operator.mask.expand_as(x))
+    beta = 1.0 / max(float(noise.variance(y).mean()), 1e-8)
+    z = x
+    u = operator(x)
+    w = torch.zeros_like(u)
+    for _ in range(int(iters)):
+        z = operator.prox(x, u - w, r / beta)
+        az = operator(z)
+        u = noise.prox(az + w, y, beta)
+        w = w + az - u
+        if float((az - u).norm()) <= tol * max(float(u.norm()), 1e-12):
+            break
+    return z

@@ -95,6 +95,10 @@ class SolverInfo:
         The option holding the size of the one run's population (SMC: ``particles``): such a
         method draws :func:`pnpdiff.sample_posterior`'s ``n`` samples from one run itself,
         through its ``samples`` option.
+    noise_models : tuple of str
+        The noise models (:data:`pnpdiff.noise.NOISE_MODELS`) whose likelihood the method uses
+        itself, through its ``noise`` argument; for the others ``solve`` denoises through the
+        variance-stabilising transform or refuses (:func:`pnpdiff.api.solve`'s ``noise``).
     """
 
     name: str
@@ -109,6 +113,7 @@ class SolverInfo:
     expected_calls: Callable[..., int] | None = None
     plan_memory: Callable[..., MemoryPlan] | None = None
     population: str | None = None
+    noise_models: tuple[str, ...] = ("gaussian",)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pnpdiff.noise import NoiseModel
 from pnpdiff.priors.base import Prior
-from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
+from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, likelihood_prox, randn_like, steps_iter
 from pnpdiff.solvers.descriptor import SolverInfo
 
 
@@ -23,6 +24,7 @@ def diffpir(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     progress: bool = False,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     """DiffPIR (Zhu et al., "Denoising Diffusion Models for Plug-and-Play Image Restoration",
     CVPR Workshops 2023), Algorithm 1, in variance-exploding form on [0, 1] images.
@@ -61,6 +63,11 @@ def diffpir(
         ``callback(i, sigma, x, x0_hat)`` after each step.
     progress : bool
         Show a tqdm progress bar.
+    noise : NoiseModel, optional
+        A Poisson or Poisson-Gaussian noise model (:mod:`pnpdiff.noise`): the data step is then
+        ``argmin_z NLL(y | A z) + lam / (2 t^2) ||z - x0||^2``
+        (:func:`~pnpdiff.solvers.common.likelihood_prox`; for Gaussian noise this is the step above)
+        and ``sigma_y`` is the matched Gaussian level. Default: Gaussian noise of level ``sigma_y``.
 
     Returns
     -------
@@ -83,8 +90,11 @@ def diffpir(
         t, s = sigmas[i], sigmas[i + 1]
         x0 = prior.denoise(x, t)
         if s > 0:
-            rho_t = lam * sigma_y_eff**2 / t**2
-            x0 = operator.prox(x0, y, rho_t)
+            if noise is None:
+                rho_t = lam * sigma_y_eff**2 / t**2
+                x0 = operator.prox(x0, y, rho_t)
+            else:  # the prox of the noise model's negative log-likelihood, same weight lam / t^2
+                x0 = likelihood_prox(operator, noise, x0, y, lam / t**2)
             eps = (x - x0) / t
             x = x0 + s * ((1 - zeta) ** 0.5 * eps + zeta**0.5 * randn_like(x, generator))
         if callback is not None:
@@ -110,6 +120,7 @@ INFO = SolverInfo(
         ("natural", "inpaint"): {"steps": 50},
     },
     memory_cost=(4, 6),
+    noise_models=("gaussian", "poisson", "poisson-gaussian"),
     option_ranges={
         # rho_t = lam sigma_y^2 / t^2: lam = 0 drops the prior from the data step (the least-squares fit)
         "lam": (0.0, 1e6, True),

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from pnpdiff.noise import NoiseModel
 from pnpdiff.priors.base import Prior
-from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, steps_iter
+from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, likelihood_prox, steps_iter
 from pnpdiff.solvers.descriptor import SolverInfo
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def dpir(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     progress: bool = False,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     r"""DPIR (Zhang, Li, Zuo, Zhang, Van Gool and Timofte, "Plug-and-Play Image Restoration with
     Deep Denoiser Prior", IEEE TPAMI 2021), Eq. (6)-(7) with the annealing of Sec. 5.
@@ -74,6 +76,12 @@ def dpir(
         output ``z``.
     progress : bool
         Show a tqdm progress bar.
+    noise : NoiseModel, optional
+        A Poisson or Poisson-Gaussian noise model (:mod:`pnpdiff.noise`): the data step is then the
+        prox of its negative log-likelihood, ``z = argmin NLL(y | A z) + lam / (2 sigma_k^2) ||z -
+        x||^2`` (:func:`~pnpdiff.solvers.common.likelihood_prox`; for Gaussian noise this is the
+        step above), and ``sigma_y`` is the matched Gaussian level (initial estimate, schedule end).
+        Default: Gaussian noise of level ``sigma_y``.
 
     Returns
     -------
@@ -94,7 +102,10 @@ def dpir(
     x = x_init
     for i in steps_iter(len(sig), progress, "dpir"):
         sigma_k = sig[i]
-        z = operator.prox(x, y, lam * sigma_y_eff**2 / sigma_k**2)
+        if noise is None:
+            z = operator.prox(x, y, lam * sigma_y_eff**2 / sigma_k**2)
+        else:
+            z = likelihood_prox(operator, noise, x, y, lam / sigma_k**2)
         x = prior.denoise(z, sigma_k)
         if callback is not None:
             callback(i, sigma_k, x, z)
@@ -116,4 +127,5 @@ INFO = SolverInfo(
     memory_cost=(7, 6),
     point_estimate=True,
     option_ranges={"lam": (0.0, 1e6, True)},
+    noise_models=("gaussian", "poisson", "poisson-gaussian"),
 )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from pnpdiff.noise import NoiseModel
 from pnpdiff.priors.base import Prior
 from pnpdiff.solvers.common import Callback, clip_schedule, initial_estimate, randn_like, steps_iter
 from pnpdiff.solvers.descriptor import SolverInfo
@@ -55,6 +56,7 @@ def dps(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     progress: bool = False,
+    noise: NoiseModel | None = None,
 ) -> Tensor:
     r"""DPS (Chung, Kim, Mccann, Klasky and Ye, "Diffusion Posterior Sampling for General Noisy
     Inverse Problems", ICLR 2023), Algorithm 1, in variance-exploding form on [0, 1] images.
@@ -107,6 +109,13 @@ def dps(
         ``callback(i, sigma, x, x0_hat)`` after each step.
     progress : bool
         Show a tqdm progress bar.
+    noise : NoiseModel, optional
+        A Poisson or Poisson-Gaussian noise model (:mod:`pnpdiff.noise`): the step then follows the
+        gradient of the *weighted* residual norm ``||W (y - A(x0))||``, ``W = diag(1 / sqrt(var_i))``
+        with the variance read off ``y`` -- the paper's Poisson likelihood, Sec. 3.2 (the normal
+        approximation ``||y - A x||^2_Lambda``, ``Lambda_jj = 1 / (2 y_j)``) -- with ``W`` scaled
+        to a root-mean-square of 1 so that ``zeta`` keeps its Gaussian meaning
+        (:meth:`~pnpdiff.noise.NoiseModel.weights`). Default: Gaussian noise (``W = I``).
 
     Returns
     -------
@@ -130,12 +139,14 @@ def dps(
     else:
         x0 = starting_point(y, operator, max(float(sigma_y), 1e-3), sigmas[0], x_init)
         x = x0 + sigmas[0] * randn_like(x0, generator)
+    weight = None if noise is None else noise.weights(y)
     for i in steps_iter(len(sigmas) - 1, progress, "dps"):
         t, s = sigmas[i], sigmas[i + 1]
         with torch.enable_grad():
             xt = x.detach().requires_grad_(True)
             x0 = prior.denoise(xt, t)
-            norm = residual_norm(y, operator(x0))
+            ax = operator(x0)
+            norm = residual_norm(y, ax) if weight is None else residual_norm(weight * y, weight * ax)
             (grad,) = torch.autograd.grad(norm.sum(), xt)
         x0 = x0.detach()
         r2 = s**2 / t**2
@@ -162,5 +173,6 @@ INFO = SolverInfo(
     },
     memory_cost=(14, 14),
     backprop=True,
+    noise_models=("gaussian", "poisson", "poisson-gaussian"),
     option_ranges={"zeta": (0.0, 1e3, False)},  # the step zeta' / ||y - A x0||; the tuned ones are 1 to 30
 )

@@ -330,20 +330,24 @@ def _dps_noise(b: Builder, noise: Any, op_name: str) -> None:
         raise b.fail(path, "missing: DPS needs noise: {name: gaussian, sigma: 0.05} (or name: clean)")
     n = b.mapping(path, noise)
     kind = n.get("name")
-    if kind == "poisson":
-        raise b.fail(
-            f"{path}.name",
-            "poisson noise is not supported; pnpdiff models Gaussian noise "
-            "(use name: gaussian with its sigma on [-1, 1])",
-        )
-    if kind not in ("gaussian", "clean"):
-        raise b.fail(f"{path}.name", f"expected gaussian or clean, got {kind!r}")
-    allowed = ("name", "sigma") if kind == "gaussian" else ("name",)
+    if kind not in ("gaussian", "clean", "poisson"):
+        raise b.fail(f"{path}.name", f"expected gaussian, poisson or clean, got {kind!r}")
+    allowed = {"gaussian": ("name", "sigma"), "poisson": ("name", "rate")}.get(kind, ("name",))
     for k in n:
         if k not in allowed:
             raise b.fail(
                 f"{path}.{k}", f"DPS's {kind} noise has no parameter {k!r}; its parameters: {', '.join(allowed)}"
             )
+    if kind == "poisson":
+        # DPS's PoissonNoise: y = Poisson(255 rate x) / (255 rate) on [0, 1] images (then clipped to [0, 1])
+        if "rate" not in n:
+            raise b.fail(f"{path}.rate", "missing: the photon rate per grey level (DPS's first configs use 1.0)")
+        rate = b.number(f"{path}.rate", n["rate"], positive=True, maximum=1e6)
+        b.recipe["noise"] = {"model": "poisson", "peak": 255.0 * rate}
+        b.row(f"{path}.name", kind, "noise.model", "poisson (DPS's weighted residual, Sec. 3.2 of the paper; "
+              "pnpdiff seeds the counts: noise.seed 0, and does not clip y to [0, 1] as DPS's code does)")
+        b.row(f"{path}.rate", n["rate"], "noise.peak", f"{255.0 * rate:g} (= 255 x rate photons at white)")
+        return
     if kind == "clean":
         b.recipe["noise"] = {"sigma_y": 0.0}
         b.row(f"{path}.name", kind, "noise.sigma_y", "0 (no noise)")
