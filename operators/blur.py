@@ -856,8 +856,9 @@ class GaussianBlur(Blur):
 
     Parameters
     ----------
-    sigma : float or (float, float)
-        Standard deviation(s) in pixels (see :func:`~pnpdiff.operators.kernels.gaussian_kernel`).
+    sigma : float or (float, float) or "estimate"
+        Standard deviation(s) in pixels (see :func:`~pnpdiff.operators.kernels.gaussian_kernel`);
+        ``"estimate"``: unknown, fitted to the measurement by ``solve`` (a :class:`BlindBlur`).
     kernel_size : int or (int, int), optional
         Default ``2 * ceil(3 * max(sigma)) + 1``.
     angle : float
@@ -867,6 +868,15 @@ class GaussianBlur(Blur):
     **kwargs
         Passed on to :class:`Blur` (``pinv_threshold``, ``svd_threshold``, ``img_size``, ...).
     """
+
+    def __new__(cls, sigma: float | Sequence[float] | str = 1.0, kernel_size: int | Sequence[int] | None = None,
+                angle: float = 0.0, boundary: str = "circular", **kwargs):
+        """``GaussianBlur(sigma="estimate")`` is a :class:`BlindBlur` of the Gaussian family: ``solve``
+        fits its sigma to ``y`` (``kernel_size``: the largest support, default as large as it needs)."""
+        if isinstance(sigma, str) and sigma == "estimate":
+            size = kernel_size if kernel_size is None or isinstance(kernel_size, int) else max(kernel_size)
+            return BlindBlur(size=size, family="gaussian", boundary=boundary)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -934,3 +944,54 @@ class MotionBlur(Blur):
         self.size = size
         self.intensity = intensity
         self.seed = seed
+
+
+#: the kernel families :class:`BlindBlur` estimates
+BLIND_FAMILIES = ("free", "gaussian", "defocus", "motion")
+
+
+class BlindBlur:
+    """A blur whose kernel is unknown: ``solve(y, BlindBlur(size=31))`` estimates it from ``y``
+    together with the image, then restores with it (``return_operator=True`` returns the
+    :class:`Blur` it found; a recipe writes ``kernel.png`` and ``kernel.npy``).
+
+    Not an operator itself (nothing can be applied before the kernel is known): a request that
+    :func:`pnpdiff.solve` resolves into a :class:`Blur`.
+
+    Parameters
+    ----------
+    size : int
+        Side of the kernel's support (odd; the support of a non-parametric kernel, an upper bound for a
+        parametric one). ``None`` (parametric families only): as large as the fit needs.
+    family : {"free", "gaussian", "defocus", "motion"}
+        ``"free"``: a non-parametric kernel on the support (non-negative, summing to one), estimated
+        jointly with the image by alternating plug-and-play and kernel least-squares steps
+        (:func:`pnpdiff.blind.estimate_kernel`); the others: the parameters of a Gaussian (its
+        sigma), a defocus disk (its radius) or a linear motion (length and angle), fitted to ``y``
+        by maximum marginal likelihood, each with its standard error (:mod:`pnpdiff.kernel_fit`).
+    boundary : {"circular", "reflect", "zeros"}
+        Of the :class:`Blur` the restoration then uses.
+    """
+
+    task: ClassVar[str] = "deblur"
+    y_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+
+    def __init__(self, size: int | None = 31, family: str = "free", boundary: str = "circular") -> None:
+        self.family = _checks.choice(family, "family", BLIND_FAMILIES)
+        if size is None:
+            if self.family == "free":
+                raise _checks.OperatorRangeError("size is needed for family 'free' (the side of the kernel's support)")
+            self.size = None
+        else:
+            self.size = _checks.integer(size, "size", minimum=3)
+            if self.size % 2 == 0:
+                raise _checks.OperatorRangeError(f"size must be odd (a kernel centred on a pixel), got {self.size}")
+        self.boundary = _checks.choice(boundary, "boundary", ("circular", "reflect", "zeros"))
+
+    @staticmethod
+    def x_shape_for(y_shape: Sequence[int], **params: object) -> tuple[int, ...]:
+        """A blur keeps the image's shape."""
+        return tuple(y_shape)
+
+    def __repr__(self) -> str:
+        return f"BlindBlur(size={self.size}, family={self.family!r}, boundary={self.boundary!r})"

@@ -238,6 +238,52 @@ def choose_method(operator: Any, y: torch.Tensor, sigma_y: float | None, prior: 
     return choice
 
 
+def estimate_blur(blind: Any, y: torch.Tensor, sigma_y: float | None, prior: Any, *, seed: Any = None,
+                  progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The :class:`~pnpdiff.operators.Blur` of a :class:`~pnpdiff.operators.BlindBlur`, estimated from ``y``.
+
+    Parameters
+    ----------
+    blind : BlindBlur
+        The request (family, support, boundary).
+    y : Tensor
+        The measurement ``(B, C, H, W)`` (one kernel for the batch).
+    sigma_y : float or None
+        Its noise level (None: estimated from ``y``).
+    prior : Prior
+        The prior of the free family's image steps.
+    seed : int or sequence of int, optional
+        Of the estimation's random draws.
+    progress : bool
+        Show progress.
+
+    Returns
+    -------
+    (Blur, dict)
+        The operator, and what was estimated: ``family``, ``size``, ``params`` and ``stderr``
+        (parametric), ``kernel`` (a nested list), ``denoiser_calls``.
+    """
+    sig = float(sigma_y) if sigma_y is not None else estimate_noise_level(y)
+    if blind.family == "free":
+        from pnpdiff.blind import estimate_kernel  # (L5; only blind solves need it)
+
+        s = seed[0] if isinstance(seed, (list, tuple)) else seed
+        gen = None if s is None else torch.Generator(device=y.device).manual_seed(int(s))
+        res = estimate_kernel(y, blind.size, prior.to(y.device), sig, generator=gen, progress=progress)
+        kernel, what = res.kernel, {"family": "free", "size": list(res.kernel.shape),
+                                    "denoiser_calls": int(res.denoiser_calls)}
+    else:
+        from pnpdiff.kernel_fit import fit_kernel  # (L5)
+
+        fit = fit_kernel(y, blind.family, blind.size, sig)
+        kernel = fit.kernel
+        what = {"family": fit.family, "size": list(kernel.shape), "params": dict(fit.params),
+                "stderr": dict(fit.stderr), "denoiser_calls": 0}
+    op = operators.Blur(kernel.to(torch.float64), boundary=blind.boundary)
+    what["kernel"] = [[round(float(v), 8) for v in row] for row in kernel.to(torch.float64).cpu()]
+    return op, what
+
+
 def noise_methods(model: str) -> list[str]:
     """The methods whose own likelihood is the noise model ``model`` (their descriptors say so)."""
     return [name for name, info in DESCRIPTORS.items() if model in info.noise_models]
@@ -596,6 +642,7 @@ def solve(
     calibrate: bool = False,
     return_info: bool = False,
     noise: Any = None,
+    return_operator: bool = False,
     **options: Any,
 ) -> Any:
     """Restore ``x`` from a measurement ``y = A(x) + n`` with a pretrained denoiser as prior.
@@ -608,6 +655,12 @@ def solve(
     operator : LinearOperator or callable
         The degradation ``A`` (e.g. ``Downsample(4)``, ``GaussianBlur(3.0)``, ``Inpaint(mask)``),
         a deepinv ``LinearPhysics``, or a differentiable callable for solvers that accept one.
+        A blur with an unknown kernel, :class:`~pnpdiff.operators.BlindBlur` (or
+        ``GaussianBlur(sigma="estimate")``), is estimated from ``y`` first -- a parametric kernel
+        by :mod:`pnpdiff.kernel_fit`, a free one jointly with the image by
+        :func:`pnpdiff.blind.estimate_kernel` -- and the image is then restored with it
+        (``return_operator=True`` returns the :class:`~pnpdiff.operators.Blur` found; the info's
+        ``kernel`` says how).
     prior : str or Prior or callable
         ``"natural"`` (FFDNet, works offline), ``"ffhq"`` / ``"imagenet"`` (ADM checkpoints, need
         the file), ``"name:/path/to/checkpoint"``, a :class:`~pnpdiff.Prior`, a deepinv denoiser
@@ -671,6 +724,10 @@ def solve(
         transform of ``y`` (Gaussian noise of unit variance) and map back with its exact unbiased
         inverse (Makitalo and Foi 2013), otherwise they refuse the model. Default: Gaussian noise
         of level ``sigma_y``.
+    return_operator : bool
+        Also return the operator the image was restored with (the estimated
+        :class:`~pnpdiff.operators.Blur` of a :class:`~pnpdiff.operators.BlindBlur`):
+        ``(x_hat, operator)``, or ``(x_hat, operator, info)`` with ``return_info``.
     return_info : bool
         Return ``(x_hat, info)``: ``info`` is a dict of what ran -- ``method``, its ``options``,
         ``steps``, ``sigma_y``, ``rule`` (why the method was chosen, when ``method`` was not
@@ -706,6 +763,8 @@ def solve(
     """
     if not isinstance(return_info, bool):
         raise ValueRangeError(f"return_info must be true or false, got {return_info!r}")
+    if not isinstance(return_operator, bool):
+        raise ValueRangeError(f"return_operator must be true or false, got {return_operator!r}")
     plan = _resolve_solve(y, operator, prior, method, steps, sigma_y, seed, device, progress, max_memory,
                           guidance={"label": label, "cfg": cfg, "classifier": classifier,
                                     "classifier_scale": classifier_scale},
@@ -713,7 +772,11 @@ def solve(
                           noise=noise)
     _check_solve(plan)
     out, info = _run_solve(plan, stacklevel=3)
-    return (out, info) if return_info else out
+    if plan.blind is not None:
+        info["kernel"] = plan.blind
+        info["denoiser_calls"] += int(plan.blind.get("denoiser_calls", 0))
+    result = (out, *((plan.operator,) if return_operator else ()), *((info,) if return_info else ()))
+    return result if len(result) > 1 else out
 
 
 @dataclass
@@ -746,6 +809,7 @@ class _SolvePlan:
     rule: problem.Choice | None = None  # what the rule chose when no method was named
     calibrate: bool = False
     noise: NoiseModel | None = None  # a Poisson(-Gaussian) model, its numbers known (None: Gaussian, sigma_y)
+    blind: dict[str, Any] | None = None  # how the kernel of a BlindBlur was estimated
 
 
 def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps: int | None, sigma_y: float | None,
@@ -803,7 +867,13 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
     # counts stray further from [0, 1] than Gaussian noise: 1.5 x their standard deviation at white
     spread = sigma_y if model is None else 1.5 * math.sqrt(model.variance(torch.ones(())).item())
     check_range(x_y, "y", measurement_range(operator, data_range), min(spread, 10.0) if model else spread)
-    op = resolve_operator(operator)
+    blind = None
+    if isinstance(operator, operators.BlindBlur):  # the kernel from y first, then a non-blind solve with it
+        sig = sigma_y if model is None else model.matched_sigma(x_y)
+        op, blind = estimate_blur(operator, x_y.to(resolve_device(device, x_y)), sig, prior_obj, seed=seed,
+                                  progress=progress)
+    else:
+        op = resolve_operator(operator)
     rule = None
     if method is None:
         rule = choose_method(op, x_y, sigma_y if model is None else model.matched_sigma(x_y), prior_obj, options,
@@ -828,7 +898,8 @@ def _resolve_solve(y: Any, operator: Any, prior: Any, method: str | None, steps:
     return _SolvePlan(y=x_y, back=back, operator=op, prior=prior_obj, method=method, solver=solver, params=params,
                       options=options, device=dev, data_range=data_range, steps=n_steps_arg, sigma_y=sigma_y,
                       seed=seed, seeds=seeds, progress=progress, max_memory=max_memory, guidance=guidance,
-                      precision=precision, compile=compile, rule=rule, calibrate=calibrate, noise=model)
+                      precision=precision, compile=compile, rule=rule, calibrate=calibrate, noise=model,
+                      blind=blind)
 
 
 def _check_solve(plan: _SolvePlan) -> None:

@@ -9,5 +9,5 @@ __all__ = ["TOP_KEYS"]
 TOP_KEYS = (
     "task", "description", "image", "observed", "size", "resize", "operator", "noise", "prior",
     "method", "steps", "options", "seed", "device", "max_memory", "output", "batch_size", "save", "intermediates",
-    "samples", "precision", "compile", "calibrate",
+    "samples", "precision", "compile", "calibrate", "simulate",
 )

@@ -103,7 +103,7 @@ NOISE_KEYS = ("model", "sigma_y", "peak", "gain", "seed")
 
 #: operators a recipe can build (the others take tensors or objects: use the Python API)
 RECIPE_OPERATORS = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur", "Downsample", "Inpaint", "Colorize",
-                    "Identity", "SaturatedBlur", "PhaseRetrieval")
+                    "Identity", "SaturatedBlur", "PhaseRetrieval", "BlindBlur")
 
 MASK_KINDS = ("random", "box", "freeform")
 
@@ -146,6 +146,8 @@ class Recipe:
     calibrate: bool = False
     #: a Poisson(-Gaussian) noise model (``NoiseModel.as_dict()``; numbers None: estimated), or None (Gaussian)
     noise_model: dict[str, Any] | None = None
+    #: the true blur that simulates the measurement when the operator's kernel is to be estimated
+    simulate: dict[str, Any] | None = None
     #: the :class:`pnpdiff.config.peers.Translation` when the file was a DPS / DiffPIR / DAPS config
     translation: Any = field(default=None, repr=False, compare=False)
 
@@ -275,6 +277,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     if recipe.size is not None:
         d["size"] = list(recipe.size) if isinstance(recipe.size, tuple) else recipe.size
     d["operator"] = recipe.operator
+    if recipe.simulate is not None:
+        d["simulate"] = recipe.simulate
     if isinstance(recipe.operator.get("mask"), str):
         d["operator"] = {**recipe.operator, "mask": absolute_spec(recipe.operator["mask"])}
     noise: dict[str, Any] = {"seed": recipe.noise_seed}
@@ -359,6 +363,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     if isinstance(op, str):
         op = {"name": op}
     op = c.mapping("operator", op, "{name: GaussianBlur, sigma: 3}")
+    op = _blind_operator(c, op)
     if "name" not in op:
         raise c.fail("operator.name", f"missing; one of {', '.join(RECIPE_OPERATORS)}")
     c.known("operator.name", op["name"], RECIPE_OPERATORS, kind="operator")
@@ -373,6 +378,20 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
             m = c.mapping("operator.mask", m, "{kind: random, p_missing: 0.7} or a path to a mask image")
             c.choice("operator.mask.kind", m.get("kind"), MASK_KINDS)
             op["mask"] = m
+    simulate = data.get("simulate")
+    if op["name"] == "BlindBlur" and src_key == "image" and simulate is None:
+        raise c.fail("simulate", "missing: a blur to estimate needs, with image:, the blur that makes the measurement "
+                     "(e.g. simulate: {name: MotionBlur, size: 15, seed: 0})")
+    if simulate is not None:
+        if op["name"] != "BlindBlur" or src_key != "image":
+            raise c.fail("simulate", "is the true blur of a simulated blind deblurring (image: with a blur to estimate); "
+                         "elsewhere the operator itself makes the measurement")
+        if isinstance(simulate, str):
+            simulate = {"name": simulate}
+        simulate = c.mapping("simulate", simulate, "{name: MotionBlur, size: 15, seed: 0}")
+        blurs = ("GaussianBlur", "MotionBlur", "UniformBlur", "Blur")
+        c.known("simulate.name", simulate.get("name"), blurs, kind="blur")
+        _check_operator_params(c, simulate, "simulate")
 
     noise = data.get("noise") or {}
     noise = c.mapping("noise", noise, "{sigma_y: 0.025, seed: 0}")
@@ -487,6 +506,7 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
         sigma_y=sigma_y,
         noise_seed=noise_seed,
         noise_model=None if model is None else model.as_dict(),
+        simulate=simulate,
         prior=prior,
         method=method,
         steps=steps,
@@ -508,9 +528,32 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
     )
 
 
-def _check_operator_params(c: RecipeChecker, op: dict[str, Any]) -> None:
+def _blind_operator(c: RecipeChecker, op: dict[str, Any]) -> dict[str, Any]:
+    """A blur whose kernel is to be estimated, as written in a recipe, as the ``BlindBlur`` it
+    stands for: ``{name: Blur, kernel: estimate, size: 31}`` (a free kernel on a 31 x 31 support)
+    and ``{name: GaussianBlur, sigma: estimate}`` (its sigma fitted); other mappings unchanged."""
+    name = op.get("name")
+    if name == "Blur" and op.get("kernel") == "estimate":
+        allowed = ("name", "kernel", "size", "family", "boundary")
+        for k in op:
+            if k not in allowed:
+                raise c.fail(f"operator.{k}", f"a blur with kernel: estimate takes {', '.join(allowed[2:])}")
+        if "size" not in op:
+            raise c.fail("operator.size", "missing: the side of the kernel's support to estimate (odd, e.g. 31)")
+        return {"name": "BlindBlur", **{k: op[k] for k in ("size", "family", "boundary") if k in op}}
+    if name == "GaussianBlur" and op.get("sigma") == "estimate":
+        allowed = ("name", "sigma", "kernel_size", "boundary")
+        for k in op:
+            if k not in allowed:
+                raise c.fail(f"operator.{k}", f"GaussianBlur with sigma: estimate takes {', '.join(allowed[2:])}")
+        out = {"name": "BlindBlur", "family": "gaussian", "size": op.get("kernel_size")}
+        return {**out, **({"boundary": op["boundary"]} if "boundary" in op else {})}
+    return op
+
+
+def _check_operator_params(c: RecipeChecker, op: dict[str, Any], key: str = "operator") -> None:
     """Parameter names of the operator's constructor: an unknown one is an error here, not a
-    ``TypeError`` from deep inside."""
+    ``TypeError`` from deep inside (``key``: where the mapping is, ``operator`` or ``simulate``)."""
     import inspect
 
 
@@ -522,11 +565,11 @@ def _check_operator_params(c: RecipeChecker, op: dict[str, Any]) -> None:
         valid += [n for n in inspect.signature(operators.Blur).parameters if n not in ("kernel",) and n not in valid]
     for k in op:
         if k != "name" and k not in valid:
-            raise c.fail(f"operator.{k}", f"{op['name']} has no parameter {k!r}; its parameters: {', '.join(valid)}")
+            raise c.fail(f"{key}.{k}", f"{op['name']} has no parameter {k!r}; its parameters: {', '.join(valid)}")
     required = [n for n, p in params.items() if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
     for n in required:
         if n not in op:
-            raise c.fail(f"operator.{n}", f"missing; {op['name']} needs {', '.join(required)}")
+            raise c.fail(f"{key}.{n}", f"missing; {op['name']} needs {', '.join(required)}")
 
 
 def _check_prior_name(c: RecipeChecker, prior: str | dict[str, Any]) -> None:

@@ -52,6 +52,7 @@ from typing import Any
 
 import torch
 
+from pnpdiff import operators
 from pnpdiff.api import check_solve_memory, is_grey_rgb, resolve_device
 from pnpdiff.config.restore import AUTO_BATCH, Recipe, recipe_to_dict
 from pnpdiff.costs import largest_fitting_batch
@@ -434,7 +435,9 @@ def _solve_batch(recipe: Recipe, batch: list[tuple[str, Path, Any]], prior: Any,
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for it in items:
         m = it[3]
-        groups.setdefault((tuple(m.y.shape), bool(is_grey(m.y)), m.sigma_y), []).append(it)
+        # a blur to estimate is estimated for each image alone (one kernel per photo)
+        alone = it[0] if isinstance(m.operator, operators.BlindBlur) else None
+        groups.setdefault((tuple(m.y.shape), bool(is_grey(m.y)), m.sigma_y, alone), []).append(it)
     for group in groups.values():
         y = torch.cat([it[3].y for it in group])
         seeds = [derive_seed(recipe.seed, it[0], "solver") for it in group]

@@ -17,7 +17,7 @@ from pnpdiff.operators import masks
 from pnpdiff.solvers.common import estimate_noise_level
 
 
-def build_operator(spec: dict[str, Any], shape: tuple[int, ...]) -> Any:
+def build_operator(spec: dict[str, Any], shape: tuple[int, ...], key: str = "operator") -> Any:
     """Build an operator from a recipe mapping ``{name: ..., **kwargs}`` for images of ``shape``.
 
     ``Inpaint`` takes ``mask: {kind: random|box|freeform, ...generator kwargs}`` (or a path to a
@@ -26,16 +26,16 @@ def build_operator(spec: dict[str, Any], shape: tuple[int, ...]) -> Any:
     kwargs = dict(spec)
     name = kwargs.pop("name")
     if name not in RECIPE_OPERATORS:
-        raise RecipeError(f"operator.name: unknown operator {name!r}; known: {', '.join(RECIPE_OPERATORS)}")
+        raise RecipeError(f"{key}.name: unknown operator {name!r}; known: {', '.join(RECIPE_OPERATORS)}")
     cls = getattr(operators, name)
     if name == "Inpaint":
         kwargs["mask"] = build_mask(kwargs.get("mask"), shape)
     try:
         return cls(**kwargs)
     except OperatorError as err:
-        raise RecipeError(keyed("operator", kwargs, err)) from None
+        raise RecipeError(keyed(key, kwargs, err)) from None
     except (TypeError, ValueError) as err:  # a constructor without its own check
-        raise RecipeError(f"operator: {name}: {' '.join(str(err).split())}") from None
+        raise RecipeError(f"{key}: {name}: {' '.join(str(err).split())}") from None
 
 
 def keyed(prefix: str, kwargs: dict[str, Any], err: Exception) -> str:
@@ -92,6 +92,8 @@ class Measurement:
     truth: torch.Tensor | None = None
     #: a Poisson(-Gaussian) noise model, its numbers known (``sigma_y`` is then its matched Gaussian level)
     noise: NoiseModel | None = None
+    #: the true blur of a simulated blind deblurring (``simulate:``), to score the estimated kernel
+    true_operator: Any = None
 
 
 def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
@@ -101,16 +103,18 @@ def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
     if recipe.image is not None:
         truth, bits = load_source_image(spec, recipe.size, None)
         op = build_operator(recipe.operator, tuple(truth.shape))
+        # a blur to estimate: the measurement comes from the true blur the recipe simulates
+        make = op if recipe.simulate is None else build_operator(recipe.simulate, tuple(truth.shape), "simulate")
         g = torch.Generator().manual_seed(noise_seed)
         with torch.no_grad():
-            clean = op(truth)
+            clean = make(truth)
         if recipe.noise_model is not None:  # photon counts (and read noise) drawn from the same generator
             model = noise_model(recipe.noise_model)
             y = model.sample(clean, g)
-            return Measurement(y, op, model.matched_sigma(y), False, bits, truth, model)
+            return Measurement(y, op, model.matched_sigma(y), False, bits, truth, model, make if make is not op else None)
         sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
         y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
-        return Measurement(y, op, float(sigma_y), False, bits, truth)
+        return Measurement(y, op, float(sigma_y), False, bits, truth, None, make if make is not op else None)
     y, bits = load_source_image(spec, recipe.size, None)
     op = build_operator(recipe.operator, x_shape_guess(recipe.operator, tuple(y.shape)))
     if recipe.noise_model is not None:  # numbers the recipe leaves out are estimated from the photo

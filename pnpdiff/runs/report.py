@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -56,6 +57,8 @@ def image_file_names(recipe: Recipe) -> list[str]:
         names.append("intermediates.png")
     if recipe.samples:
         names += ["mean.png", "std.png"]
+    if recipe.operator.get("name") == "BlindBlur":  # the estimated kernel
+        names += ["kernel.png", "kernel.npy"]
     return names
 
 
@@ -115,6 +118,18 @@ def write_image_files(folder: Path, recipe: Recipe, m: Measurement, x_hat: torch
     """Write one image's files (those in ``recipe.saved``, and the strip of intermediates) into
     ``folder``; add PSNR / SSIM against the ground truth to ``metrics`` when there is one."""
     saved = recipe.saved
+    kernel = metrics.pop("kernel_values", None)
+    if kernel is not None:  # the kernel a BlindBlur estimated: the numbers, and a picture scaled to its peak
+        k = torch.tensor(kernel, dtype=torch.float64)
+        with open(folder / "kernel.npy", "wb") as fh:
+            np.save(fh, k.numpy())
+        pic = (k / k.max().clamp_min(1e-12)).to(torch.float32)[None, None]
+        save_image(torch.nn.functional.interpolate(pic, scale_factor=max(1, 256 // max(k.shape)), mode="nearest"),
+                   folder / "kernel.png")
+        if m.true_operator is not None:  # simulated: how far the estimate is from the true kernel
+            from pnpdiff.blind import centred_kernel_error
+
+            metrics["kernel_error"] = round(float(centred_kernel_error(k, m.true_operator.kernel[0].to(k))), 4)
     y_vis = m.y.clamp(0, 1)
     if "observed" in saved:
         save_image(y_vis, folder / "observed.png", bits=m.bits)

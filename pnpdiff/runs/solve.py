@@ -72,6 +72,10 @@ def ran(info: dict[str, Any]) -> dict[str, Any]:
         out["noise_model"] = info["noise"]
     if info.get("stabilised"):
         out["stabilised"] = info["stabilised"]
+    if info.get("kernel"):  # a BlindBlur's estimate: its summary here, its values for kernel.npy / kernel.png
+        k = dict(info["kernel"])
+        out["kernel_values"] = k.pop("kernel")
+        out["kernel"] = k
     return out
 
 
