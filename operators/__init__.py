@@ -86,8 +86,7 @@ def compose(*ops: LinearOperator) -> LinearOperator:
 
 
 # --- blur family and inpainting (operators/blur.py, kernels.py, inpaint.py, masks.py) ---
-from .blur import Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402
-from .blur import BLIND_FAMILIES, BlindBlur  # noqa: E402
+from .blur import BLIND_FAMILIES, BlindBlur, Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402  # noqa: E402
 from .inpaint import Inpaint  # noqa: E402
 from .kernels import gaussian_kernel, motion_kernel, uniform_kernel  # noqa: E402
 from .masks import box_mask, freeform_mask, random_mask  # noqa: E402

@@ -1,4 +1,5 @@
-"""Blur-kernel builders: Gaussian (isotropic / anisotropic), uniform (box) and random motion.
+"""Blur-kernel builders: Gaussian (isotropic / anisotropic), uniform (box), random motion, defocus
+(disk) and linear motion (line segment).
 
 Every builder returns a normalised (sum one), non-negative ``(h, w)`` tensor whose *centre* is at
 index ``(h // 2, w // 2)`` -- the convention of :class:`~pnpdiff.operators.Blur`.
@@ -8,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from . import _checks
 
-__all__ = ["gaussian_kernel", "uniform_kernel", "motion_kernel"]
+__all__ = ["gaussian_kernel", "uniform_kernel", "motion_kernel", "disk_kernel", "line_kernel"]
 
 
 def _pair(v: float | Sequence[float], name: str) -> tuple[float, float]:
@@ -321,3 +323,152 @@ def motion_kernel(
         k = full[r : r + size, r : r + size].clamp_min(0)
     k = k / k.sum()
     return k.to(dtype=dtype, device=device)
+
+
+#: peak bytes per tap of building a disk kernel (its float64 sub-pixel grid) or a line kernel
+DISK_BYTES_PER_TAP = 32 * 25
+LINE_BYTES_PER_TAP = 32
+#: sub-pixel samples per pixel side of the disk's area coverage
+_DISK_SUB = 5
+#: samples per pixel of length along a line kernel
+_LINE_SAMPLES_PER_PX = 16
+
+
+def _square_size(size: int | Sequence[int] | None, default: int, name: str, given: Any) -> tuple[int, int]:
+    """``size`` as ``(h, w)`` (``default`` a side when ``None``), each side checked."""
+    if size is None:
+        _checks.kernel_side(default, name, given, f"derived from {name}", f"use a smaller {name} or give size")
+        return default, default
+    h, w = _size_pair(size)
+    for side in (h, w):
+        _checks.kernel_side(side, "size", size, "size itself", "use a smaller size")
+    return h, w
+
+
+def disk_kernel(
+    radius: float,
+    size: int | Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Defocus (out-of-focus) kernel: the normalised indicator of a disk, anti-aliased.
+
+    Each pixel's value is the fraction of its area inside the disk of ``radius`` px centred at
+    ``(h // 2, w // 2)``, computed on a 5 x 5 sub-pixel grid where each sub-pixel's coverage is
+    itself a linear ramp of the signed distance to the circle (so the kernel is a continuous,
+    piecewise-linear function of ``radius``: a fit over ``radius`` sees no steps). The weights sum
+    to about ``pi r^2`` before normalisation. This is the geometric-optics model of defocus (a
+    pill-box point-spread function; e.g. Hansen, Nagy and O'Leary, *Deblurring Images: Matrices,
+    Spectra, and Filtering*, SIAM 2006, Sec. 3.2).
+
+    Parameters
+    ----------
+    radius : float
+        Disk radius in pixels (> 0; a radius below 0.5 px gives almost a delta).
+    size : int or (int, int), optional
+        Kernel size ``(h, w)``. Default ``2 * ceil(radius) + 1``.
+    dtype, device
+        Of the returned tensor.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(h, w)``, non-negative, sums to one, centre at ``(h // 2, w // 2)``, symmetric under
+        flips and transposition (for odd square sizes).
+
+    Raises
+    ------
+    OperatorError
+        For a radius that is not a positive number, a bad ``size``, or a kernel more than 16384 px
+        a side.
+    """
+    radius = _checks.real(radius, "radius", positive=True)
+    h, w = _square_size(size, 2 * math.ceil(radius) + 1, "radius", radius)
+    dtype = _checks.float_dtype(dtype)
+    device = _checks.device(device)
+    _checks.check_build_memory(DISK_BYTES_PER_TAP * h * w, "radius" if size is None else "size",
+                               radius if size is None else size, f"a {h}x{w} kernel", "use a smaller size")
+    n = _DISK_SUB
+    sub = (torch.arange(n, dtype=torch.float64, device=device) + 0.5) / n - 0.5  # sub-pixel offsets
+    y = torch.arange(h, dtype=torch.float64, device=device) - h // 2
+    x = torch.arange(w, dtype=torch.float64, device=device) - w // 2
+    yy = (y[:, None] + sub[None, :]).reshape(-1)
+    xx = (x[:, None] + sub[None, :]).reshape(-1)
+    d = torch.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+    cover = ((radius - d) * n + 0.5).clamp(0.0, 1.0)  # each sub-pixel: a ramp one sub-pixel wide
+    k = cover.view(h, n, w, n).sum((1, 3))
+    if float(k.sum()) <= 0:  # a radius far below a sub-pixel: the centre pixel
+        k[h // 2, w // 2] = 1.0
+    k = k / k.sum()
+    return k.to(dtype=dtype)
+
+
+def line_kernel(
+    length: float,
+    angle: float,
+    size: int | Sequence[int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    r"""Linear (uniform-velocity) motion kernel: a normalised anti-aliased line segment.
+
+    The segment has ``length`` px, is centred at ``(h // 2, w // 2)`` and points along
+    ``(dx, dy) = (cos a, -sin a)`` in (column, row) offsets, ``a = angle`` in degrees counted
+    anticlockwise from the horizontal as the image is displayed (rows downwards): ``angle=0`` is a
+    horizontal blur, ``angle=90`` a vertical one; ``angle`` and ``angle + 180`` give the same
+    kernel. It is sampled at 16 points per pixel of length (midpoint rule, equal weights) and each
+    point is splatted bilinearly onto its four neighbouring pixels, so the kernel is continuous in
+    ``length`` and ``angle``. Its second moment along the direction is ``L^2 / 12`` (a uniform
+    density on ``[-L/2, L/2]``) plus the bilinear splat's ``<= 1/6``. The model of a camera moving
+    at constant velocity during the exposure (e.g. Hansen, Nagy and O'Leary, *Deblurring Images:
+    Matrices, Spectra, and Filtering*, SIAM 2006, Sec. 3.2).
+
+    Parameters
+    ----------
+    length : float
+        Segment length in pixels (>= 0; 0 gives a delta).
+    angle : float
+        Direction in degrees (any finite number; taken modulo 180).
+    size : int or (int, int), optional
+        Kernel size ``(h, w)``. Default ``2 * ceil(length / 2) + 1``; a smaller size cuts the
+        segment (its ends are dropped before normalising).
+    dtype, device
+        Of the returned tensor.
+
+    Returns
+    -------
+    Tensor
+        Shape ``(h, w)``, non-negative, sums to one, centre at ``(h // 2, w // 2)``, symmetric
+        under a rotation by 180 degrees about the centre (for odd sizes).
+
+    Raises
+    ------
+    OperatorError
+        For a negative or non-numeric ``length``, a non-finite ``angle``, a bad ``size``, or a
+        kernel more than 16384 px a side.
+    """
+    length = _checks.real(length, "length", minimum=0.0)
+    angle = _checks.real(angle, "angle")
+    h, w = _square_size(size, 2 * math.ceil(length / 2) + 1, "length", length)
+    dtype = _checks.float_dtype(dtype)
+    device = _checks.device(device)
+    _checks.check_build_memory(LINE_BYTES_PER_TAP * h * w, "length" if size is None else "size",
+                               length if size is None else size, f"a {h}x{w} kernel", "use a smaller size")
+    a = math.radians(angle % 180.0)
+    n = max(1, math.ceil(length * _LINE_SAMPLES_PER_PX))
+    t = ((torch.arange(n, dtype=torch.float64, device=device) + 0.5) / n - 0.5) * length
+    px = t * math.cos(a) + w // 2
+    py = -t * math.sin(a) + h // 2
+    x0, y0 = px.floor(), py.floor()
+    fx, fy = px - x0, py - y0
+    x0, y0 = x0.long(), y0.long()
+    k = torch.zeros(h * w, dtype=torch.float64, device=device)
+    for xi, yi, wi in ((x0, y0, (1 - fx) * (1 - fy)), (x0 + 1, y0, fx * (1 - fy)),
+                       (x0, y0 + 1, (1 - fx) * fy), (x0 + 1, y0 + 1, fx * fy)):
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        k.index_add_(0, (yi * w + xi).clamp(0, h * w - 1), torch.where(inside, wi, torch.zeros_like(wi)))
+    k = k.view(h, w)
+    if float(k.sum()) <= 0:  # every point outside a tiny support: the centre pixel
+        k[h // 2, w // 2] = 1.0
+    k = k / k.sum()
+    return k.to(dtype=dtype)

@@ -384,8 +384,8 @@ def parse_recipe(data: Any, source: Path | None = None) -> Recipe:
                      "(e.g. simulate: {name: MotionBlur, size: 15, seed: 0})")
     if simulate is not None:
         if op["name"] != "BlindBlur" or src_key != "image":
-            raise c.fail("simulate", "is the true blur of a simulated blind deblurring (image: with a blur to estimate); "
-                         "elsewhere the operator itself makes the measurement")
+            raise c.fail("simulate", "is the true blur of a simulated blind deblurring (image: with a blur to "
+                         "estimate); elsewhere the operator itself makes the measurement")
         if isinstance(simulate, str):
             simulate = {"name": simulate}
         simulate = c.mapping("simulate", simulate, "{name: MotionBlur, size: 15, seed: 0}")

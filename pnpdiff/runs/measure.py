@@ -105,16 +105,17 @@ def measure(recipe: Recipe, spec: str, noise_seed: int) -> Measurement:
         op = build_operator(recipe.operator, tuple(truth.shape))
         # a blur to estimate: the measurement comes from the true blur the recipe simulates
         make = op if recipe.simulate is None else build_operator(recipe.simulate, tuple(truth.shape), "simulate")
+        true_op = make if make is not op else None
         g = torch.Generator().manual_seed(noise_seed)
         with torch.no_grad():
             clean = make(truth)
         if recipe.noise_model is not None:  # photon counts (and read noise) drawn from the same generator
             model = noise_model(recipe.noise_model)
             y = model.sample(clean, g)
-            return Measurement(y, op, model.matched_sigma(y), False, bits, truth, model, make if make is not op else None)
+            return Measurement(y, op, model.matched_sigma(y), False, bits, truth, model, true_op)
         sigma_y = recipe.sigma_y if recipe.sigma_y is not None else 0.0
         y = clean + sigma_y * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
-        return Measurement(y, op, float(sigma_y), False, bits, truth, None, make if make is not op else None)
+        return Measurement(y, op, float(sigma_y), False, bits, truth, None, true_op)
     y, bits = load_source_image(spec, recipe.size, None)
     op = build_operator(recipe.operator, x_shape_guess(recipe.operator, tuple(y.shape)))
     if recipe.noise_model is not None:  # numbers the recipe leaves out are estimated from the photo
