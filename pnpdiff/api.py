@@ -988,6 +988,11 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
         sigma_y = plan.noise.matched_sigma(x_y)
     elif sigma_y is None:
         sigma_y = estimate_noise_level(x_y)
+    stab = None
+    if plan.noise is not None and not plan.calibrate and plan.noise.model not in descriptor(method).noise_models:
+        # a Gaussian-noise method on a denoising task: the variance-stabilising route, Gaussian noise of stab.sigma
+        stab = Stabilised(plan.noise)
+        sigma_y = stab.sigma
     p_max_noise = float(getattr(prior_obj, "sigma_max", math.inf))
     if sigma_y > p_max_noise:
         warnings.warn(
@@ -1065,10 +1070,7 @@ def _run_solve(plan: _SolvePlan, stacklevel: int = 2) -> Any:
     calibration = None
     if plan.calibrate:
         out, ran, calibration = _calibrate_solve(plan, x_y, float(sigma_y), settings, run)
-    elif plan.noise is not None and plan.noise.model not in descriptor(method).noise_models:
-        # a Gaussian-noise method on a denoising task: the variance-stabilising route
-        stab = Stabilised(plan.noise)
-        sigma_y = stab.sigma
+    elif stab is not None:
         out, ran = run(stab.forward(x_y), method, settings)
         out = stab.inverse(out)
         ran["stabilised"] = "generalised Anscombe transform, exact unbiased inverse"

@@ -164,10 +164,11 @@ def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
     The noise of each 2x2 block is read off its diagonal Haar coefficient (the signal's smooth part
     cancels in it, and its variance is the block's noise variance), the block's mean off its average;
     the blocks are grouped into ``bins`` levels of the mean; in each level the coefficients beyond four
-    robust standard deviations (median absolute deviation / 0.6745: edges and texture) are dropped and
-    the variance of the rest is taken (the median absolute deviation itself is biased for low photon
-    counts, where the noise is not Gaussian), and a straight line is fitted by least squares weighted
-    by the blocks in each level. The read noise is the line's intercept: it is found well only where
+    robust standard deviations (median absolute deviation / 0.6745: edges and texture) are dropped, and
+    so are the blocks whose horizontal or vertical Haar coefficient exceeds two (texture, which leaks into
+    the diagonal too), and the variance of the rest is taken (the median absolute deviation itself is
+    biased for low photon counts, where the noise is not Gaussian); a straight line is fitted by least
+    squares weighted by ``n / var^2`` (the inverse variance of each level's estimate), iterated on the fit. The read noise is the line's intercept: it is found well only where
     ``sigma^2`` is not small against ``gain * mean``.
 
     Parameters
@@ -197,6 +198,7 @@ def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
     a, b = v[..., 0::2, 0::2], v[..., 0::2, 1::2]
     c, d = v[..., 1::2, 0::2], v[..., 1::2, 1::2]
     detail = ((a - b - c + d) / 2).reshape(-1)
+    across, down = ((a + b - c - d) / 2).reshape(-1), ((a - b + c - d) / 2).reshape(-1)  # the block's gradient
     mean = ((a + b + c + d) / 4).reshape(-1)
     edges = torch.quantile(mean, torch.linspace(0, 1, int(bins) + 1, dtype=torch.float64))
     ms, vs, ns = [], [], []
@@ -207,14 +209,23 @@ def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
         dv = detail[sel]
         scale = (dv - dv.median()).abs().median() / 0.6745  # robust, but biased for low counts
         keep = (dv - dv.median()).abs() <= 4 * scale  # edges and texture out; then the plain variance
+        # smooth blocks only (a gradient within the noise): texture leaks into the diagonal coefficient too
+        smooth = keep & (across[sel].abs() <= 2 * scale) & (down[sel].abs() <= 2 * scale)
+        if int(smooth.sum()) >= 32:
+            keep = smooth
         ms.append(float(mean[sel][keep].mean()))
         vs.append(float(dv[keep].var()) / _TRIM_VAR)
         ns.append(float(keep.sum()))
     if len(ms) < 2:
         raise ValueRangeError("the noise fit needs an image whose brightness varies (at least two levels of the mean)")
     m, var, n = (torch.tensor(t, dtype=torch.float64) for t in (ms, vs, ns))
-    design = torch.stack([m, torch.ones_like(m)], 1) * n.sqrt()[:, None]
-    sol = torch.linalg.lstsq(design, (var * n.sqrt())[:, None]).solution[:, 0]
+    # weighted least squares: a level's variance estimate has variance 2 var^2 / n, so weights n / var^2
+    # (iterated on the fitted line; the dark levels then fix the intercept, the read noise)
+    weight = n
+    for _ in range(3):
+        design = torch.stack([m, torch.ones_like(m)], 1) * weight.sqrt()[:, None]
+        sol = torch.linalg.lstsq(design, (var * weight.sqrt())[:, None]).solution[:, 0]
+        weight = n / (sol[0] * m + sol[1]).clamp_min(1e-12) ** 2
     gain, s2 = float(sol[0]), float(sol[1])
     return max(gain, 0.0), math.sqrt(max(s2, 0.0))
 
