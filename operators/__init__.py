@@ -25,8 +25,10 @@ restoration task that picks the default method), ``y_range`` (the range of ``A(x
 Blur and kernels:
 
 * :class:`Blur` (any kernel, circular or with a boundary), :class:`GaussianBlur`,
-  :class:`UniformBlur`, :class:`MotionBlur`;
-* :func:`gaussian_kernel`, :func:`uniform_kernel`, :func:`motion_kernel`.
+  :class:`UniformBlur`, :class:`MotionBlur`; :class:`BlindBlur` (a blur whose kernel ``solve``
+  estimates from the measurement);
+* :func:`gaussian_kernel`, :func:`uniform_kernel`, :func:`motion_kernel`, :func:`disk_kernel`,
+  :func:`line_kernel`.
 
 Super-resolution: :class:`Downsample` (blur + decimation) and its filter taps
 :func:`downsample_taps`.
@@ -86,15 +88,15 @@ def compose(*ops: LinearOperator) -> LinearOperator:
 
 
 # --- blur family and inpainting (operators/blur.py, kernels.py, inpaint.py, masks.py) ---
-from .blur import BLIND_FAMILIES, BlindBlur, Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402  # noqa: E402
+from .blur import BLIND_FAMILIES, BlindBlur, Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402
 from .inpaint import Inpaint  # noqa: E402
-from .kernels import gaussian_kernel, motion_kernel, uniform_kernel  # noqa: E402
+from .kernels import disk_kernel, gaussian_kernel, line_kernel, motion_kernel, uniform_kernel  # noqa: E402
 from .masks import box_mask, freeform_mask, random_mask  # noqa: E402
 
 __all__ += ["BlindBlur", "BLIND_FAMILIES"]
 __all__ += [
     "Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "Inpaint",
-    "gaussian_kernel", "uniform_kernel", "motion_kernel",
+    "gaussian_kernel", "uniform_kernel", "motion_kernel", "disk_kernel", "line_kernel",
     "random_mask", "box_mask", "freeform_mask",
 ]
 # --- downsampling, simple operators, deepinv interop (downsample.py, simple.py, interop.py) ---

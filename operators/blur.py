@@ -990,7 +990,20 @@ class BlindBlur:
 
     @staticmethod
     def x_shape_for(y_shape: Sequence[int], **params: object) -> tuple[int, ...]:
-        """A blur keeps the image's shape."""
+        """The image's shape for a measurement's: a blur keeps it.
+
+        Parameters
+        ----------
+        y_shape : sequence of int
+            The measurement's shape.
+        **params
+            The operator's parameters (unused).
+
+        Returns
+        -------
+        tuple of int
+            ``y_shape``.
+        """
         return tuple(y_shape)
 
     def __repr__(self) -> str:

@@ -168,7 +168,8 @@ def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
     so are the blocks whose horizontal or vertical Haar coefficient exceeds two (texture, which leaks into
     the diagonal too), and the variance of the rest is taken (the median absolute deviation itself is
     biased for low photon counts, where the noise is not Gaussian); a straight line is fitted by least
-    squares weighted by ``n / var^2`` (the inverse variance of each level's estimate), iterated on the fit. The read noise is the line's intercept: it is found well only where
+    squares weighted by ``n / var^2`` (the inverse variance of each level's estimate), iterated on the
+    fit. The read noise is the line's intercept: it is found well only where
     ``sigma^2`` is not small against ``gain * mean``.
 
     Parameters
@@ -316,12 +317,16 @@ class NoiseModel:
         return out
 
     def weights(self, y: Tensor) -> Tensor:
-        """``1 / sqrt(var_i)`` with the variance read off ``y`` (floored at one photon), scaled to a
+        """``1 / sqrt(var_i)`` with the variance read off a 5x5 local mean of ``y`` (floored at one photon), scaled to a
         root-mean-square of 1 -- the weighted residual of DPS for Poisson noise (Chung et al. 2023,
         Sec. 3.2: ``||y - A x||_Lambda`` with ``Lambda = diag(1 / (2 y))``), normalised so that
         Gaussian noise gives weight 1 everywhere and the step size keeps its meaning."""
         gain, sigma = self._numbers()
-        var = gain * y.clamp_min(gain) + sigma**2
+        # the variance from a local mean of y: read off y itself, the pixels whose noise came out low
+        # would weigh most and pull the image down (measured: -2.3 dB at 10 photons)
+        flat = y.reshape(-1, 1, *y.shape[-2:]) if y.dim() >= 2 else y.reshape(1, 1, 1, -1)
+        local = torch.nn.functional.avg_pool2d(flat, 5, 1, 2, count_include_pad=False).reshape(y.shape)
+        var = gain * local.clamp_min(gain) + sigma**2
         w = var.rsqrt()
         return w / w.pow(2).mean().sqrt()
 
