@@ -93,7 +93,7 @@ from .inpaint import Inpaint  # noqa: E402
 from .kernels import disk_kernel, gaussian_kernel, line_kernel, motion_kernel, uniform_kernel  # noqa: E402
 from .masks import box_mask, freeform_mask, random_mask  # noqa: E402
 
-__all__ += ["BlindBlur", "BLIND_FAMILIES"]
+__all__ += ["BlindBlur"]
 __all__ += [
     "Blur", "GaussianBlur", "UniformBlur", "MotionBlur", "Inpaint",
     "gaussian_kernel", "uniform_kernel", "motion_kernel", "disk_kernel", "line_kernel",

@@ -869,7 +869,7 @@ class GaussianBlur(Blur):
         Passed on to :class:`Blur` (``pinv_threshold``, ``svd_threshold``, ``img_size``, ...).
     """
 
-    def __new__(cls, sigma: float | Sequence[float] | str = 1.0, kernel_size: int | Sequence[int] | None = None,
+    def __new__(cls, sigma: float | Sequence[float] | str, kernel_size: int | Sequence[int] | None = None,
                 angle: float = 0.0, boundary: str = "circular", **kwargs):
         """``GaussianBlur(sigma="estimate")`` is a :class:`BlindBlur` of the Gaussian family: ``solve``
         fits its sigma to ``y`` (``kernel_size``: the largest support, default as large as it needs)."""
