@@ -88,7 +88,7 @@ def compose(*ops: LinearOperator) -> LinearOperator:
 
 
 # --- blur family and inpainting (operators/blur.py, kernels.py, inpaint.py, masks.py) ---
-from .blur import BLIND_FAMILIES, BlindBlur, Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402
+from .blur import BlindBlur, Blur, GaussianBlur, MotionBlur, UniformBlur  # noqa: E402
 from .inpaint import Inpaint  # noqa: E402
 from .kernels import disk_kernel, gaussian_kernel, line_kernel, motion_kernel, uniform_kernel  # noqa: E402
 from .masks import box_mask, freeform_mask, random_mask  # noqa: E402
