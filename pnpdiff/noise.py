@@ -146,14 +146,7 @@ def poisson_prox(v: Tensor, y: Tensor, rho: float, peak: float, mask: Tensor | N
         raise ValueRangeError(f"rho must be a finite number > 0, got {rho!r}")
     if not (math.isfinite(peak) and peak > 0):
         raise ValueRangeError(f"peak must be a finite number > 0, got {peak!r}")
-    b = peak - rho * v
-    yc = y.clamp_min(0)
-    root = (b * b + 4.0 * rho * yc).sqrt()
-    # the root without cancellation: (-b + root) / (2 rho) for b <= 0, 2 y / (b + root) for b > 0
-    x = torch.where(b > 0, 2.0 * yc / (b + root).clamp_min(torch.finfo(root.dtype).tiny), (root - b) / (2.0 * rho))
-    if mask is not None:
-        x = torch.where(mask.to(torch.bool), x, v)
-    return x
+    return _poisson_prox_t(v, y, rho, peak, mask)
 
 
 def estimate_poisson_gaussian(z: Tensor, bins: int = 16) -> tuple[float, float]:
@@ -383,6 +376,7 @@ class NoiseModel:
 def _poisson_prox_t(v: Tensor, counts: Tensor, rho: float | Tensor, peak: float, mask: Tensor | None) -> Tensor:
     """:func:`poisson_prox` with ``rho`` a number or a per-sample tensor (no checks: internal)."""
     b = peak - rho * v
+    # the root without cancellation: (-b + root) / (2 rho) for b <= 0, 2 y / (b + root) for b > 0
     yc = counts.clamp_min(0)
     root = (b * b + 4.0 * rho * yc).sqrt()
     x = torch.where(b > 0, 2.0 * yc / (b + root).clamp_min(torch.finfo(root.dtype).tiny), (root - b) / (2.0 * rho))
