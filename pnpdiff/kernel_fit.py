@@ -79,7 +79,7 @@ from pnpdiff.operators.kernels import disk_kernel, gaussian_kernel, line_kernel
 from pnpdiff.solvers.common import estimate_noise_level
 
 __all__ = ["KernelFit", "FAMILIES", "fit_kernel", "fit_gaussian", "fit_defocus", "fit_motion", "fit_best",
-           "periodic_component"]
+           "kernel_log_likelihood", "periodic_component"]
 
 #: the parametric families and their parameters
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -637,6 +637,56 @@ def fit_defocus(y: Tensor, size: int | None = None, sigma_y: float | None = None
 def fit_motion(y: Tensor, size: int | None = None, sigma_y: float | None = None) -> KernelFit:
     """:func:`fit_kernel` with ``family="motion"``: the ``length`` and ``angle`` of a linear motion blur."""
     return fit_kernel(y, "motion", size=size, sigma_y=sigma_y)
+
+
+def kernel_log_likelihood(y: Tensor, kernel: Tensor, sigma_y: float | None = None) -> float:
+    r"""The marginal log-likelihood of ``y`` blurred by ``kernel``: the criterion :func:`fit_kernel`
+    maximises, for any kernel (a parametric fit's, or a free one estimated otherwise).
+
+    ``y``'s Fourier coefficients are modelled as ``CN(0, |K(w)|^2 c |w|^-2 exp(-0.55^2 |w|^2) +
+    sigma_y^2)`` (see the module's docstring), with the scale ``c`` of every image profiled out.
+    The image is integrated out, so a kernel that is too sharp is not favoured (unlike the joint
+    MAP over image and kernel; Levin et al., CVPR 2009): kernels of any family, or free ones,
+    can be compared on the same ``y`` by this number (higher is better). It depends on the kernel's
+    power spectrum only, so a shifted kernel scores the same.
+
+    Parameters
+    ----------
+    y : Tensor
+        As for :func:`fit_kernel`.
+    kernel : Tensor
+        ``(h, w)`` non-negative kernel summing to one (centre at ``(h // 2, w // 2)``).
+    sigma_y : float, optional
+        As for :func:`fit_kernel`.
+
+    Returns
+    -------
+    float
+        The profiled log-likelihood (nats, over the half-plane of frequencies).
+
+    Raises
+    ------
+    ShapeError, ValueRangeError
+        As :func:`fit_kernel`; also for a kernel that is not a finite, non-negative 2-D tensor with a
+        positive sum, or larger than ``y``.
+    """
+    yb = _as_batch(y)
+    if sigma_y is not None:
+        sigma_y = checks.real(sigma_y, "sigma_y", minimum=0.0, maximum=1.0, error=ValueRangeError)
+    if not torch.is_tensor(kernel) or kernel.ndim != 2 or not kernel.is_floating_point():
+        got = tuple(kernel.shape) if torch.is_tensor(kernel) else type(kernel).__name__
+        raise ShapeError(f"kernel must be a 2-D floating-point (h, w) tensor, got {got}")
+    k = kernel.detach().to(yb.device, torch.float64)
+    if not bool(torch.isfinite(k).all()) or float(k.min()) < 0 or float(k.sum()) <= 0:
+        raise ValueRangeError("kernel must be finite, non-negative and have a positive sum")
+    if k.shape[0] > yb.shape[-2] or k.shape[1] > yb.shape[-1]:
+        raise ShapeError(f"kernel {tuple(k.shape)} is larger than y {tuple(yb.shape[-2:])}")
+    if sigma_y is None:
+        sigma_y = estimate_noise_level(yb)
+    lum, scale = _luminance(yb)
+    spec = _Spectrum(lum, sigma_y * scale)
+    nll, _ = spec.profile(spec.kernel_power(k / k.sum()), tol=1e-13)
+    return -float(nll)
 
 
 def fit_best(
