@@ -874,7 +874,18 @@ class GaussianBlur(Blur):
         """``GaussianBlur(sigma="estimate")`` is a :class:`BlindBlur` of the Gaussian family: ``solve``
         fits its sigma to ``y`` (``kernel_size``: the largest support, default as large as it needs)."""
         if isinstance(sigma, str) and sigma == "estimate":
-            size = kernel_size if kernel_size is None or isinstance(kernel_size, int) else max(kernel_size)
+            # the fit is of an isotropic Gaussian on a square support: what it cannot honour is refused
+            if angle != 0.0 or kwargs:
+                extra = ", ".join(["angle"] * (angle != 0.0) + sorted(kwargs))
+                raise _checks.OperatorRangeError(f"GaussianBlur(sigma='estimate') fits an isotropic Gaussian; it takes "
+                                                 f"kernel_size and boundary only, not {extra}")
+            size = kernel_size
+            if size is not None and not isinstance(size, int):
+                pair = _checks.int_pair(size, "kernel_size", minimum=3)
+                if pair[0] != pair[1]:
+                    raise _checks.OperatorRangeError(f"GaussianBlur(sigma='estimate') needs a square kernel_size "
+                                                     f"(one int), got {tuple(pair)}")
+                size = pair[0]
             return BlindBlur(size=size, family="gaussian", boundary=boundary)
         return super().__new__(cls)
 
@@ -1005,6 +1016,10 @@ class BlindBlur:
             ``y_shape``.
         """
         return tuple(y_shape)
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise OperatorError("a BlindBlur has no kernel to apply yet: pass it to pnpdiff.solve, which estimates "
+                            "the kernel (return_operator=True returns the Blur found), or give a Blur its kernel")
 
     def __repr__(self) -> str:
         return f"BlindBlur(size={self.size}, family={self.family!r}, boundary={self.boundary!r})"

@@ -371,7 +371,9 @@ def _max_size(family: str, side: int, size: int | None) -> float:
     cap = {"gaussian": min(12.0, side / 8), "defocus": min(24.0, side / 6), "motion": min(80.0, side / 3)}[family]
     if size is not None:
         half = (size - 1) // 2
-        cap = min(cap, {"gaussian": max(size / 2, 0.5), "defocus": max(half, 0.5), "motion": 2.0 * half}[family])
+        # a Gaussian at most 3 sigma a side: cut shorter it turns into a box, whose spectral zeros the
+        # likelihood can prefer to the right sigma (sigma 3.2 found for 2.0 on a 15 px support)
+        cap = min(cap, {"gaussian": max(half / 3, 0.5), "defocus": max(half, 0.5), "motion": 2.0 * half}[family])
     return cap
 
 
@@ -553,8 +555,9 @@ def fit_kernel(y: Tensor, family: str, size: int | None = None, sigma_y: float |
         ``angle``).
     size : int, optional
         Side of the returned kernel (and of the kernels the fit compares, so the parameters are
-        limited to what fits in it). Default: each family's own (``2 ceil(3 sigma) + 1``,
-        ``2 ceil(r) + 1``, ``2 ceil(L / 2) + 1``).
+        limited to what fits in it: a Gaussian's ``sigma`` to ``(size - 1) / 6``, three of them a
+        side, a disk's radius and a line's half-length to ``(size - 1) / 2``). Default: each
+        family's own (``2 ceil(4 sigma) + 1``, ``2 ceil(r) + 1``, ``2 ceil(L / 2) + 1``).
     sigma_y : float, optional
         The noise's standard deviation in ``y``'s units. Default
         :func:`~pnpdiff.solvers.common.estimate_noise_level` of ``y``.
@@ -605,13 +608,16 @@ def _fit(yb: Tensor, family: str, size: int | None, sigma_y: float | None) -> Ke
     a = spec.kernel_power(obj.kernel(theta))
     nll, state = spec.profile(a, state=obj.state(theta), tol=1e-13)
     j = spec.fisher(a, _derivatives(obj, theta), state)
+    kernel = obj.kernel(theta, final=True)
+    if obj.fit_size != size:  # compared at a fixed size, returned at its own: the likelihood is the returned one's
+        nll, _ = spec.profile(spec.kernel_power(kernel), state=state, tol=1e-13)
     try:
         cov = torch.linalg.inv(j)
         se = [float(cov[i, i].clamp_min(0).sqrt()) for i in range(len(theta))]
     except RuntimeError:  # a singular information matrix: the parameter is not identified
         se = [math.inf] * len(theta)
     names = FAMILIES[family]
-    kernel = obj.kernel(theta, final=True).to(yb.device)
+    kernel = kernel.to(yb.device)
     return KernelFit(
         family=family,
         params={n: float(t) for n, t in zip(names, theta)},
@@ -677,6 +683,8 @@ def kernel_log_likelihood(y: Tensor, kernel: Tensor, sigma_y: float | None = Non
         got = tuple(kernel.shape) if torch.is_tensor(kernel) else type(kernel).__name__
         raise ShapeError(f"kernel must be a 2-D floating-point (h, w) tensor, got {got}")
     k = kernel.detach().to(yb.device, torch.float64)
+    if k.numel() == 0:
+        raise ShapeError(f"kernel must not be empty, got shape {tuple(k.shape)}")
     if not bool(torch.isfinite(k).all()) or float(k.min()) < 0 or float(k.sum()) <= 0:
         raise ValueRangeError("kernel must be finite, non-negative and have a positive sum")
     if k.shape[0] > yb.shape[-2] or k.shape[1] > yb.shape[-1]:
