@@ -2,9 +2,13 @@
 biharmonic inpainting.
 
 They are the reference every plug-and-play method should beat (``tests/benchmarks/quality.py``).
-All take and return ``(B, C, H, W)`` float tensors in [0, 1] units, have no tunable
-hyper-parameters, and run on whatever device the input lives on (biharmonic inpainting goes
-through scikit-image on the CPU).
+The four restorations take and return ``(B, C, H, W)`` float tensors in [0, 1] units
+(:func:`blind_deconvolution` also returns the kernel it estimated) and run on whatever device the
+input lives on (biharmonic inpainting goes through scikit-image on the CPU). Wiener deconvolution,
+bicubic upsampling and biharmonic inpainting have no tunable hyper-parameters;
+:func:`blind_deconvolution` has the settings of Pan et al.'s scheme (``lam``, ``lam_intensity``,
+``kernel_l2``, ``iters``, ``scales``), of which ``lam``, ``kernel_l2`` and ``iters`` default to the
+paper's values.
 
 References
 ----------
