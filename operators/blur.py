@@ -1018,6 +1018,18 @@ class BlindBlur:
         return tuple(y_shape)
 
     def __call__(self, *args: object, **kwargs: object) -> None:
+        """Refuse to apply: the kernel is not known until :func:`pnpdiff.solve` estimates it.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Ignored.
+
+        Raises
+        ------
+        OperatorError
+            Always.
+        """
         raise OperatorError("a BlindBlur has no kernel to apply yet: pass it to pnpdiff.solve, which estimates "
                             "the kernel (return_operator=True returns the Blur found), or give a Blur its kernel")
 
