@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from pnpdiff import costs, memory, operators, problem, schedules
+from pnpdiff import checks, costs, memory, operators, problem, schedules
 from pnpdiff.checks import MAX_COUNT, MAX_PARTICLES, MAX_SEED, MAX_SIDE, MAX_SIGMA_Y, MAX_STEPS
 from pnpdiff.errors import (
     MemoryLimitError,
@@ -264,8 +264,8 @@ def estimate_blur(blind: Any, y: torch.Tensor, sigma_y: float | None, prior: Any
         (parametric), ``kernel`` (a nested list), ``denoiser_calls``.
     """
     sig = float(sigma_y) if sigma_y is not None else estimate_noise_level(y)
-    if not 0.0 <= sig <= 1.0:  # the kernel fits' range, checked before the free family's long first steps
-        raise ValueRangeError(f"a blind blur needs sigma_y in [0, 1] (y's units), got {sig:g}")
+    # the kernel fits' range, checked before the free family's long first steps
+    sig = checks.real(sig, "sigma_y of a blind blur", minimum=0.0, maximum=1.0, error=ValueRangeError)
     if blind.family == "free":
         kernel, what = _estimate_free_kernel(blind, y, sig, prior)
     else:

@@ -229,10 +229,9 @@ def estimate_poisson_gaussian(z: Tensor, bins: int | None = None,
     if not torch.is_tensor(z) or z.dim() < 2 or z.shape[-1] < 6 or z.shape[-2] < 6:
         got = tuple(z.shape) if torch.is_tensor(z) else type(z).__name__
         raise ValueRangeError(f"the noise fit needs an image of at least 6x6 pixels, got {got}")
-    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 2):
-        raise ValueRangeError(f"bins must be an integer >= 2, got {bins!r}")
-    if not isinstance(return_stderr, bool):
-        raise ValueRangeError(f"return_stderr must be true or false, got {return_stderr!r}")
+    if bins is not None:
+        bins = checks.int_(bins, "bins", minimum=2, error=ValueRangeError)
+    return_stderr = checks.bool_(return_stderr, "return_stderr", error=ValueRangeError)
     h, w = (z.shape[-2] // 2) * 2, (z.shape[-1] // 2) * 2
     v = z[..., :h, :w].detach().to(torch.float64).reshape(-1, h, w)
     a, b = v[..., 0::2, 0::2], v[..., 0::2, 1::2]
