@@ -975,9 +975,11 @@ class BlindBlur:
         Side of the kernel's support (odd; the support of a non-parametric kernel, an upper bound for a
         parametric one). ``None`` (parametric families only): as large as the fit needs.
     family : {"free", "gaussian", "defocus", "motion"}
-        ``"free"``: a non-parametric kernel on the support (non-negative, summing to one), estimated
-        jointly with the image by alternating plug-and-play and kernel least-squares steps
-        (:func:`pnpdiff.blind.estimate_kernel`); the others: the parameters of a Gaussian (its
+        ``"free"``: a non-parametric kernel on the support (non-negative, summing to one): the most
+        likely (marginal likelihood of ``y``) of several candidates -- the L0 MAP-k kernel of
+        :func:`pnpdiff.baselines.blind_deconvolution` from a few settings, it refined by a few
+        plug-and-play EM iterations (:func:`pnpdiff.blind.estimate_kernel`), and the three
+        parametric fits cut to the support; the others: the parameters of a Gaussian (its
         sigma), a defocus disk (its radius) or a linear motion (length and angle), fitted to ``y``
         by maximum marginal likelihood, each with its standard error (:mod:`pnpdiff.kernel_fit`).
     boundary : {"circular", "reflect", "zeros"}

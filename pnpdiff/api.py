@@ -807,7 +807,8 @@ def solve(
     Returns
     -------
     The restored image, of the same kind as ``y`` (a path gives a PIL image); with
-    ``return_info=True`` the pair ``(image, info)``.
+    ``return_info=True`` the pair ``(image, info)``; with ``return_operator=True`` the operator
+    follows the image: ``(image, operator)`` or ``(image, operator, info)``.
 
     Raises
     ------

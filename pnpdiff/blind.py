@@ -354,6 +354,21 @@ def _solve_kernel(M: Tensor, b: Tensor, size: tuple[int, int], l2: float, l1: fl
     return z.reshape(h, w)
 
 
+def _check_kernel_2d(k: Any, name: str) -> Tensor:
+    """``k`` as an ``(h, w)`` float64 CPU kernel normalised to sum one (leading singleton dims dropped)."""
+    if not torch.is_tensor(k):
+        raise ShapeError(f"{name} must be an (h, w) torch tensor, got {type(k).__name__}")
+    while k.ndim > 2 and k.shape[0] == 1:
+        k = k[0]
+    if k.ndim != 2 or k.numel() == 0:
+        raise ShapeError(f"{name} must be an (h, w) kernel, got shape {tuple(k.shape)}")
+    k = k.detach().to("cpu", torch.float64)
+    total = float(k.sum())
+    if not bool(torch.isfinite(k).all()) or not total > 0:
+        raise ValueRangeError(f"{name} must be finite and sum to a positive value, got sum {total:g}")
+    return k / total
+
+
 def centred_kernel_error(k: Tensor, k_true: Tensor) -> float:
     """Relative L2 error ``||k - k_true|| / ||k_true||`` after aligning the centres of mass.
 
@@ -364,16 +379,21 @@ def centred_kernel_error(k: Tensor, k_true: Tensor) -> float:
     Parameters
     ----------
     k, k_true : Tensor
-        ``(h, w)`` kernels (sizes may differ).
+        ``(h, w)`` kernels (sizes may differ); leading singleton dimensions (a
+        :class:`~pnpdiff.operators.Blur`'s ``(1, h, w)`` kernel) are dropped.
 
     Returns
     -------
     float
+
+    Raises
+    ------
+    ShapeError
+        If a kernel is not an ``(h, w)`` tensor (after dropping leading singleton dimensions) or is empty.
+    ValueRangeError
+        If a kernel is not finite or does not sum to a positive value.
     """
-    k = k.detach().to("cpu", torch.float64)
-    t = k_true.detach().to("cpu", torch.float64)
-    k = k / k.sum()
-    t = t / t.sum()
+    k, t = (_check_kernel_2d(a, n) for a, n in ((k, "k"), (k_true, "k_true")))
     hh = max(k.shape[0], t.shape[0]) + 8
     ww = max(k.shape[1], t.shape[1]) + 8
 

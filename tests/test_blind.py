@@ -13,7 +13,7 @@ from pnpdiff.blind import (
     normal_equations,
     project_simplex,
 )
-from pnpdiff.errors import PnPError
+from pnpdiff.errors import PnPError, ShapeError, ValueRangeError
 from pnpdiff.operators import Blur
 
 
@@ -152,6 +152,34 @@ def test_centred_kernel_error_ignores_shifts():
     shifted = torch.roll(k, (1, -2), (0, 1))
     assert centred_kernel_error(shifted, k) < 1e-9
     assert centred_kernel_error(k.T, k) > 0.5
+
+
+def test_centred_kernel_error_takes_a_blurs_kernel():
+    """A ``Blur``'s ``(1, h, w)`` kernel is the same kernel as its ``(h, w)`` view (it raised a raw
+    torch error); the error is scale-free (both normalised to sum one)."""
+    k = torch.zeros(9, 9, dtype=torch.float64)
+    k[4, 2:7] = 0.2
+    op = Blur(k)
+    wrong = torch.zeros(9, 9, dtype=torch.float64)
+    wrong[2:7, 4] = 0.2
+    assert centred_kernel_error(op.kernel, k) < 1e-9
+    assert centred_kernel_error(wrong, op.kernel) == pytest.approx(centred_kernel_error(wrong, k), abs=1e-12)
+    assert centred_kernel_error(3.0 * wrong, k) == pytest.approx(centred_kernel_error(wrong, k), abs=1e-12)
+
+
+@pytest.mark.parametrize("bad, error", [
+    (torch.zeros(5, 5), ValueRangeError),           # sums to zero
+    (torch.full((3, 3), float("nan")), ValueRangeError),
+    (torch.ones(2, 3, 3), ShapeError),              # two kernels
+    (torch.ones(0, 3), ShapeError),
+    ([[0.0, 1.0, 0.0]], ShapeError),                # not a tensor
+])
+def test_centred_kernel_error_refuses_bad_kernels(bad, error):
+    k = torch.ones(3, 3, dtype=torch.float64)
+    with pytest.raises(error):
+        centred_kernel_error(bad, k)
+    with pytest.raises(error):
+        centred_kernel_error(k, bad)
 
 
 def test_estimate_kernel_result_and_history():
