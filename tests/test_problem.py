@@ -114,6 +114,23 @@ def test_a_diffusion_prior_keeps_the_task_default() -> None:
     assert (c.method, c.options, c.regime) == ("diffpir", {}, "task default")
 
 
+def test_few_photons_take_dpirs_lam_when_deblurring() -> None:
+    """Photon noise of matched level >= 0.15 (about 10 photons at white) takes HQS with lam 0.23 and
+    8 steps, whatever the blur; below it, and for the same level of Gaussian noise, the table."""
+    heavy = GaussianBlur(2.5)  # d < 0.2: the table gives the weak coupling (lam 0.1, 24 steps) when noisy
+    for sigma in (0.15, 0.3):
+        c = problem.choose(heavy, SHAPE, sigma, "deblur", "diffpir", noise="poisson")
+        assert (c.method, c.options["lam"], c.options["steps"], c.regime) == ("dpir", 0.23, 8, "strong photon noise")
+        gaussian = _choose(heavy, sigma)
+        assert (gaussian.options.get("lam"), gaussian.options.get("steps")) == (0.1, 24)
+    below = problem.choose(heavy, SHAPE, 0.14, "deblur", "diffpir", noise="poisson-gaussian")
+    assert (below.options.get("lam"), below.options.get("steps")) == (0.1, 24)
+    # denoising photon noise stays the Anscombe route; a diffusion prior keeps the task default
+    assert problem.choose(Identity(), SHAPE, 0.3, "denoise", "mmse", noise="poisson").method == "mmse"
+    assert problem.choose(heavy, SHAPE, 0.3, "deblur", "diffpir", prior_sigma_max=80.0,
+                          noise="poisson").regime == "task default"
+
+
 def test_solve_runs_what_the_rule_chose(tmp_path) -> None:
     """The default is the rule's choice, bit for bit, and the info says so."""
     torch.manual_seed(0)
