@@ -29,10 +29,12 @@ inpaint     always                                      HQS, lam 0.05, 40 steps
 ==========  ==========================================  ==========================================
 
 A Poisson(-Gaussian) noise model reads ``sigma_y`` as its matched Gaussian level. Denoising then runs
-the ``mmse`` call on the generalised Anscombe transform; deblurring at a matched level of 0.15 or
-more (about 10 photons at white or fewer) runs HQS with lam 0.23 and 8 steps, before the table (the
-weak coupling the table gives such noise was 0.2 to 3.2 dB behind, measured on the tuning half of
-``tests/benchmarks/real_photos.py``); otherwise the table.
+the ``mmse`` call on the generalised Anscombe transform; at a matched level of 0.15 or more (about
+10 photons at white or fewer) deblurring runs HQS with lam 0.23 and 8 steps and super-resolution
+HQS with lam 0.23 and 24 steps, before the table (what the table gives such noise -- the weak
+coupling for a blur, DiffPIR at x4 -- was up to 3.2 and 6.6 dB behind on the tuning photos, see
+``RULE["poisson_strong"]``); otherwise the table. Inpainting keeps the table (its lam 0.05 was
+ahead at every peak measured).
 
 with ``w`` the share of the spectrum in the weak band just below what counts as seen, ``0.03 <
 s / s_max <= 0.1`` (:func:`weak_fraction`): a blur with sidelobes has many weak frequencies there,
@@ -85,11 +87,13 @@ RULE: dict[str, Any] = {
     "hqs_noisy_sr": {"lam": 0.23, "steps": 24},  # also a low-noise ill-posed blur with sidelobes
     "hqs_inpaint": {"lam": 0.05, "steps": 40},
     "diffpir": {"lam": 0.5, "zeta": 1.0, "steps": 20, "schedule": "ddpm"},
-    # deblurring photon-count noise whose matched Gaussian level is at or above this (about 10 photons
-    # or fewer at white): HQS with DPIR's lam, 8 steps. Measured on the tuning half of
-    # tests/benchmarks/real_photos.py (GaussianBlur(1.6), 128 px, 8 photos): 0.2 to 3.2 dB ahead of
-    # the weak coupling at peaks 5 and 10 (matched levels 0.17-0.31), 0.1-0.8 dB behind it at
-    # peaks 30 and 100 (0.05-0.13)
+    # photon-count noise whose matched Gaussian level is at or above this (about 10 photons or fewer
+    # at white): HQS with DPIR's lam, 8 steps for a blur, 24 for super-resolution. Measured on the
+    # tuning photos at 128 px, peaks 5 and 10 (matched levels 0.17-0.32) against 30 and 100
+    # (0.05-0.13): GaussianBlur(1.6) (the tuning half of tests/benchmarks/real_photos.py) 0.05-3.2 dB
+    # ahead of the weak coupling at the former, 0.1-0.8 dB behind at the latter; Downsample(4)
+    # 0.2-6.6 dB ahead of DiffPIR on 7 of 8 photos at the former (brick -0.2), -0.7 to +0.5 at the
+    # latter; Downsample(2) already runs it
     "poisson_strong": 0.15,
 }
 #: DPIR's schedule: log-spaced from 49/255 down to sigma_y
@@ -268,11 +272,13 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
                       "unbiased inverse")
     if task == "denoise":
         return Choice("mmse", {}, "denoise", None, sigma_y, "denoising: one denoiser call at sigma_y (Tweedie)")
-    if task == "deblur" and noise is not None and sigma_y >= r["poisson_strong"] and prior_sigma_max <= 1.0:
-        opts = _hqs(r["hqs_paper"], 8)
+    if (task in ("deblur", "sr") and noise is not None and sigma_y >= r["poisson_strong"]
+            and prior_sigma_max <= 1.0):
+        opts = _hqs(r["hqs_paper"], 8) if task == "deblur" else _hqs(r["hqs_noisy_sr"])
+        what = "deblurring" if task == "deblur" else "super-resolution of"
         return Choice("dpir", opts, "strong photon noise", None, sigma_y,
-                      f"deblurring {noise} noise of matched level {sigma_y:.4g} (few photons): HQS with DPIR's lam "
-                      f"{opts['lam']}, 8 steps")
+                      f"{what} {noise} noise of matched level {sigma_y:.4g} (few photons): HQS with DPIR's lam "
+                      f"{opts['lam']}, {opts['steps']} steps")
     if not (prior_sigma_max <= 1.0):
         return Choice(fallback, {}, "task default", None, sigma_y,
                       f"a prior over noise levels up to {prior_sigma_max:.4g}: the task's default method {fallback}")

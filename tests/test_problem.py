@@ -114,9 +114,10 @@ def test_a_diffusion_prior_keeps_the_task_default() -> None:
     assert (c.method, c.options, c.regime) == ("diffpir", {}, "task default")
 
 
-def test_few_photons_take_dpirs_lam_when_deblurring() -> None:
+def test_few_photons_take_dpirs_lam_when_deblurring_or_upsampling() -> None:
     """Photon noise of matched level >= 0.15 (about 10 photons at white) takes HQS with lam 0.23 and
-    8 steps, whatever the blur; below it, and for the same level of Gaussian noise, the table."""
+    8 steps, whatever the blur (24 steps for super-resolution); below it, and for the same level of
+    Gaussian noise, the table."""
     heavy = GaussianBlur(2.5)  # d < 0.2: the table gives the weak coupling (lam 0.1, 24 steps) when noisy
     for sigma in (0.15, 0.3):
         c = problem.choose(heavy, SHAPE, sigma, "deblur", "diffpir", noise="poisson")
@@ -125,6 +126,14 @@ def test_few_photons_take_dpirs_lam_when_deblurring() -> None:
         assert (gaussian.options.get("lam"), gaussian.options.get("steps")) == (0.1, 24)
     below = problem.choose(heavy, SHAPE, 0.14, "deblur", "diffpir", noise="poisson-gaussian")
     assert (below.options.get("lam"), below.options.get("steps")) == (0.1, 24)
+    # x4 super-resolution: HQS, lam 0.23, 24 steps instead of DiffPIR; Gaussian noise and fewer
+    # than 0.15 keep DiffPIR; inpainting keeps its table entry
+    sr = problem.choose(Downsample(4), SHAPE, 0.2, "sr", "diffpir", noise="poisson")
+    assert (sr.method, sr.options["lam"], sr.options["steps"], sr.regime) == ("dpir", 0.23, 24, "strong photon noise")
+    assert _choose(Downsample(4), 0.2).method == "diffpir"
+    assert problem.choose(Downsample(4), SHAPE, 0.14, "sr", "diffpir", noise="poisson").method == "diffpir"
+    mask = Inpaint(random_mask(SHAPE, 0.5, seed=0))
+    assert problem.choose(mask, SHAPE, 0.3, "inpaint", "dpir", noise="poisson").options["lam"] == 0.05
     # denoising photon noise stays the Anscombe route; a diffusion prior keeps the task default
     assert problem.choose(Identity(), SHAPE, 0.3, "denoise", "mmse", noise="poisson").method == "mmse"
     assert problem.choose(heavy, SHAPE, 0.3, "deblur", "diffpir", prior_sigma_max=80.0,
