@@ -132,7 +132,12 @@ def check_range(x: Tensor, name: str = "image", data_range: tuple[float, float] 
     margin = max(0.5 * (hi - lo), 6.0 * float(sigma_y or 0.0))
     x_lo, x_hi = float(x.min()), float(x.max())
     if x_hi > hi + margin or x_lo < lo - margin:
-        hint = "; divide 8-bit data by 255 and 16-bit data by 65535" if (lo, hi) == (0.0, 1.0) else ""
+        hint = ""
+        if (lo, hi) == (0.0, 1.0):
+            hint = "; divide 8-bit data by 255 and 16-bit data by 65535"
+            if x_lo >= 0 and x_hi < 32:  # scaled photon counts at a few photons stray past 1 + 1/2
+                hint += ("; for photon counts scaled to white = 1 (Poisson noise), give the noise model, "
+                         "noise={'model': 'poisson', 'peak': <photons at white>}")
         raise ValueRangeError(
             f"{name} values span [{x_lo:.3g}, {x_hi:.3g}], but the prior expects data in [{lo:g}, {hi:g}]{hint}"
         )

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import pnpdiff
-from pnpdiff.errors import PnPError, UnknownNameError, ValueRangeError
+from pnpdiff.errors import PnPError, PnPWarning, UnknownNameError, ValueRangeError
 from pnpdiff.io import load_source_image
 from pnpdiff.metrics import psnr
 from pnpdiff.noise import NoiseModel, Stabilised, noise_model
@@ -401,6 +401,24 @@ def test_a_gaussian_only_method_on_deblurring_is_refused_naming_the_ones_that_ta
                           progress=False)
         msg = _one_line(err.value)
         assert method in msg and all(name in msg for name in ("dpir", "diffpir", "dps")), msg
+
+
+def test_photon_counts_given_as_gaussian_data_are_refused_naming_the_noise_model() -> None:
+    """Counts / peak at 3 photons reach 2 and more: with a Gaussian sigma_y that is out of range (one
+    PnPError line naming the noise model); told the model, the same y restores."""
+    x = torch.full((1, 1, 24, 24), 0.6)
+    model = NoiseModel("poisson", 0.0, 1 / 3)
+    y = model.sample(x, torch.Generator().manual_seed(0))
+    assert float(y.max()) > 1.5 + 6 * 0.05
+    with pytest.raises(ValueRangeError, match=r"noise=\{'model': 'poisson', 'peak'") as err:
+        pnpdiff.solve(y, Identity(), sigma_y=0.05, progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.warns(PnPWarning, match="above the largest noise level"):  # 3 photons: level 0.41
+        out = pnpdiff.solve(y, Identity(), noise=model, progress=False)
+    assert out.shape == y.shape
+    with pytest.raises(ValueRangeError) as err8:  # 8-bit data: no photon hint, the scaling one
+        pnpdiff.solve(torch.full((1, 1, 24, 24), 200.0), Identity(), sigma_y=0.05, progress=False)
+    assert "255" in str(err8.value) and "poisson" not in str(err8.value)
 
 
 def test_a_gaussian_only_method_denoises_through_the_anscombe_route(noisy: torch.Tensor) -> None:
