@@ -273,16 +273,15 @@ def choose(operator: Any, x_shape: Sequence[int], sigma_y: float, task: str, fal
                       "unbiased inverse")
     if task == "denoise":
         return Choice("mmse", {}, "denoise", None, sigma_y, "denoising: one denoiser call at sigma_y (Tweedie)")
-    if (task in ("deblur", "sr") and noise is not None and sigma_y >= r["poisson_strong"]
-            and prior_sigma_max <= 1.0):
+    if not (prior_sigma_max <= 1.0):
+        return Choice(fallback, {}, "task default", None, sigma_y,
+                      f"a prior over noise levels up to {prior_sigma_max:.4g}: the task's default method {fallback}")
+    if task in ("deblur", "sr") and noise is not None and sigma_y >= r["poisson_strong"]:
         opts = _hqs(r["hqs_paper"], 8) if task == "deblur" else _hqs(r["hqs_noisy_sr"])
         what = "deblurring" if task == "deblur" else "super-resolution of"
         return Choice("dpir", opts, "strong photon noise", None, sigma_y,
                       f"{what} {noise} noise of matched level {sigma_y:.4g} (few photons): HQS with DPIR's lam "
                       f"{opts['lam']}, {opts['steps']} steps")
-    if not (prior_sigma_max <= 1.0):
-        return Choice(fallback, {}, "task default", None, sigma_y,
-                      f"a prior over noise levels up to {prior_sigma_max:.4g}: the task's default method {fallback}")
     if task not in ("deblur", "sr", "inpaint") or not hasattr(operator, "adjoint"):
         return Choice(fallback, {}, "task default", None, sigma_y, f"task '{task}': its default method {fallback}")
     spectrum = relative_spectrum(operator, x_shape)  # read once: d and the weak band w both come from it

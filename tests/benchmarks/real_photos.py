@@ -694,6 +694,18 @@ def _poisson_section(rows: list[tuple[dict[str, Any], dict[str, Cell]]], per_row
     return lines
 
 
+def _fit_errors(group: list[dict[str, Cell]]) -> tuple[list[float], list[float], float | None]:
+    """The noise fit's gain errors, read-noise errors and the worst of both over a group of rows."""
+    ge, se = _metric(group, "estimate", "gain_error"), _metric(group, "estimate", "read_noise_error")
+    return ge, se, (max([*ge, *se]) if ge or se else None)
+
+
+def _fit_rows_where(group: list[dict[str, Cell]], key: str, bound: float) -> list[dict[str, Cell]]:
+    """The rows whose noise fit ran and whose metric ``key`` is under ``bound``."""
+    return [c for c in group if c.get("estimate") is not None and c["estimate"].ok
+            and c["estimate"].metrics.get(key, math.inf) < bound]
+
+
 def _noisefit_section(rows: list[tuple[dict[str, Any], dict[str, Cell]]], per_row: bool) -> list[str]:
     head = ["gain", "read noise", "rows", "gain err mean", "gain err max", "read noise err mean", "read noise err max"]
     lines = ["### Poisson-Gaussian parameters from y", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -710,32 +722,27 @@ def _noisefit_section(rows: list[tuple[dict[str, Any], dict[str, Cell]]], per_ro
                                         _f(_mean(se) and _mean(se) * 100, pct),
                                         _f(max(se) * 100 if se else None, pct)]) + " |")
     every = [c for _, c in rows]
-    ge, se = _metric(every, "estimate", "gain_error"), _metric(every, "estimate", "read_noise_error")
-    worst = max([*ge, *se]) if ge or se else None
+    ge, se, worst = _fit_errors(every)
     lines += ["", "Acceptance (issue 28, noise fit):", "",
               f"- {_verdict(None if worst is None else worst <= 0.15)}: every estimated gain and read noise within "
               f"15 % (worst {_f(None if worst is None else worst * 100, '{:.1f}')} % over {len(ge)} rows)"]
     # where the fit's own standard error is small the read noise is identified; elsewhere (no dark level)
     # no estimator can meet 15 %: the same bar on the rows whose read-noise standard error is under 5 %
-    ident = [c for c in every if c.get("estimate") is not None and c["estimate"].ok
-             and c["estimate"].metrics.get("read_noise_se", math.inf) < 0.05]
-    ie = _metric(ident, "estimate", "read_noise_error") + _metric(ident, "estimate", "gain_error")
-    iworst = max(ie) if ie else None
+    ident = _fit_rows_where(every, "read_noise_se", 0.05)
+    _, _, iworst = _fit_errors(ident)
     lines += [f"- {_verdict(None if iworst is None else iworst <= 0.15)} (not the issue's bar; a diagnosis): the same "
               f"on the {len(ident)} rows where the fit's read-noise standard error is under 5 % (worst "
               f"{_f(None if iworst is None else iworst * 100, '{:.1f}')} %)"]
     # a "clean" photo may carry its own noise or pixel-scale texture (film grain, JPEG, grass): the fit
     # measures it with the simulated noise; the bar on the rows where the photo's own share is small
-    clean = [c for c in every if c.get("estimate") is not None and c["estimate"].ok
-             and c["estimate"].metrics.get("photo_floor", math.inf) < PHOTO_FLOOR]
-    ce, cs = _metric(clean, "estimate", "gain_error"), _metric(clean, "estimate", "read_noise_error")
-    cworst = max([*ce, *cs]) if ce or cs else None
+    clean = _fit_rows_where(every, "photo_floor", PHOTO_FLOOR)
+    ce, cre, cworst = _fit_errors(clean)
     lines += [f"- {_verdict(None if cworst is None else cworst <= 0.15)} (not the issue's bar; a diagnosis): the same "
               f"on the {len(clean)} rows whose clean photo's own noise (the fit on x) is under "
               f"{100 * PHOTO_FLOOR:g} % of the simulated noise variance (worst "
               f"{_f(None if cworst is None else cworst * 100, '{:.1f}')} %; gain error mean "
               f"{_f(_mean(ce) and _mean(ce) * 100, '{:.1f}')} %, read noise error mean "
-              f"{_f(_mean(cs) and _mean(cs) * 100, '{:.1f}')} %)", ""]
+              f"{_f(_mean(cre) and _mean(cre) * 100, '{:.1f}')} %)", ""]
     if per_row:
         lines += ["| row | size | gain | read noise | estimated | gain err | read noise err | photo's own |",
                   "|---" * 8 + "|"]
