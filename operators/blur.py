@@ -982,6 +982,9 @@ class BlindBlur:
         parametric fits cut to the support; the others: the parameters of a Gaussian (its
         sigma), a defocus disk (its radius) or a linear motion (length and angle), fitted to ``y``
         by maximum marginal likelihood, each with its standard error (:mod:`pnpdiff.kernel_fit`).
+        Whatever the family, a restoration that comes out less sparse than ``y`` merely denoised
+        (Krishnan et al.'s normalised sparsity: the kernel did not deblur) is replaced by that
+        denoised ``y`` and the kernel by a delta (``info["kernel"]["guard"]``).
     boundary : {"circular", "reflect", "zeros"}
         Of the :class:`Blur` the restoration then uses.
     """

@@ -49,7 +49,8 @@ from torch import Tensor
 from pnpdiff import checks
 from pnpdiff.errors import PnPError, ShapeError, ValueRangeError
 
-__all__ = ["kernel_mstep", "estimate_kernel", "BlindResult", "project_simplex", "centred_kernel_error"]
+__all__ = ["kernel_mstep", "estimate_kernel", "BlindResult", "project_simplex", "centred_kernel_error",
+           "normalised_sparsity"]
 
 #: the largest kernel side the dense normal equations take ((h w)^2 float64 entries: 101^2 taps -> 0.8 GB)
 MAX_KERNEL_SIDE = 101
@@ -422,6 +423,40 @@ def centred_kernel_error(k: Tensor, k_true: Tensor) -> float:
 
 
 # ------------------------------------------------------------------------------ estimate_kernel
+def normalised_sparsity(x: Tensor) -> float:
+    r"""Krishnan et al.'s normalised sparsity ``||grad x||_1 / ||grad x||_2`` of an image (lower: sparser).
+
+    Over the horizontal and vertical differences of the channel mean of every image of the batch
+    (``||.||`` taken as means, so the number does not depend on the size). Unlike ``||grad x||_1``
+    alone it *falls* as an image is sharpened -- blur lowers the l2 norm of the gradients more than
+    their l1 norm -- and it rises with ringing and ghost edges, which spread the gradients out
+    ([Krishnan2011]_). It does not depend on the image's scale or offset. :func:`pnpdiff.solve` uses
+    it to check a blind kernel's restoration against the merely denoised ``y``.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(B, C, H, W)`` images, ``H, W >= 2``.
+
+    Returns
+    -------
+    float
+        The ratio (``inf`` for a constant image).
+
+    Raises
+    ------
+    ShapeError, ValueRangeError
+        Not a 4-D floating-point tensor of at least 2 x 2 pixels; non-finite values.
+    """
+    x = _check_images(x, "x")
+    if x.shape[-1] < 2 or x.shape[-2] < 2:
+        raise ShapeError(f"x must be at least 2 x 2 pixels, got {tuple(x.shape[-2:])}")
+    lum = x.to(torch.float64).mean(1)
+    g = torch.cat([(lum[..., :, 1:] - lum[..., :, :-1]).flatten(), (lum[..., 1:, :] - lum[..., :-1, :]).flatten()])
+    l2 = float(g.pow(2).mean().sqrt())
+    return float(g.abs().mean()) / l2 if l2 > 0 else math.inf
+
+
 @dataclass
 class BlindResult:
     """What :func:`estimate_kernel` returns.

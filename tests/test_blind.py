@@ -11,6 +11,7 @@ from pnpdiff.blind import (
     estimate_kernel,
     kernel_mstep,
     normal_equations,
+    normalised_sparsity,
     project_simplex,
 )
 from pnpdiff.errors import PnPError, ShapeError, ValueRangeError
@@ -251,3 +252,48 @@ def test_em_recovers_planted_motion_kernel_on_gaussian_process_image():
     delta_error = centred_kernel_error(torch.ones(1, 1, dtype=torch.float64), kt)
     assert abs(delta_error - 2.0) < 1e-9
     assert centred_kernel_error(r.kernel, kt) < 0.5 * delta_error
+
+
+# -------------------------------------------------------------------------------------------------
+# normalised sparsity (the blind solve's guard)
+# -------------------------------------------------------------------------------------------------
+def _edges(profile: list[float], h: int = 12) -> torch.Tensor:
+    """A ``(1, 1, h, len(profile))`` image whose every row is ``profile`` (vertical edges only)."""
+    return torch.tensor(profile, dtype=torch.float64).expand(1, 1, h, len(profile)).clone()
+
+
+def test_normalised_sparsity_closed_forms():
+    """Rows of length W, H of them: N = H (W - 1) + (H - 1) W differences, of which H per edge pixel
+    are non-zero. One step of height a: l1 = H a / N, l2 = a sqrt(H / N), ratio sqrt(H / N). The
+    same step as a ramp over m pixels (a / m each, a blurred edge): ratio sqrt(m H / N). Two half
+    steps (an edge and its ghost): sqrt(2 H / N). So blur and ghosts raise it, by these factors."""
+    H, W = 12, 16
+    N = H * (W - 1) + (H - 1) * W
+    step = _edges([0.0] * 8 + [0.8] * 8, H)
+    assert normalised_sparsity(step) == pytest.approx((H / N) ** 0.5, rel=1e-12)
+    ramp = _edges([0.0] * 6 + [0.2, 0.4, 0.6] + [0.8] * 7, H)  # 4 differences of 0.2
+    assert normalised_sparsity(ramp) == pytest.approx((4 * H / N) ** 0.5, rel=1e-12)
+    ghost = _edges([0.0] * 5 + [0.4] * 5 + [0.8] * 6, H)
+    assert normalised_sparsity(ghost) == pytest.approx((2 * H / N) ** 0.5, rel=1e-12)
+
+
+def test_normalised_sparsity_ignores_scale_offset_and_takes_the_channel_mean():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 10, 9, generator=g, dtype=torch.float64)
+    base = normalised_sparsity(x)
+    assert normalised_sparsity(3.0 * x - 0.5) == pytest.approx(base, rel=1e-12)
+    assert normalised_sparsity(x.mean(1, keepdim=True)) == pytest.approx(base, rel=1e-12)
+    assert normalised_sparsity(x.float()) == pytest.approx(base, rel=1e-5)
+    assert normalised_sparsity(torch.full((1, 1, 4, 4), 0.3)) == float("inf")
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [([[0.0]], ShapeError), (torch.zeros(4, 4), ShapeError),
+     (torch.zeros(1, 1, 1, 5), ShapeError), (torch.zeros(1, 1, 4, 4, dtype=torch.int64), ValueRangeError),
+     (torch.full((1, 1, 4, 4), float("nan")), ValueRangeError)],
+)
+def test_normalised_sparsity_refuses_bad_images(bad, error):
+    with pytest.raises(error) as info:
+        normalised_sparsity(bad)
+    assert "\n" not in str(info.value)

@@ -105,7 +105,62 @@ def test_free_solve_restores_with_the_operator_it_returns(free_solve):
     assert info2["method"] == info["method"] and "kernel" not in info2
     torch.testing.assert_close(again, out, rtol=0, atol=0)
     assert info["kernel"]["denoiser_calls"] > 0  # the EM's plug-and-play E-steps
-    assert info["denoiser_calls"] == info2["denoiser_calls"] + info["kernel"]["denoiser_calls"]
+    # ... and the sharpness guard's solve with the delta kernel (kept: the restoration was sparser)
+    guard = info["kernel"]["guard"]
+    assert guard["kept"] is True and guard["denoiser_calls"] > 0
+    assert info["denoiser_calls"] == (info2["denoiser_calls"] + info["kernel"]["denoiser_calls"]
+                                      + guard["denoiser_calls"])
+
+
+def _numpy_sparsity(x: torch.Tensor) -> float:
+    """Krishnan et al.'s l1 / l2 of the channel mean's differences, written with NumPy (the reference)."""
+    lum = x.detach().double().numpy().mean(axis=1)
+    g = np.concatenate([np.diff(lum, axis=-1).ravel(), np.diff(lum, axis=-2).ravel()])
+    return float(np.abs(g).mean() / np.sqrt((g**2).mean()))
+
+
+def test_guard_compares_the_restoration_with_y_denoised(free_solve):
+    """The guard's two numbers are the normalised sparsity of the returned image and of the solve
+    with the delta kernel, recomputed here with NumPy from both images."""
+    _, y, out, op, info = free_solve
+    kh, kw = op.kernel.shape[-2:]
+    delta = torch.zeros(kh, kw, dtype=torch.float64)
+    delta[kh // 2, kw // 2] = 1
+    denoised = pnpdiff.solve(y, Blur(delta), sigma_y=SIGMA_Y, seed=0, progress=False)
+    guard = info["kernel"]["guard"]
+    assert guard["sparsity"] == pytest.approx(_numpy_sparsity(out), abs=2e-6)
+    assert guard["sparsity_denoised"] == pytest.approx(_numpy_sparsity(denoised), abs=2e-6)
+    assert guard["sparsity"] < guard["sparsity_denoised"]  # a disk blur undone: sharper than y denoised
+
+
+def test_guard_rejects_a_kernel_that_does_not_deblur(monkeypatch):
+    """A wrong kernel (two taps 5 px apart: deconvolving a sharp photo by it makes ghosts) handed to
+    solve as the estimate of a sharp y: the restoration is less sparse than y denoised, and solve
+    returns the solve with the delta kernel instead, that operator, and what it rejected."""
+    import pnpdiff.api as api
+
+    x = _photo("camera", 48)
+    y = x + SIGMA_Y * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    ghost = torch.zeros(9, 9, dtype=torch.float64)
+    ghost[4, 2] = ghost[4, 7] = 0.5
+    what = {"family": "free", "size": [9, 9], "chosen": "free", "denoiser_calls": 0,
+            "kernel": ghost.tolist()}
+    monkeypatch.setattr(api, "estimate_blur", lambda *a, **k: (Blur(ghost), dict(what)))
+    out, op, info = pnpdiff.solve(y, BlindBlur(9), sigma_y=SIGMA_Y, seed=0, return_operator=True,
+                                  return_info=True, progress=False)
+    ghosted = pnpdiff.solve(y, Blur(ghost), sigma_y=SIGMA_Y, seed=0, progress=False)
+    delta = torch.zeros(9, 9, dtype=torch.float64)
+    delta[4, 4] = 1
+    denoised = pnpdiff.solve(y, Blur(delta), sigma_y=SIGMA_Y, seed=0, progress=False)
+    assert _numpy_sparsity(ghosted) > _numpy_sparsity(denoised)  # the premise: ghosts spread the gradients
+    torch.testing.assert_close(out, denoised, rtol=0, atol=0)
+    torch.testing.assert_close(op.kernel.reshape(9, 9).double(), delta, rtol=0, atol=0)
+    kinfo = info["kernel"]
+    assert kinfo["chosen"] == "delta" and kinfo["rejected"] == {"chosen": "free"}
+    assert kinfo["guard"]["kept"] is False
+    assert kinfo["guard"]["sparsity"] == pytest.approx(_numpy_sparsity(ghosted), abs=2e-6)
+    assert torch.tensor(kinfo["kernel"], dtype=torch.float64).equal(delta)
+    assert float(psnr(out, x)) > float(psnr(ghosted, x))
 
 
 # -------------------------------------------------------------------------------------------------
