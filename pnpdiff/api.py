@@ -888,6 +888,10 @@ def _sharpness_guard(plan: _SolvePlan, out: torch.Tensor, info: dict[str, Any],
         blind["rejected"] = {k: blind.pop(k) for k in ("chosen", "params", "stderr") if k in blind}
         blind.update({"chosen": "delta", "kernel": [[float(v) for v in row] for row in delta]})
         out, info, op = out0, info0, plan0.operator
+        warnings.warn(f"the estimated blur did not deblur y (its restoration is less sparse than y denoised: "
+                      f"{s_k:.3f} > {s_0:.3f}); returning y denoised and a delta kernel. A periodic texture can "
+                      "mislead the kernel estimate: try a parametric family or a smaller support",
+                      PnPWarning, stacklevel=3)
     info["kernel"] = blind
     info["denoiser_calls"] = calls
     return out, info, op

@@ -146,8 +146,10 @@ def test_guard_rejects_a_kernel_that_does_not_deblur(monkeypatch):
     what = {"family": "free", "size": [9, 9], "chosen": "free", "denoiser_calls": 0,
             "kernel": ghost.tolist()}
     monkeypatch.setattr(api, "estimate_blur", lambda *a, **k: (Blur(ghost), dict(what)))
-    out, op, info = pnpdiff.solve(y, BlindBlur(9), sigma_y=SIGMA_Y, seed=0, return_operator=True,
-                                  return_info=True, progress=False)
+    with pytest.warns(UserWarning, match="did not deblur y") as caught:
+        out, op, info = pnpdiff.solve(y, BlindBlur(9), sigma_y=SIGMA_Y, seed=0, return_operator=True,
+                                      return_info=True, progress=False)
+    assert any(w.filename == __file__ for w in caught)  # pointed at the caller of solve
     ghosted = pnpdiff.solve(y, Blur(ghost), sigma_y=SIGMA_Y, seed=0, progress=False)
     delta = torch.zeros(9, 9, dtype=torch.float64)
     delta[4, 4] = 1
@@ -366,3 +368,33 @@ def test_recipe_kernel_estimate_without_a_size_is_one_line(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "size" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_recipe_whose_kernel_is_rejected_says_so_and_writes_the_delta(tmp_path: Path, capsys, monkeypatch):
+    """The guard as a recipe user meets it: a sharp photo of their own (``observed:``) given as
+    blurry, the estimate replaced by a ghost kernel (two taps 5 px apart): the run succeeds, prints
+    one warning line, writes the delta kernel it restored with, and metrics.json records the guard."""
+    import pnpdiff.api as api
+
+    x = _photo("camera", 48)
+    y = (x + SIGMA_Y * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    photo = tmp_path / "sharp.png"
+    Image.fromarray((y[0, 0].numpy() * 255).round().astype(np.uint8)).save(photo)
+    ghost = torch.zeros(9, 9, dtype=torch.float64)
+    ghost[4, 2] = ghost[4, 7] = 0.5
+    what = {"family": "free", "size": [9, 9], "chosen": "free", "denoiser_calls": 0, "kernel": ghost.tolist()}
+    monkeypatch.setattr(api, "estimate_blur", lambda *a, **k: (Blur(ghost), dict(what)))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"observed: {photo}\noperator: {{name: Blur, kernel: estimate, size: 9}}\n"
+                      "noise: {sigma_y: 0.01}\nseed: 0\noutput: out\n")
+    assert main([str(recipe), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "did not deblur" in ln]
+    assert len(lines) == 1 and lines[0].startswith("pnpdiff: warning: ")
+    k = np.load(tmp_path / "out" / "kernel.npy")
+    delta = np.zeros((9, 9))
+    delta[4, 4] = 1
+    np.testing.assert_array_equal(k, delta)
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["kernel"]["chosen"] == "delta" and m["kernel"]["rejected"] == {"chosen": "free"}
+    assert m["kernel"]["guard"]["kept"] is False
