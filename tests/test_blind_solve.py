@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,8 @@ def test_guard_rejects_a_kernel_that_does_not_deblur(monkeypatch):
     delta = torch.zeros(9, 9, dtype=torch.float64)
     delta[4, 4] = 1
     denoised = pnpdiff.solve(y, Blur(delta), sigma_y=SIGMA_Y, seed=0, progress=False)
-    assert _numpy_sparsity(ghosted) > _numpy_sparsity(denoised)  # the premise: ghosts spread the gradients
+    # the premise: ghosts spread the gradients, by more than the guard's margin
+    assert _numpy_sparsity(ghosted) > (1 + api.GUARD_MARGIN) * _numpy_sparsity(denoised)
     torch.testing.assert_close(out, denoised, rtol=0, atol=0)
     torch.testing.assert_close(op.kernel.reshape(9, 9).double(), delta, rtol=0, atol=0)
     kinfo = info["kernel"]
@@ -368,6 +370,33 @@ def test_recipe_kernel_estimate_without_a_size_is_one_line(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "size" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("excess, kept", [(0.0, True), (0.03, True), (0.05, False)])
+def test_guard_rejects_only_beyond_its_margin(monkeypatch, small_blurred, excess, kept):
+    """The rule's threshold, with the sparsity of the two images set: the restoration's is
+    ``(1 + excess)`` times the denoised y's. Kept up to GUARD_MARGIN (0.04), rejected beyond."""
+    import pnpdiff.api as api
+    import pnpdiff.blind as blind
+
+    _, y = small_blurred
+    assert api.GUARD_MARGIN == pytest.approx(0.04)
+    calls = []
+
+    def fake(img: torch.Tensor) -> float:  # first the restoration, then the delta solve
+        calls.append(img)
+        return 1.0 + excess if len(calls) == 1 else 1.0
+
+    monkeypatch.setattr(blind, "normalised_sparsity", fake)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, op, info = pnpdiff.solve(y, BlindBlur(9, family="gaussian"), sigma_y=SIGMA_Y, seed=0,
+                                      return_operator=True, return_info=True, progress=False)
+    assert len(calls) == 2 and info["kernel"]["guard"]["kept"] is kept
+    assert (info["kernel"].get("chosen") == "delta") is (not kept)
+    assert any("did not deblur" in str(w.message) for w in caught) is (not kept)
+    torch.testing.assert_close(out, calls[0] if kept else calls[1], rtol=0, atol=0)
+    assert (float(op.kernel.reshape(-1).max()) == 1.0) is (not kept)
 
 
 def test_recipe_whose_kernel_is_rejected_says_so_and_writes_the_delta(tmp_path: Path, capsys, monkeypatch):
