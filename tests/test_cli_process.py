@@ -157,8 +157,10 @@ def test_a_bar_stopped_in_its_constructor_is_cleared_before_the_last_line(tmp_pa
 
 def test_sigterm_before_a_batch_run_has_images_keeps_its_folder_resumable(tmp_path: Path) -> None:
     """SIGTERM once the run's folder exists but no image is finished: 143 and one line, then the
-    same command completes the run."""
-    _batch(tmp_path, steps=40)
+    same command completes the run. 2000 steps (a few seconds an image): with 40, two 16 px images
+    could both finish between the folder's appearing and the signal on a loaded CI machine (the run
+    then ended with 0; seen once under xdist)."""
+    _batch(tmp_path, steps=2000)
     p = subprocess.Popen([sys.executable, "-m", "pnpdiff", "batch.yaml", "--no-progress"], cwd=tmp_path, env=ENV,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (tmp_path / "out" / "metrics.json").is_file() and p.poll() is None:
